@@ -1,0 +1,282 @@
+"""Telex REST client: login, organisations and the Centrifugo tokens, with errors mapped once.
+
+JSON becomes typed data here and nowhere else. Every call has a timeout; redirects are not
+followed, so a token can never be carried to another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from app.errors import (
+    ApiError,
+    InvalidCredentials,
+    MalformedResponse,
+    NetworkError,
+    NotificationTokenInvalid,
+    ServerError,
+    SessionExpired,
+)
+from app.models import Organisation, Session, User
+
+logger = logging.getLogger(__name__)
+
+NOTIFICATION_TOKEN_HEADER = "X-Notification-Token"  # noqa: S105 (a header name)
+
+
+def _message_of(body: Any, status: int) -> str:
+    """The server's human text: ``message`` first; ``error`` may be a string, object or {}."""
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str) and message.strip():
+            return message.strip()
+        error = body.get("error")
+        if isinstance(error, str) and error.strip():
+            return error.strip()
+        if isinstance(error, dict):
+            texts = [v for v in error.values() if isinstance(v, str) and v.strip()]
+            if texts:
+                return "; ".join(texts)
+    return f"HTTP {status}"
+
+
+def _field_errors(body: Any) -> str:
+    """Validation details (``error`` as a field -> message map), joined for the user."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return "; ".join(v for v in error.values() if isinstance(v, str))
+    return ""
+
+
+def _require(mapping: Any, key: str, what: str) -> Any:
+    if not isinstance(mapping, dict) or key not in mapping:
+        raise MalformedResponse(f"The Telex server's {what} reply has no {key!r}.")
+    return mapping[key]
+
+
+def _require_text(mapping: Any, key: str, what: str) -> str:
+    value = _require(mapping, key, what)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise MalformedResponse(f"The Telex server's {what} reply has an invalid {key!r}.")
+    return value
+
+
+def _parse_expiry(value: Any) -> datetime | None:
+    """``access_token_expires_in`` is Unix seconds as a string; tolerate numbers and garbage."""
+    try:
+        return datetime.fromtimestamp(int(value), tz=UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def parse_session(data: Any, email: str) -> Session:
+    user = _require(data, "user", "sign-in")
+    user_id = _require_text(user, "id", "sign-in")
+    names = [user.get(k) for k in ("fullname", "username")]
+    first_last = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
+    display = next((n for n in [*names, first_last] if isinstance(n, str) and n.strip()), email)
+    notification_token = data.get("notification_token") if isinstance(data, dict) else None
+    if not isinstance(notification_token, str) or not notification_token:
+        raise MalformedResponse(
+            "The Telex server signed you in but sent no notification token; "
+            "this server version does not support Telex Start."
+        )
+    return Session(
+        user=User(id=user_id, email=str(user.get("email") or email), display_name=display.strip()),
+        access_token=_require_text(data, "access_token", "sign-in"),
+        notification_token=notification_token,
+        access_token_expires_at=_parse_expiry(data.get("access_token_expires_in")),
+    )
+
+
+def parse_organisations(data: Any) -> list[Organisation]:
+    """Keep organisations that have an id and a name; skip broken entries like the reference."""
+    if not isinstance(data, list):
+        raise MalformedResponse("The Telex server's organisation list is not a list.")
+    orgs: dict[str, Organisation] = {}
+    for entry in data:
+        if not isinstance(entry, dict):
+            continue
+        org_id, name = entry.get("id"), entry.get("name")
+        if isinstance(org_id, str) and org_id and isinstance(name, str):
+            orgs.setdefault(org_id, Organisation(id=org_id, name=name.strip() or org_id))
+        else:
+            logger.warning("Skipping an organisation entry without id or name")
+    return list(orgs.values())
+
+
+class TelexApi:
+    """The Telex REST endpoints Telex Start needs; one instance per ``aiohttp.ClientSession``."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        timeout: float,
+        max_in_flight: int = 8,
+    ) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    async def login(self, email: str, password: str) -> Session:
+        status, body = await self._call(
+            "POST", "/auth/login", json_body={"email": email, "password": password}
+        )
+        if status == 400:
+            details = _field_errors(body)
+            message = _message_of(body, status)
+            raise InvalidCredentials(f"{message}: {details}" if details else message)
+        self._raise_for_status(status, body)
+        session = parse_session(_require(body, "data", "sign-in"), email)
+        logger.info("Signed in as user %s", session.user.id)
+        return session
+
+    async def organisations(self, session: Session) -> list[Organisation]:
+        """``/users/organisations``, falling back to ``/organisations`` on newer deployments."""
+        headers = self._bearer(session)
+        status, body = await self._call("GET", "/users/organisations", headers=headers)
+        if status in (400, 404) and not _looks_like_user_missing(body):
+            logger.info("GET /users/organisations answered %s; trying /organisations", status)
+            status, body = await self._call("GET", "/organisations", headers=headers)
+        if status == 404 and _looks_like_user_missing(body):
+            return []
+        self._raise_for_status(status, body)
+        return parse_organisations(_require(body, "data", "organisation list"))
+
+    async def connection_token(self, session: Session) -> str:
+        status, body = await self._call(
+            "GET", "/centrifugo/connection", headers=self._notification(session)
+        )
+        self._raise_for_token_status(status, body)
+        return _require_text(
+            _require(body, "data", "connection token"), "token", "connection token"
+        )
+
+    async def subscription_token(self, session: Session, channel: str) -> str:
+        status, body = await self._call(
+            "POST",
+            "/centrifugo/subscription",
+            headers=self._notification(session),
+            json_body={"channel": channel},
+        )
+        self._raise_for_token_status(status, body)
+        return _require_text(
+            _require(body, "data", "subscription token"), "token", "subscription token"
+        )
+
+    async def subscription_tokens(
+        self, session: Session, channels: Iterable[str]
+    ) -> dict[str, str]:
+        """All channels at once; the semaphore bounds how many requests are in flight."""
+        channels = list(channels)
+        tokens = await asyncio.gather(*(self.subscription_token(session, c) for c in channels))
+        return dict(zip(channels, tokens, strict=True))
+
+    async def logout(self, session: Session) -> None:
+        status, body = await self._call("POST", "/auth/logout", headers=self._bearer(session))
+        if status != 401:  # already logged out is fine
+            self._raise_for_status(status, body)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _bearer(session: Session) -> dict[str, str]:
+        return {"Authorization": f"Bearer {session.access_token}"}
+
+    @staticmethod
+    def _notification(session: Session) -> dict[str, str]:
+        return {NOTIFICATION_TOKEN_HEADER: session.notification_token}
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> tuple[int, Any]:
+        """One request; returns (status, parsed JSON or None) or raises NetworkError."""
+        url = self._base + path
+        async with self._in_flight:
+            try:
+                async with self._http.request(
+                    method,
+                    url,
+                    headers=headers,
+                    json=json_body,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as response:
+                    raw = await response.read()
+                    status = response.status
+            except TimeoutError as exc:
+                raise NetworkError(
+                    f"The Telex server did not answer {method} {path} in time."
+                ) from exc
+            except aiohttp.ClientError as exc:
+                raise NetworkError(f"Cannot reach the Telex server: {_describe(exc)}.") from exc
+        if 300 <= status < 400:
+            raise ApiError(
+                f"The Telex server redirected {path}; redirects are not followed.", status=status
+            )
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            if status >= 500:
+                raise ServerError(
+                    f"The Telex server failed (HTTP {status}).", status=status
+                ) from None
+            if status == 404:
+                return status, None
+            raise MalformedResponse(
+                f"The Telex server answered {path} with something that is not JSON (HTTP {status})."
+            ) from None
+        logger.debug("%s %s -> %s", method, path, status)
+        return status, body
+
+    @staticmethod
+    def _raise_for_status(status: int, body: Any) -> None:
+        if 200 <= status < 300:
+            if not isinstance(body, dict):
+                raise MalformedResponse("The Telex server's reply is not a JSON object.")
+            return
+        message = _message_of(body, status)
+        if status == 401:
+            raise SessionExpired(f"Your Telex session has ended ({message}). Please sign in again.")
+        if status >= 500:
+            raise ServerError(f"The Telex server failed: {message} (HTTP {status}).", status=status)
+        raise ApiError(
+            f"The Telex server refused the request: {message} (HTTP {status}).", status=status
+        )
+
+    def _raise_for_token_status(self, status: int, body: Any) -> None:
+        """The token endpoints say "invalid token" when the login session is no longer live."""
+        if status in (400, 401, 403) and _message_of(body, status).lower() == "invalid token":
+            raise NotificationTokenInvalid(
+                "Your Telex session is no longer valid for notifications. Please sign in again."
+            )
+        self._raise_for_status(status, body)
+
+
+def _looks_like_user_missing(body: Any) -> bool:
+    return isinstance(body, dict) and _message_of(body, 404).lower() == "user not found"
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the server's certificate is not trusted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"{exc.host}:{exc.port} refused or unreachable ({exc.os_error.strerror or exc})"
+    return str(exc) or type(exc).__name__

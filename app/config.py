@@ -1,0 +1,201 @@
+"""Settings: defaults < config file < ``TELEX_*`` environment < command-line flags, validated once.
+
+Secrets never live here: the config file holds endpoints and preferences only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+
+from app.constants import APP_AUTHOR, APP_SLUG, ENVIRONMENTS
+from app.errors import ConfigError
+
+ENV_PREFIX = "TELEX_"
+CONFIG_FILE_NAME = "config.json"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "production"
+    api_url: str = ENVIRONMENTS["production"][0]
+    ws_url: str = ENVIRONMENTS["production"][1]
+    ca_file: Path | None = None
+    notifier: str = "auto"
+    main_app: Path | None = None
+    log_level: str = "INFO"
+    request_timeout: float = 15.0
+    connect_timeout: float = 10.0
+    max_requests_in_flight: int = 8
+    ping_grace: float = 10.0
+    reconnect_min_delay: float = 0.5
+    reconnect_max_delay: float = 20.0
+    config_dir: Path = Path(platformdirs.user_config_dir(APP_SLUG, APP_AUTHOR))
+    log_dir: Path = Path(platformdirs.user_log_dir(APP_SLUG, APP_AUTHOR))
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_NUMBER_FIELDS = {
+    "request_timeout",
+    "connect_timeout",
+    "ping_grace",
+    "reconnect_min_delay",
+    "reconnect_max_delay",
+}
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_secure_url(name: str, url: str, secure: str, plain: str) -> str:
+    """Allow only TLS schemes, except plaintext towards this machine (local stack, tests)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigError(f"{name} {url!r} is not a valid URL.")
+    if parts.scheme == secure:
+        return url
+    if parts.scheme == plain:
+        if is_loopback_host(parts.hostname):
+            return url
+        raise ConfigError(
+            f"{name} {url!r} uses unencrypted {plain}://; only {secure}:// is allowed "
+            "(plain connections are accepted for this machine only, e.g. 127.0.0.1)."
+        )
+    raise ConfigError(f"{name} {url!r} must start with {secure}://.")
+
+
+def websocket_url_for(api_url: str) -> str:
+    """The push endpoint that belongs to an API base URL (same host, same environment)."""
+    parts = urlsplit(api_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, "/centrifugo/connection/websocket", "", ""))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"The config file {path} is not valid JSON: {exc.msg} (line {exc.lineno})."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"The config file {path} must hold a JSON object.")
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ConfigError(f'"settings" in the config file {path} must be a JSON object.')
+    unknown = sorted(set(settings) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) in {path}: {', '.join(unknown)}.")
+    return settings
+
+
+def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        name: environ[ENV_PREFIX + name.upper()]
+        for name in _FIELDS
+        if ENV_PREFIX + name.upper() in environ
+    }
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    if name in _NUMBER_FIELDS or name == "max_requests_in_flight":
+        try:
+            number = float(value) if name in _NUMBER_FIELDS else int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {name} must be a number, got {value!r}.") from None
+        if number <= 0:
+            raise ConfigError(f"{source}: {name} must be greater than zero, got {value!r}.")
+        return number
+    if name in ("ca_file", "main_app", "config_dir", "log_dir"):
+        if value in (None, ""):
+            return None
+        if not isinstance(value, str | os.PathLike):
+            raise ConfigError(f"{source}: {name} must be a path, got {value!r}.")
+        return Path(value).expanduser()
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {name} must be text, got {value!r}.")
+    return value
+
+
+def load_settings(
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    config_dir: Path | None = None,
+) -> Settings:
+    """Merge every source (later wins), then validate the result as a whole."""
+    environ = os.environ if environ is None else environ
+    env_values = settings_from_env(environ)
+    cli_values = {k: v for k, v in cli.items() if v is not None}
+    config_dir = Path(
+        cli_values.get("config_dir") or env_values.get("config_dir") or Settings.config_dir
+    )
+    layers = (
+        (
+            f"config file {config_dir / CONFIG_FILE_NAME}",
+            read_config_file(config_dir / CONFIG_FILE_NAME),
+        ),
+        ("environment", env_values),
+        ("command line", cli_values),
+    )
+    merged: dict[str, Any] = {}
+    explicit_urls: set[str] = set()
+    for source, values in layers:
+        for name, raw in values.items():
+            merged[name] = _coerce(
+                name, raw, source if source != "environment" else f"{ENV_PREFIX}{name.upper()}"
+            )
+            if name in ("api_url", "ws_url"):
+                explicit_urls.add(name)
+    merged["config_dir"] = config_dir
+    return _validate(merged, explicit_urls)
+
+
+def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
+    env = values.get("env", Settings.env)
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"Unknown environment {env!r}; choose one of {', '.join(ENVIRONMENTS)}.")
+    api_default, ws_default = ENVIRONMENTS[env]
+    api_url = values.get("api_url", api_default).rstrip("/")
+    if "ws_url" in explicit_urls:
+        ws_url = values["ws_url"]
+    elif "api_url" in explicit_urls:
+        ws_url = websocket_url_for(api_url)
+    else:
+        ws_url = ws_default
+    values["api_url"] = check_secure_url("API URL", api_url, "https", "http")
+    values["ws_url"] = check_secure_url("WebSocket URL", ws_url, "wss", "ws")
+    level = str(values.get("log_level", Settings.log_level)).upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"Unknown log level {level!r}; choose one of {', '.join(LOG_LEVELS)}.")
+    values["log_level"] = level
+    ca_file = values.get("ca_file")
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"The CA file {ca_file} does not exist.")
+    if values.get("reconnect_min_delay", 0.5) > values.get("reconnect_max_delay", 20.0):
+        raise ConfigError("reconnect_min_delay must not exceed reconnect_max_delay.")
+    values = {k: v for k, v in values.items() if v is not None or k in ("ca_file", "main_app")}
+    return Settings(**values)

@@ -1,0 +1,32 @@
+"""Names, default endpoints and resource paths; no third-party imports so every layer can use it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Final
+
+APP_NAME: Final = "Telex Start"
+APP_SLUG: Final = "telex-start"
+APP_AUTHOR: Final = "Telex"
+APP_ID: Final = "im.telex.start"  # bundle id / AppUserModelID
+CLIENT_NAME: Final = "telex-start"  # sent to Centrifugo in connect
+
+ENVIRONMENTS: Final = {
+    "production": (
+        "https://api.telex.im/api/v1",
+        "wss://api.telex.im/centrifugo/connection/websocket",
+    ),
+    "staging": (
+        "https://api.staging.telex.im/api/v1",
+        "wss://api.staging.telex.im/centrifugo/connection/websocket",
+    ),
+}
+
+FROZEN: Final = bool(getattr(sys, "frozen", False))
+
+
+def resource_path(*parts: str) -> Path:
+    """Locate bundled files both from source and inside a PyInstaller build."""
+    base = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parent.parent))
+    return base.joinpath(*parts)

@@ -1,0 +1,205 @@
+"""Composition root: command line, settings, logging, and the headless or desktop run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+from app import __version__
+from app.config import Settings, load_settings
+from app.constants import APP_NAME, APP_SLUG, ENVIRONMENTS, FROZEN
+from app.errors import AuthError, ConfigError, InvalidCredentials, TelexError
+from app.events import UiEvent
+from app.logging_setup import setup_logging
+from app.notify import create_notifier
+from app.service import TelexService
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_SIGN_IN_FAILED = 3
+EXIT_REAUTH_FAILED = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=APP_SLUG,
+        description=f"{APP_NAME}: desktop notifications for unread Telex conversations.",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against a local Telex stack with a demo account (no account needed)",
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="no tray and no windows; needs --email and --password-stdin (not with --demo)",
+    )
+    parser.add_argument("--email", help="account email for --headless")
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input",
+    )
+    parser.add_argument("--env", choices=sorted(ENVIRONMENTS), help="Telex environment")
+    parser.add_argument("--api-url", help="Telex API base URL (https://…/api/v1)")
+    parser.add_argument("--ws-url", help="Centrifugo WebSocket URL (wss://…)")
+    parser.add_argument("--ca-file", help="PEM file with extra certificate authorities to trust")
+    parser.add_argument("--notifier", help="notification backend: auto (default), desktop, log")
+    parser.add_argument("--main-app", help="path of the Telex main app executable")
+    parser.add_argument(
+        "--test-notification",
+        action="store_true",
+        help="send one sample notification and exit (0 if the OS took it)",
+    )
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--version", action="version", version=f"{APP_SLUG} {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(
+            {
+                "env": args.env,
+                "api_url": args.api_url,
+                "ws_url": args.ws_url,
+                "ca_file": args.ca_file,
+                "notifier": args.notifier,
+                "main_app": args.main_app,
+                "log_level": args.log_level,
+            }
+        )
+        _check_usage(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
+        return EXIT_USAGE
+    setup_logging(settings.log_level, settings.log_dir, to_stderr=not FROZEN or sys.stderr.isatty())
+    logger.info("%s %s starting", APP_NAME, __version__)
+    try:
+        if args.test_notification:
+            return asyncio.run(_test_notification(settings))
+        if args.headless:
+            password = None if args.demo else _read_password()
+            return asyncio.run(_headless(settings, args.email, password, demo=args.demo))
+    except ConfigError as exc:
+        sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
+        return EXIT_USAGE
+    sys.stderr.write(
+        f"{APP_SLUG}: the tray app is not available in this build yet; "
+        "run with --headless (and --demo to try it without an account).\n"
+    )
+    return EXIT_USAGE
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    if args.headless and not args.demo and not (args.email and args.password_stdin):
+        raise ConfigError(
+            "--headless needs --email EMAIL and --password-stdin "
+            "(passwords are never accepted on the command line)."
+        )
+    if args.demo and (args.email or args.password_stdin):
+        raise ConfigError("--demo signs in with the demo account; drop --email/--password-stdin.")
+    if args.password_stdin and not args.headless:
+        raise ConfigError("--password-stdin only works with --headless.")
+
+
+def _read_password() -> str:
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        raise ConfigError("--password-stdin: the first line of standard input is empty.")
+    return password
+
+
+def _print_event(event: UiEvent) -> None:
+    logger.debug("Event: %s", type(event).__name__)
+
+
+async def _test_notification(settings: Settings) -> int:
+    notifier = await create_notifier(settings.notifier)
+    async with TelexService(settings, notifier, _print_event) as service:
+        delivered = await service.send_test_notification()
+    sys.stdout.write(
+        f"Test notification {'delivered' if delivered else 'NOT delivered'} "
+        f"through the {notifier.name} backend.\n"
+    )
+    return EXIT_OK if delivered else 1
+
+
+@contextlib.asynccontextmanager
+async def _demo_stack(settings: Settings) -> AsyncIterator[tuple[Settings, str, str]]:
+    """Start the local Telex stack in-process and point the settings at it."""
+    try:
+        from app.devstack.stack import LocalStack
+    except ImportError as exc:  # frozen builds leave the dev stack out
+        raise ConfigError("Demo mode is not part of this build; run it from source.") from exc
+    async with LocalStack(demo_events_every=15.0) as stack:
+        demo = dataclasses.replace(settings, api_url=stack.api_url, ws_url=stack.ws_url)
+        logger.info("Demo stack running: API %s, push %s", stack.api_url, stack.ws_url)
+        yield demo, stack.account.email, stack.account.password
+
+
+async def _headless(
+    settings: Settings, email: str | None, password: str | None, *, demo: bool
+) -> int:
+    async with contextlib.AsyncExitStack() as stack:
+        if demo:
+            settings, email, password = await stack.enter_async_context(_demo_stack(settings))
+        assert email is not None
+        assert password is not None
+        notifier = await create_notifier(settings.notifier)
+        service = await stack.enter_async_context(TelexService(settings, notifier, _print_event))
+        return await _serve_headless(service, email, password)
+    return EXIT_OK  # pragma: no cover  (the context manager returns above)
+
+
+async def _serve_headless(service: TelexService, email: str, password: str) -> int:
+    """Sign in, then run until a signal; each time the session dies, one new sign-in is tried."""
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    try:
+        await service.sign_in(email, password)
+    except TelexError as exc:
+        logger.error("Sign-in failed: %s", exc)
+        sys.stderr.write(f"{APP_SLUG}: sign-in failed: {exc}\n")
+        return EXIT_SIGN_IN_FAILED
+    while True:
+        ended = asyncio.ensure_future(service.wait_ended())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if stopped.done():
+            ended.cancel()
+            logger.info("Stopping on request")
+            return EXIT_OK
+        stopped.cancel()
+        reason = ended.result()
+        if reason is None:
+            return EXIT_OK
+        if not isinstance(reason, AuthError):
+            sys.stderr.write(f"{APP_SLUG}: {reason}\n")
+            return 1
+        logger.info("Session ended (%s); signing in again", reason)
+        try:
+            await service.sign_in(email, password)
+        except TelexError as exc:
+            kind = "was refused" if isinstance(exc, InvalidCredentials) else "failed"
+            sys.stderr.write(f"{APP_SLUG}: signing in again {kind}: {exc}\n")
+            return EXIT_REAUTH_FAILED
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt
+            loop.add_signal_handler(sig, stop.set)

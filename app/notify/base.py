@@ -1,0 +1,20 @@
+"""The one interface every notification backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from app.models import Notice
+
+ClickHandler = Callable[[Notice], None]
+
+
+class Notifier(Protocol):
+    """Shows notices natively. ``send`` never raises: it reports whether the OS took the notice."""
+
+    name: str
+
+    async def send(self, notice: Notice) -> bool: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,250 @@
+"""Orchestration on the loop thread: sign in, fetch organisations and tokens, stay connected,
+turn pushes into notices. The only place where errors become UI events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from types import TracebackType
+
+import aiohttp
+
+from app import __version__
+from app.api import TelexApi
+from app.config import Settings
+from app.constants import CLIENT_NAME
+from app.errors import AuthError, RealtimeError, TelexError
+from app.events import (
+    LoginRequired,
+    NotificationClicked,
+    Notified,
+    ShowError,
+    SignedIn,
+    StateChanged,
+    UiEvent,
+)
+from app.models import Notice, Organisation, Session
+from app.net import http_session, ssl_context
+from app.notify.base import Notifier
+from app.policy import NotificationPolicy
+from app.realtime.client import (
+    ChannelPublication,
+    ConnectionState,
+    RealtimeClient,
+    RealtimeOptions,
+    StateChange,
+)
+
+logger = logging.getLogger(__name__)
+
+Emit = Callable[[UiEvent], None]
+
+
+class _SessionTokens:
+    """Fresh Centrifugo tokens for one signed-in session (the realtime client's TokenSource)."""
+
+    def __init__(self, api: TelexApi, session: Session) -> None:
+        self._api = api
+        self._session = session
+
+    async def connection_token(self) -> str:
+        return await self._api.connection_token(self._session)
+
+    async def subscription_tokens(self, channels: Sequence[str]) -> dict[str, str]:
+        return await self._api.subscription_tokens(self._session, channels)
+
+
+class TelexService:
+    """Owns the HTTP session, the signed-in session and the realtime client; loop thread only."""
+
+    def __init__(self, settings: Settings, notifier: Notifier, emit: Emit) -> None:
+        self._settings = settings
+        self._notifier = notifier
+        self._emit = emit
+        self._ssl = ssl_context(settings)
+        self._http: aiohttp.ClientSession | None = None
+        self._api: TelexApi | None = None
+        self._session: Session | None = None
+        self._realtime: RealtimeClient | None = None
+        self._realtime_task: asyncio.Task[None] | None = None
+        self._notices: asyncio.Queue[Notice] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+        self._ended: asyncio.Future[TelexError | None] | None = None
+
+    async def __aenter__(self) -> TelexService:
+        self._http = http_session(self._settings, self._ssl)
+        self._api = TelexApi(
+            self._http,
+            self._settings.api_url,
+            timeout=self._settings.request_timeout,
+            max_in_flight=self._settings.max_requests_in_flight,
+        )
+        self._sender = asyncio.create_task(self._send_notices(), name="notifier")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stop_realtime()
+        self._session = None
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        await self._notifier.close()
+        if self._http is not None:
+            await self._http.close()
+
+    @property
+    def signed_in(self) -> bool:
+        return self._session is not None
+
+    async def sign_in(self, email: str, password: str) -> Session:
+        """Login → organisations → connect. Raises ``TelexError`` with a message for the user."""
+        assert self._api is not None, "use TelexService as an async context manager"
+        await self._stop_realtime()
+        self._state("signing in", f"signing in as {email}")
+        try:
+            session = await self._api.login(email, password)
+            organisations = await self._api.organisations(session)
+        except TelexError as exc:
+            self._state("signed out", str(exc))
+            raise
+        if not organisations:
+            self._state("signed out", "no organisations")
+            raise TelexError(
+                "Your Telex account is not a member of any organisation, so there is nothing "
+                "to notify you about.",
+                title="Nothing to follow",
+            )
+        self._session = session
+        self._emit(SignedIn(session.user.email, session.user.display_name, tuple(organisations)))
+        self._start_realtime(session, organisations)
+        return session
+
+    async def sign_out(self) -> None:
+        """Forget every token; tell the server the session is over when we still can."""
+        session, self._session = self._session, None
+        await self._stop_realtime()
+        if session is not None and self._api is not None:
+            try:
+                await self._api.logout(session)
+            except TelexError as exc:
+                logger.info("Server-side logout failed: %s", exc)
+        self._state("signed out", "signed out")
+
+    async def wait_ended(self) -> TelexError | None:
+        """Until the realtime session ends: None when stopped on purpose, else the reason."""
+        if self._ended is None:
+            return None
+        return await asyncio.shield(self._ended)
+
+    async def send_test_notification(self) -> bool:
+        notice = Notice(key="test", title="Telex Start", body="Notifications are working.")
+        delivered = await self._notifier.send(notice)
+        self._emit(Notified(notice, delivered))
+        return delivered
+
+    def notification_clicked(self, notice: Notice) -> None:
+        self._emit(NotificationClicked(notice))
+
+    # -- realtime ------------------------------------------------------------------------------
+
+    def _start_realtime(self, session: Session, organisations: list[Organisation]) -> None:
+        assert self._api is not None
+        assert self._http is not None
+        policy = NotificationPolicy({o.id: o for o in organisations})
+        channels = [org.channel_for(session.user.id) for org in organisations]
+        settings = self._settings
+
+        def on_publication(pub: ChannelPublication) -> None:
+            notice = policy.decide(pub.data, org_id=pub.channel.split("/", 1)[0])
+            if notice is not None:
+                self._notices.put_nowait(notice)
+
+        self._realtime = RealtimeClient(
+            self._http,
+            settings.ws_url,
+            channels,
+            _SessionTokens(self._api, session),
+            on_publication=on_publication,
+            on_state=self._realtime_state,
+            on_position_lost=self._position_lost,
+            options=RealtimeOptions(
+                client_name=CLIENT_NAME,
+                client_version=__version__,
+                connect_timeout=settings.connect_timeout,
+                command_timeout=settings.request_timeout,
+                ping_grace=settings.ping_grace,
+                reconnect_min_delay=settings.reconnect_min_delay,
+                reconnect_max_delay=settings.reconnect_max_delay,
+            ),
+            ssl_context=self._ssl,
+        )
+        self._ended = asyncio.get_running_loop().create_future()
+        self._realtime_task = asyncio.create_task(
+            self._run_realtime(self._realtime), name="realtime"
+        )
+
+    async def _run_realtime(self, client: RealtimeClient) -> None:
+        ended: TelexError | None = None
+        try:
+            await client.run()
+        except AuthError as exc:
+            ended = exc
+            email = self._session.user.email if self._session else None
+            self._session = None
+            self._state("signed out", str(exc))
+            self._emit(LoginRequired(str(exc), email))
+        except RealtimeError as exc:
+            ended = exc
+            self._state("paused by error", str(exc))
+            self._emit(ShowError(exc.title, str(exc)))
+        finally:
+            if self._ended is not None and not self._ended.done():
+                self._ended.set_result(ended)
+
+    async def _stop_realtime(self) -> None:
+        client, task = self._realtime, self._realtime_task
+        self._realtime = self._realtime_task = None
+        if client is not None:
+            await client.stop()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _realtime_state(self, change: StateChange) -> None:
+        if change.state is ConnectionState.STOPPED:
+            return
+        self._state(change.state.value, change.reason, change.retry_in)
+
+    def _position_lost(self, channel: str) -> None:
+        self._notices.put_nowait(
+            Notice(
+                key=f"gap/{channel}",
+                title="Telex Start",
+                body="The connection was interrupted; some notifications may have been missed.",
+                org_id=channel.split("/", 1)[0],
+            )
+        )
+
+    async def _send_notices(self) -> None:
+        """One sender, so a slow notification service never holds up the WebSocket reader."""
+        while True:
+            notice = await self._notices.get()
+            delivered = await self._notifier.send(notice)
+            logger.info("Notification %s: %s", "shown" if delivered else "NOT shown", notice.title)
+            self._emit(Notified(notice, delivered))
+
+    def _state(self, state: str, detail: str, retry_in: float | None = None) -> None:
+        if retry_in is not None:
+            logger.info("State: %s (%s; next attempt in %.1f s)", state, detail, retry_in)
+        else:
+            logger.info("State: %s (%s)", state, detail)
+        self._emit(StateChanged(state, detail, retry_in))

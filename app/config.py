@@ -144,7 +144,6 @@ def _coerce(name: str, value: Any, source: str) -> Any:
 def load_settings(
     cli: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
-    config_dir: Path | None = None,
 ) -> Settings:
     """Merge every source (later wins), then validate the result as a whole."""
     environ = os.environ if environ is None else environ

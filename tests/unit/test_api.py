@@ -1,0 +1,238 @@
+"""REST error mapping: each server behaviour becomes one typed error with a readable message."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from app.api import TelexApi
+from app.errors import (
+    ApiError,
+    InvalidCredentials,
+    MalformedResponse,
+    NetworkError,
+    NotificationTokenInvalid,
+    ServerError,
+    SessionExpired,
+)
+from app.models import Session, User
+
+SESSION = Session(User("u1", "a@b.c", "A"), access_token="acc", notification_token="nt")
+Handler = Callable[[web.Request], Any]
+
+
+def _json(status: int, body: Any) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def _ok(data: Any) -> web.Response:
+    return _json(200, {"status": "success", "status_code": 200, "message": "ok", "data": data})
+
+
+def _err(status: int, message: str, error: Any = "") -> web.Response:
+    return _json(
+        status, {"status": "error", "status_code": status, "message": message, "error": error}
+    )
+
+
+def _as_async(handler: Handler) -> Callable[[web.Request], Any]:
+    async def wrapped(request: web.Request) -> Any:
+        result = handler(request)
+        if inspect.isawaitable(result):
+            result = await result
+        if isinstance(result, web.HTTPException):
+            raise result
+        return result
+
+    return wrapped
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[..., Any]]:
+    servers: list[TestServer] = []
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def start(routes: dict[tuple[str, str], Handler], timeout: float = 2.0) -> TelexApi:
+        app = web.Application()
+        for (method, path), handler in routes.items():
+            app.router.add_route(method, "/api/v1" + path, _as_async(handler))
+        server = TestServer(app)
+        await server.start_server()
+        servers.append(server)
+        http = aiohttp.ClientSession()
+        sessions.append(http)
+        return TelexApi(http, str(server.make_url("/api/v1")), timeout=timeout, max_in_flight=4)
+
+    yield start
+    for http in sessions:
+        await http.close()
+    for server in servers:
+        await server.close()
+
+
+LOGIN_DATA = {
+    "access_token": "ACCESS-SECRET",
+    "notification_token": "n" * 32,
+    "access_token_expires_in": "1748982383",
+    "user": {"id": "u-1", "email": "a@b.c", "first_name": "Ada", "last_name": "L", "fullname": ""},
+}
+
+
+async def test_login_success_parses_session(serve):
+    api = await serve({("POST", "/auth/login"): lambda r: _ok(LOGIN_DATA)})
+    session = await api.login("a@b.c", "pw")
+    assert session.user.id == "u-1"
+    assert session.user.display_name == "Ada L"
+    assert session.notification_token == "n" * 32
+    assert session.access_token_expires_at is not None
+    assert session.access_token == "ACCESS-SECRET"
+    assert "ACCESS-SECRET" not in repr(session)
+    assert "n" * 32 not in repr(session)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ("", "invalid email and password supplied"),
+        ({}, "invalid email and password supplied"),
+        ({"LoginRequestModel.Email": "Email is a required field"}, "Email is a required field"),
+    ],
+)
+async def test_login_400_is_invalid_credentials_whatever_the_error_field(serve, error, expected):
+    api = await serve(
+        {("POST", "/auth/login"): lambda r: _err(400, "invalid email and password supplied", error)}
+    )
+    with pytest.raises(InvalidCredentials, match=expected):
+        await api.login("a@b.c", "wrong")
+
+
+async def test_login_without_notification_token_is_explained(serve):
+    data = {k: v for k, v in LOGIN_DATA.items() if k != "notification_token"}
+    api = await serve({("POST", "/auth/login"): lambda r: _ok(data)})
+    with pytest.raises(MalformedResponse, match="notification token"):
+        await api.login("a@b.c", "pw")
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["<html>bad gateway</html>", "", "{", "[1]"],
+)
+async def test_broken_bodies_never_crash(serve, body):
+    api = await serve({("POST", "/auth/login"): lambda r: web.Response(status=200, text=body)})
+    with pytest.raises(MalformedResponse):
+        await api.login("a@b.c", "pw")
+
+
+async def test_5xx_html_is_server_error(serve):
+    api = await serve(
+        {("POST", "/auth/login"): lambda r: web.Response(status=502, text="<html>502</html>")}
+    )
+    with pytest.raises(ServerError, match="502"):
+        await api.login("a@b.c", "pw")
+
+
+async def test_401_on_bearer_route_is_session_expired(serve):
+    api = await serve(
+        {
+            ("GET", "/users/organisations"): lambda r: _err(
+                401, "Session is invalid!", "Unauthorized"
+            )
+        }
+    )
+    with pytest.raises(SessionExpired, match="Session is invalid"):
+        await api.organisations(SESSION)
+
+
+async def test_organisations_fall_back_to_newer_path(serve):
+    seen: list[str] = []
+
+    def missing(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(status=404, text="404 page not found")
+
+    def orgs(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        assert request.headers["Authorization"] == "Bearer acc"
+        return _ok(
+            [{"id": "o1", "name": "Acme"}, {"id": "o2"}, "junk", {"id": "o1", "name": "Dup"}]
+        )
+
+    api = await serve({("GET", "/users/organisations"): missing, ("GET", "/organisations"): orgs})
+    result = await api.organisations(SESSION)
+    assert [(o.id, o.name) for o in result] == [("o1", "Acme")]
+    assert seen == ["/api/v1/users/organisations", "/api/v1/organisations"]
+
+
+async def test_user_without_organisations_gets_empty_list(serve):
+    api = await serve({("GET", "/users/organisations"): lambda r: _err(404, "user not found")})
+    assert await api.organisations(SESSION) == []
+
+
+async def test_token_endpoints_send_notification_token_and_map_invalid_token(serve):
+    def conn(request: web.Request) -> web.Response:
+        assert request.headers["X-Notification-Token"] == "nt"
+        assert "Authorization" not in request.headers
+        return _ok({"token": "conn-jwt"})
+
+    api = await serve(
+        {
+            ("GET", "/centrifugo/connection"): conn,
+            ("POST", "/centrifugo/subscription"): lambda r: _err(400, "invalid token", {}),
+        }
+    )
+    assert await api.connection_token(SESSION) == "conn-jwt"
+    with pytest.raises(NotificationTokenInvalid):
+        await api.subscription_token(SESSION, "o1/u1")
+
+
+async def test_subscription_tokens_concurrent_and_per_channel(serve):
+    async def sub(request: web.Request) -> web.Response:
+        channel = (await request.json())["channel"]
+        return _ok({"token": f"tok-{channel}"})
+
+    api = await serve({("POST", "/centrifugo/subscription"): sub})
+    tokens = await api.subscription_tokens(SESSION, [f"o{i}/u1" for i in range(20)])
+    assert tokens == {f"o{i}/u1": f"tok-o{i}/u1" for i in range(20)}
+
+
+async def test_channel_rejection_is_api_error_with_server_message(serve):
+    api = await serve(
+        {("POST", "/centrifugo/subscription"): lambda r: _err(400, "invalid channel subscription")}
+    )
+    with pytest.raises(ApiError, match="invalid channel subscription"):
+        await api.subscription_token(SESSION, "o1/u2")
+
+
+async def test_redirects_are_not_followed(serve):
+    api = await serve(
+        {("POST", "/auth/login"): lambda r: web.HTTPFound("http://example.invalid/steal")}
+    )
+    with pytest.raises(ApiError, match="redirect"):
+        await api.login("a@b.c", "pw")
+
+
+async def test_unreachable_server_is_network_error():
+    async with aiohttp.ClientSession() as http:
+        api = TelexApi(http, "http://127.0.0.1:9/api/v1", timeout=2)
+        with pytest.raises(NetworkError, match="Cannot reach"):
+            await api.login("a@b.c", "pw")
+        assert isinstance(NetworkError("x"), OSError)
+
+
+async def test_slow_server_times_out(serve):
+    import asyncio
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return _ok(LOGIN_DATA)
+
+    api = await serve({("POST", "/auth/login"): slow}, timeout=0.2)
+    with pytest.raises(NetworkError, match="in time"):
+        await api.login("a@b.c", "pw")

@@ -1,0 +1,79 @@
+"""Settings: precedence of the sources, transport rules, and readable errors for bad values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.config import load_settings
+from app.errors import ConfigError
+
+
+def load(tmp_path, cli=None, env=None, file=None):
+    if file is not None:
+        (tmp_path / "config.json").write_text(file if isinstance(file, str) else json.dumps(file))
+    return load_settings({**(cli or {}), "config_dir": str(tmp_path)}, env or {})
+
+
+def test_defaults_are_production(tmp_path):
+    settings = load(tmp_path)
+    assert settings.api_url == "https://api.telex.im/api/v1"
+    assert settings.ws_url == "wss://api.telex.im/centrifugo/connection/websocket"
+
+
+def test_staging_switches_both_urls(tmp_path):
+    settings = load(tmp_path, cli={"env": "staging"})
+    assert settings.api_url.startswith("https://api.staging.telex.im/")
+    assert settings.ws_url.startswith("wss://api.staging.telex.im/")
+
+
+def test_precedence_file_env_cli(tmp_path):
+    file = {"settings": {"request_timeout": 3, "log_level": "debug", "notifier": "log"}}
+    env = {"TELEX_REQUEST_TIMEOUT": "4", "TELEX_LOG_LEVEL": "warning"}
+    settings = load(tmp_path, cli={"log_level": "ERROR"}, env=env, file=file)
+    assert settings.request_timeout == 4.0
+    assert settings.log_level == "ERROR"
+    assert settings.notifier == "log"
+
+
+def test_api_url_alone_derives_matching_websocket(tmp_path):
+    settings = load(tmp_path, cli={"api_url": "https://telex.example.com/api/v1/"})
+    assert settings.api_url == "https://telex.example.com/api/v1"
+    assert settings.ws_url == "wss://telex.example.com/centrifugo/connection/websocket"
+
+
+@pytest.mark.parametrize(
+    ("cli", "message"),
+    [
+        ({"api_url": "http://api.telex.im/api/v1"}, "unencrypted http://"),
+        ({"ws_url": "ws://10.0.0.5/connection/websocket"}, "unencrypted ws://"),
+        ({"api_url": "ftp://x/api"}, "must start with https://"),
+        ({"env": "moon"}, "Unknown environment"),
+        ({"log_level": "loud"}, "Unknown log level"),
+        ({"ca_file": "/does/not/exist.pem"}, "does not exist"),
+    ],
+)
+def test_bad_values_are_refused_with_reason(tmp_path, cli, message):
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, cli=cli)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.5.6.7"])
+def test_plaintext_allowed_for_loopback_only(tmp_path, host):
+    settings = load(tmp_path, cli={"api_url": f"http://{host}:8080/api/v1"})
+    assert settings.ws_url == f"ws://{host}:8080/centrifugo/connection/websocket"
+
+
+def test_bad_env_number_names_the_variable(tmp_path):
+    with pytest.raises(ConfigError, match="TELEX_REQUEST_TIMEOUT"):
+        load(tmp_path, env={"TELEX_REQUEST_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("file", "message"),
+    [("{oops", "not valid JSON"), ("[]", "JSON object"), ({"settings": {"colour": 1}}, "colour")],
+)
+def test_broken_config_file_is_explained(tmp_path, file, message):
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, file=file)

@@ -75,6 +75,9 @@ class TokenSource(Protocol):
     async def subscription_tokens(self, channels: Sequence[str]) -> dict[str, str]: ...
 
 
+_ReplyHook = Callable[[proto.Reply], None]
+
+
 class _ConnectionEnded(Exception):
     """The socket is gone; ``code`` is the server's close code when it sent one."""
 
@@ -130,7 +133,7 @@ class RealtimeClient:
         self._state = ConnectionState.DISCONNECTED
         self._connection_token: str | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._pending: dict[int, asyncio.Future[proto.Reply]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[proto.Reply], _ReplyHook | None]] = {}
         self._next_id = 0
         self._pong = False
         self._read_timeout: float | None = None
@@ -251,15 +254,14 @@ class RealtimeClient:
 
     async def _handshake(self, token: str) -> None:
         subs = {c.name: c.recovery_request() for c in self._channels.values()}
-        reply = await self._call(
-            proto.connect_command(
-                self._command_id(),
-                token,
-                subs,
-                self._options.client_name,
-                self._options.client_version,
-            )
+        command = proto.connect_command(
+            self._command_id(),
+            token,
+            subs,
+            self._options.client_name,
+            self._options.client_version,
         )
+        (reply,) = await self._call_many([command], on_reply=self._accept_connect)
         if reply.error is not None:
             if reply.error.code == proto.ErrorCode.TOKEN_EXPIRED:
                 self._connection_token = None
@@ -269,6 +271,19 @@ class RealtimeClient:
                     f"{reply.error.message} ({reply.error.code})."
                 )
             raise _ConnectionEnded(f"connect refused: {reply.error.message} ({reply.error.code})")
+        pending = [c for c in self._channels.values() if not c.subscribed]
+        if pending:
+            await self._subscribe(pending)
+        subscribed = sum(c.subscribed for c in self._channels.values())
+        self._set_state(
+            ConnectionState.CONNECTED,
+            f"connected, {subscribed} of {len(self._channels)} channel(s) live",
+        )
+
+    def _accept_connect(self, reply: proto.Reply) -> None:
+        """Runs in the reader, before it reads on: pushes after this reply see the new state."""
+        if reply.error is not None:
+            return
         result = proto.parse_connect_result(reply.result["connect"])
         self._pong = result.pong
         self._read_timeout = result.ping + self._options.ping_grace if result.ping else None
@@ -278,30 +293,29 @@ class RealtimeClient:
                 continue  # a server-side channel we never asked for: nothing to notify
             channel.server_side = True
             self._apply_subscribe_result(channel, sub)
-        pending = [c for c in self._channels.values() if not c.subscribed]
-        if pending:
-            await self._subscribe(pending)
         if result.expires:
             self._schedule(result.ttl, self._refresh_connection)
-        subscribed = sum(c.subscribed for c in self._channels.values())
-        self._set_state(
-            ConnectionState.CONNECTED,
-            f"connected, {subscribed} of {len(self._channels)} channel(s) live",
-        )
 
     async def _subscribe(self, channels: Sequence[_Channel], *, retried: bool = False) -> None:
         commands = {self._command_id(): c for c in channels}
+
+        def accept(reply: proto.Reply) -> None:
+            if reply.error is None:
+                channel = commands[reply.id]
+                channel.server_side = False
+                self._apply_subscribe_result(
+                    channel, proto.parse_subscribe_result(reply.result["subscribe"])
+                )
+
         replies = await self._call_many(
-            [proto.subscribe_command(i, c.name, c.recovery_request()) for i, c in commands.items()]
+            [proto.subscribe_command(i, c.name, c.recovery_request()) for i, c in commands.items()],
+            on_reply=accept,
         )
         expired: list[_Channel] = []
         for reply in replies:
             channel = commands[reply.id]
             if reply.error is None:
-                channel.server_side = False
-                self._apply_subscribe_result(
-                    channel, proto.parse_subscribe_result(reply.result["subscribe"])
-                )
+                continue
             elif reply.error.code == proto.ErrorCode.TOKEN_EXPIRED and not retried:
                 channel.token = None
                 expired.append(channel)
@@ -353,7 +367,17 @@ class RealtimeClient:
     # -- reading ------------------------------------------------------------------------------
 
     async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """The only reader of the socket; ends by raising ``_ConnectionEnded``."""
+        """The only reader of the socket; ends by raising ``_ConnectionEnded``, which commands
+        still waiting for a reply receive too."""
+        try:
+            await self._read_frames(ws)
+        except _ConnectionEnded as ended:
+            for future, _ in self._pending.values():
+                if not future.done():
+                    future.set_exception(ended)
+            raise
+
+    async def _read_frames(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
             try:
                 async with asyncio.timeout(self._read_timeout):
@@ -381,9 +405,7 @@ class RealtimeClient:
             if self._pong:
                 self._send_soon([proto.PONG])
         elif isinstance(message, proto.Reply):
-            future = self._pending.pop(message.id, None)
-            if future is not None and not future.done():
-                future.set_result(message)
+            self._resolve(message)
         elif isinstance(message, proto.PublicationPush):
             channel = self._channels.get(message.channel)
             if channel is not None:
@@ -397,6 +419,18 @@ class RealtimeClient:
                 self._apply_subscribe_result(channel, message.result)
         elif isinstance(message, proto.DisconnectPush):
             self._spawn(self._close_for(message.code, message.reason))
+
+    def _resolve(self, reply: proto.Reply) -> None:
+        future, hook = self._pending.pop(reply.id, (None, None))
+        if future is None or future.done():
+            return
+        try:
+            if hook is not None:
+                hook(reply)
+        except proto.ProtocolError as exc:
+            future.set_exception(_ConnectionEnded(f"malformed reply: {exc}"))
+        else:
+            future.set_result(reply)
 
     def _handle_unsubscribe(self, push: proto.UnsubscribePush) -> None:
         channel = self._channels.get(push.channel)
@@ -517,7 +551,10 @@ class RealtimeClient:
     async def _call(self, command: dict[str, Any]) -> proto.Reply:
         return (await self._call_many([command]))[0]
 
-    async def _call_many(self, commands: Sequence[dict[str, Any]]) -> list[proto.Reply]:
+    async def _call_many(
+        self, commands: Sequence[dict[str, Any]], on_reply: _ReplyHook | None = None
+    ) -> list[proto.Reply]:
+        """Send commands in one frame; ``on_reply`` runs in the reader as each reply arrives."""
         ws = self._ws
         if ws is None or ws.closed:
             raise _ConnectionEnded("the connection is closed")
@@ -525,7 +562,7 @@ class RealtimeClient:
         futures = []
         for command in commands:
             future: asyncio.Future[proto.Reply] = loop.create_future()
-            self._pending[command["id"]] = future
+            self._pending[command["id"]] = (future, on_reply)
             futures.append(future)
         try:
             await ws.send_str(proto.encode_frame(commands))
@@ -580,7 +617,7 @@ class RealtimeClient:
             with contextlib.suppress(BaseException):
                 await task
         self._tasks.clear()
-        for future in self._pending.values():
+        for future, _ in self._pending.values():
             future.cancel()
         self._pending.clear()
         for channel in self._channels.values():

@@ -1,0 +1,1152 @@
+"""A local simulator of the Telex REST API, faithful to the Go/gin backend.
+
+Real Telex servers are out of reach for tests and ``--demo``, so this reproduces what the app
+depends on: the same paths under ``/api/v1``, the same envelopes, status codes and messages (see
+``reference/telex-api.md``), HS256 access tokens, per-login notification tokens, Centrifugo
+connection/subscription JWTs signed with the shared HMAC secret, and the newer backend's channel
+validation. It also plays "the rest of Telex": :meth:`TelexApiSimulator.post_message` and
+:meth:`TelexApiSimulator.read_channel` publish ``unread_thread_change`` payloads shaped like the
+backend's through a Centrifugo-style HTTP API (real Centrifugo or the in-repo push server).
+
+Knobs for tests: token lifetimes, latency, where the organisation list lives, session revocation,
+one-shot failures per path, a request log without token values, and an "API down" switch. The
+same knobs are reachable over loopback-only admin endpoints under ``/_sim/`` so a test can drive
+a simulator that runs in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import re
+import secrets
+import ssl
+import string
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, get_args
+
+import aiohttp
+import jwt
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX: Final = "/api/v1"
+ADMIN_PREFIX: Final = "/_sim"
+ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
+NOTIFICATION_TOKEN_HEADER: Final = "X-Notification-Token"
+GIN_NOT_FOUND: Final = "404 page not found"
+INTERNAL_ERROR: Final = "internal server error"
+DEFAULT_TOKEN_TTL: Final = 3600
+DEFAULT_ACCESS_TOKEN_TTL: Final = 2 * 24 * 3600  # the sample BE config: 2 days
+
+OrgsPath = Literal["users", "organisations", "both"]
+DownMode = Literal["503", "reset"]
+JSON = dict[str, Any]
+
+_TOKEN_ALPHABET: Final = string.ascii_letters + string.digits
+_HTML_ERRORS: Final = {
+    502: "Bad Gateway",
+    503: "Service Temporarily Unavailable",
+    504: "Gateway Time-out",
+}
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SimulatorError(Exception):
+    """The simulator was asked for something impossible (unknown user, org or channel)."""
+
+
+class PublishError(SimulatorError):
+    """The push server's HTTP API refused or could not be reached."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimOrganisation:
+    """An organisation; ``owner_id`` is the user who created it (first member)."""
+
+    id: str
+    name: str
+    description: str
+    owner_id: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SimChannel:
+    """A channel of an organisation; ids are stable per (organisation, name)."""
+
+    id: str
+    org_id: str
+    name: str
+    description: str
+    topic: str
+    is_private: bool
+    owner_id: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SimDirectMessage:
+    """A DM conversation of a user with ``username`` inside an organisation."""
+
+    id: str
+    org_id: str
+    key: str
+    participant_id: str
+    username: str
+    participant_email: str
+
+
+@dataclass(frozen=True)
+class SimUser:
+    """A Telex account. The password never shows in ``repr`` (and so never in a log)."""
+
+    id: str
+    email: str
+    password: str = field(repr=False)
+    first_name: str
+    last_name: str
+    username: str
+    org_ids: tuple[str, ...]
+    created_at: float
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass
+class _Session:
+    """One login session (the BE ``access_tokens`` row): live until logout or revoke."""
+
+    access_uuid: str
+    user_id: str
+    access_token: str = field(repr=False)
+    notification_token: str = field(repr=False)
+    expires_at: int
+    live: bool = True
+
+
+@dataclass
+class _Unread:
+    thread_count: int = 0
+    mention_count: int = 0
+    last_thread_id: str = ""
+    last_read_at: float | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _go_time(ts: float | None) -> str:
+    """Go's ``time.Time`` JSON form (RFC 3339, UTC); the zero time when unset."""
+    if ts is None:
+        return "0001-01-01T00:00:00Z"
+    return (
+        datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _random_token(length: int = 32) -> str:
+    return "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(length))
+
+
+def _normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def envelope_success(message: str, data: Any, status: int = 200) -> JSON:
+    """The BE success envelope (``utility.BuildSuccessResponse``)."""
+    return {"status": "success", "status_code": status, "message": message, "data": data}
+
+
+def envelope_error(status: int, message: str, error: Any, *, status_text: str = "error") -> JSON:
+    """The BE error envelope; a 500 always says "internal server error", as the BE does."""
+    if status == 500:
+        message = error = INTERNAL_ERROR
+    return {"status": status_text, "status_code": status, "message": message, "error": error}
+
+
+def _json(body: JSON, status: int) -> web.Response:
+    return web.json_response(body, status=status)
+
+
+def _error(status: int, message: str, error: Any = None) -> web.Response:
+    """``error`` defaults to ``{}``: what gin writes when the BE put a Go error object there."""
+    return _json(envelope_error(status, message, {} if error is None else error), status)
+
+
+def _gin_not_found() -> web.Response:
+    return web.Response(status=404, text=GIN_NOT_FOUND, content_type="text/plain")
+
+
+def _html_page(status: int) -> bytes:
+    reason = _HTML_ERRORS.get(status, "Error")
+    return (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    ).encode()
+
+
+async def _read_json_object(request: web.Request, model: str, fields: Sequence[str]) -> JSON | str:
+    """Bind a JSON body like gin's ``ShouldBindJSON``: an object whose fields are strings.
+
+    Returns the object, or the Go-ish reason it could not be parsed (the BE then answers
+    "Failed to parse request body"). JSON ``null`` for a field leaves it empty, as in Go.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        return "EOF"
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"invalid character in request body: {exc}"
+    if not isinstance(body, dict):
+        return f"json: cannot unmarshal {type(body).__name__} into Go value of type models.{model}"
+    for name in fields:
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            return f"json: cannot unmarshal into Go struct field {model}.{name} of type string"
+    return body
+
+
+def _required(model: str, body: JSON, fields: Sequence[str]) -> dict[str, str]:
+    """go-playground/validator's translated ``required`` errors, keyed ``Model.Field``."""
+    errors: dict[str, str] = {}
+    for name in fields:
+        if not body.get(name):
+            go_name = name.title().replace("_", "")
+            errors[f"{model}.{go_name}"] = f"{go_name} is a required field"
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------
+# The simulator
+# ---------------------------------------------------------------------------------------------
+
+
+class TelexApiSimulator:
+    """The Telex REST API on loopback, plus the backend's side of the push flow.
+
+    ``centrifugo_secret`` is the HMAC secret shared with the push server (it signs connection and
+    subscription tokens); ``push_api_url``/``push_api_key`` point at a Centrifugo-style HTTP API
+    (``http://127.0.0.1:PORT/api``) used to publish. Access tokens are signed with a secret of the
+    simulator's own, as the real backend keeps its JWT secret apart from Centrifugo's.
+    """
+
+    def __init__(
+        self,
+        *,
+        centrifugo_secret: str,
+        push_api_url: str | None = None,
+        push_api_key: str | None = None,
+        connection_token_ttl: int = DEFAULT_TOKEN_TTL,
+        subscription_token_ttl: int = DEFAULT_TOKEN_TTL,
+        access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL,
+        latency: float = 0.0,
+        orgs_path: OrgsPath = "users",
+        publish_ssl: ssl.SSLContext | None = None,
+    ) -> None:
+        if orgs_path not in get_args(OrgsPath):
+            raise ValueError(f"orgs_path must be one of {get_args(OrgsPath)}")
+        self._centrifugo_secret = centrifugo_secret
+        self._jwt_secret = secrets.token_urlsafe(32)
+        self._push_api_url = push_api_url
+        self._push_api_key = push_api_key
+        self._publish_ssl = publish_ssl
+        self.connection_token_ttl = connection_token_ttl
+        self.subscription_token_ttl = subscription_token_ttl
+        self.access_token_ttl = access_token_ttl
+        self.latency = latency
+        self.orgs_path: OrgsPath = orgs_path
+
+        self._users: dict[str, SimUser] = {}  # by normalised email
+        self._users_by_id: dict[str, SimUser] = {}
+        self._orgs: dict[str, SimOrganisation] = {}
+        self._channels: dict[tuple[str, str], SimChannel] = {}  # (org id, name)
+        self._dms: dict[tuple[str, str, str], SimDirectMessage] = {}  # (org id, user id, key)
+        self._unread: dict[tuple[str, str], _Unread] = {}  # (user id, channel id)
+        self._messages: dict[str, int] = {}  # org id -> messages posted
+        self._sessions: dict[str, _Session] = {}  # by access uuid
+        self._by_notification: dict[str, _Session] = {}
+        self._failures: dict[str, list[_Failure]] = {}
+        self._requests: list[tuple[str, str]] = []
+        self._down: DownMode | None = None
+
+        self._app = self._build_app()
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._base_url: str | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def app(self) -> web.Application:
+        """The aiohttp application (for ``aiohttp.test_utils.TestServer`` or embedding)."""
+        return self._app
+
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        if self._runner is not None:
+            raise RuntimeError("the simulator is already running")
+        runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
+        bound_port = self._bound_port(runner, port)
+        scheme = "https" if ssl_context is not None else "http"
+        url_host = f"[{host}]" if ":" in host else host
+        self._base_url = f"{scheme}://{url_host}:{bound_port}{API_PREFIX}"
+        logger.info("Telex API simulator listening on %s", self._base_url)
+
+    @staticmethod
+    def _bound_port(runner: web.AppRunner, fallback: int) -> int:
+        for address in runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                return int(address[1])
+        return fallback
+
+    async def stop(self) -> None:
+        """Stop serving and close the publishing client; safe to call twice."""
+        runner, self._runner, self._site = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
+
+    async def __aenter__(self) -> TelexApiSimulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http(s)://host:port/api/v1``; only once started."""
+        if self._base_url is None:
+            raise RuntimeError("the simulator is not running")
+        return self._base_url
+
+    @property
+    def root_url(self) -> str:
+        """``http(s)://host:port`` (where ``/_sim/`` lives)."""
+        return self.base_url.removesuffix(API_PREFIX)
+
+    def set_push_target(self, api_url: str, api_key: str) -> None:
+        """Where :meth:`publish_raw` and friends publish (Centrifugo HTTP API base URL)."""
+        self._push_api_url, self._push_api_key = api_url, api_key
+
+    # -- users, organisations, channels -----------------------------------------------------
+
+    def add_user(
+        self,
+        email: str,
+        password: str,
+        *,
+        first_name: str = "Test",
+        last_name: str = "User",
+        username: str | None = None,
+        orgs: Sequence[str] = (),
+    ) -> SimUser:
+        """Create an account; ``orgs`` are organisation names, created on first use and shared."""
+        key = _normalise_email(email)
+        if key in self._users:
+            raise SimulatorError(f"user {email!r} already exists")
+        user = SimUser(
+            id=str(uuid.uuid4()),
+            email=email.strip(),
+            password=password,
+            first_name=first_name,
+            last_name=last_name,
+            username=username or key.split("@", 1)[0],
+            org_ids=(),
+            created_at=time.time(),
+        )
+        self._store_user(user)
+        for name in orgs:
+            self.join_org(email, name)
+        return self._users[key]
+
+    def _store_user(self, user: SimUser) -> None:
+        self._users[_normalise_email(user.email)] = user
+        self._users_by_id[user.id] = user
+
+    def join_org(self, email: str, org: str) -> SimOrganisation:
+        """Make the user a member of ``org`` (id or name); an unknown name creates it."""
+        user = self.user(email)
+        try:
+            organisation = self.org(org)
+        except SimulatorError:
+            organisation = self.add_org(org, owner_email=email)
+        if organisation.id not in user.org_ids:
+            self._store_user(replace(user, org_ids=(*user.org_ids, organisation.id)))
+        return organisation
+
+    def add_org(
+        self, name: str, *, description: str = "", owner_email: str | None = None
+    ) -> SimOrganisation:
+        owner_id = self.user(owner_email).id if owner_email else ZERO_UUID
+        organisation = SimOrganisation(
+            id=str(uuid.uuid4()),
+            name=name,
+            description=description or f"The {name} workspace",
+            owner_id=owner_id,
+            created_at=time.time(),
+        )
+        self._orgs[organisation.id] = organisation
+        return organisation
+
+    def add_channel(
+        self,
+        org: str,
+        name: str,
+        *,
+        description: str = "",
+        topic: str = "",
+        is_private: bool = False,
+    ) -> SimChannel:
+        """Create (or return) a channel; its id is a UUID derived from the org id and name."""
+        organisation = self.org(org)
+        existing = self._channels.get((organisation.id, name))
+        if existing is not None:
+            return existing
+        channel = SimChannel(
+            id=str(uuid.uuid5(uuid.UUID(organisation.id), f"channel:{name}")),
+            org_id=organisation.id,
+            name=name,
+            description=description,
+            topic=topic,
+            is_private=is_private,
+            owner_id=organisation.owner_id,
+            created_at=time.time(),
+        )
+        self._channels[(organisation.id, name)] = channel
+        return channel
+
+    def user(self, email: str) -> SimUser:
+        try:
+            return self._users[_normalise_email(email)]
+        except KeyError:
+            raise SimulatorError(f"unknown user {email!r}") from None
+
+    def org(self, org: str) -> SimOrganisation:
+        """Look an organisation up by id, then by name."""
+        if org in self._orgs:
+            return self._orgs[org]
+        for organisation in self._orgs.values():
+            if organisation.name == org:
+                return organisation
+        raise SimulatorError(f"unknown organisation {org!r}")
+
+    def orgs_of(self, email: str) -> list[SimOrganisation]:
+        return [self._orgs[org_id] for org_id in self.user(email).org_ids]
+
+    def channels_of(self, org: str) -> list[SimChannel]:
+        org_id = self.org(org).id
+        return [c for (oid, _), c in self._channels.items() if oid == org_id]
+
+    def unread(
+        self, email: str, org: str, channel_name: str, *, dm: bool = False
+    ) -> tuple[int, int]:
+        """(thread_count, mention_count) the user has for a channel or DM conversation."""
+        user, organisation = self.user(email), self.org(org)
+        if dm:
+            conversation = self._dms.get((organisation.id, user.id, channel_name))
+            channel_id = conversation.id if conversation else ""
+        else:
+            channel = self._channels.get((organisation.id, channel_name))
+            channel_id = channel.id if channel else ""
+        state = self._unread.get((user.id, channel_id), _Unread())
+        return state.thread_count, state.mention_count
+
+    # -- fault injection and observation ----------------------------------------------------
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every API request so far; never headers, bodies or tokens."""
+        return list(self._requests)
+
+    def clear_requests(self) -> None:
+        self._requests.clear()
+
+    def revoke_sessions(self, email: str) -> int:
+        """End every live session of the user (admin "revoke"): tokens die with them."""
+        user = self.user(email)
+        revoked = 0
+        for session in self._sessions.values():
+            if session.user_id == user.id and session.live:
+                session.live = False
+                revoked += 1
+        logger.info("Revoked %d session(s) of user %s", revoked, user.id)
+        return revoked
+
+    def live_sessions(self, email: str) -> int:
+        user = self.user(email)
+        return sum(1 for s in self._sessions.values() if s.user_id == user.id and s.live)
+
+    def fail_next(
+        self,
+        path: str,
+        status: int,
+        body: str | bytes | Mapping[str, Any] | Sequence[Any] | None = None,
+        count: int = 1,
+        *,
+        content_type: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests to ``path`` with ``status`` and ``body``.
+
+        ``path`` is relative to ``/api/v1`` (``"/auth/login"``) or absolute. ``body``: ``None``
+        picks what that status looks like in production (the BE envelope, or an nginx HTML page
+        for 502/503/504); a mapping or list is sent as JSON; text or bytes are sent verbatim as
+        ``content_type`` (default: HTML if it starts with ``<``, else JSON, which lets a test
+        send malformed JSON).
+        """
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        payload: bytes
+        if body is None:
+            if status in _HTML_ERRORS:
+                payload, default_type = _html_page(status), "text/html"
+            else:
+                message = INTERNAL_ERROR if status >= 500 else "error"
+                payload = json.dumps(envelope_error(status, message, {})).encode()
+                default_type = "application/json"
+        elif isinstance(body, str | bytes):
+            payload = body.encode() if isinstance(body, str) else body
+            default_type = "text/html" if payload.lstrip().startswith(b"<") else "application/json"
+        else:
+            payload, default_type = json.dumps(body).encode(), "application/json"
+        failure = _Failure(status, payload, content_type or default_type)
+        self._failures.setdefault(self._full_path(path), []).extend([failure] * count)
+
+    def clear_failures(self) -> None:
+        self._failures.clear()
+
+    def set_down(self, down: bool, *, mode: DownMode = "503") -> None:
+        """Make the whole API unavailable: ``"503"`` answers an nginx 503 page, ``"reset"`` drops
+        every connection without an answer. Admin endpoints keep working."""
+        if mode not in get_args(DownMode):
+            raise ValueError(f"mode must be one of {get_args(DownMode)}")
+        self._down = mode if down else None
+        logger.info("Telex API simulator is %s", f"down ({mode})" if down else "up")
+
+    @property
+    def down(self) -> bool:
+        return self._down is not None
+
+    @staticmethod
+    def _full_path(path: str) -> str:
+        path = "/" + path.lstrip("/")
+        return path if path.startswith(API_PREFIX + "/") else API_PREFIX + path
+
+    # -- the backend's publishing side ------------------------------------------------------
+
+    async def post_message(
+        self,
+        email: str,
+        org_id: str,
+        channel_name: str,
+        *,
+        mention: bool = False,
+        dm_from: str | None = None,
+    ) -> JSON:
+        """Someone else posts in a channel of ``org_id`` (or, with ``dm_from``, sends a DM).
+
+        Increments the user's unread counts and publishes the ``unread_thread_change`` payload
+        the BE sends to ``<org_id>/<user_id>``; returns that payload. For a DM, ``channel_name``
+        names the conversation and ``dm_from`` is the sender: a known user's email or a free
+        username. ``org_id`` may also be the organisation's name.
+        """
+        user, organisation = self._member(email, org_id)
+        thread_id = str(uuid.uuid4())
+        if dm_from is not None:
+            conversation = self._dm(organisation, user, channel_name, dm_from)
+            state = self._unread.setdefault((user.id, conversation.id), _Unread())
+            state.thread_count += 1
+            state.last_thread_id = thread_id
+            payload = self._dm_payload(
+                conversation, state, f"New message from {conversation.username}"
+            )
+        else:
+            channel = self.add_channel(organisation.id, channel_name)
+            state = self._unread.setdefault((user.id, channel.id), _Unread())
+            state.thread_count += 1
+            state.mention_count += 1 if mention else 0
+            state.last_thread_id = thread_id
+            payload = self._channel_payload(channel, state)
+        self._messages[organisation.id] = self._messages.get(organisation.id, 0) + 1
+        await self._publish(f"{organisation.id}/{user.id}", payload)
+        return payload
+
+    async def read_channel(
+        self, email: str, org_id: str, channel_name: str, *, dm: bool = False
+    ) -> list[JSON]:
+        """The user read a channel (or DM conversation) in another client.
+
+        Counts drop to 0; publishes the zeroed ``unread_thread_change`` to the reader and then
+        the ``trigger_notification`` sidebar refresh, as the BE does. Returns both payloads.
+        """
+        user, organisation = self._member(email, org_id)
+        if dm:
+            found = self._dms.get((organisation.id, user.id, channel_name))
+            if found is None:
+                raise SimulatorError(f"no DM conversation {channel_name!r}")
+            conversation: SimDirectMessage | SimChannel = found
+        else:
+            conversation = self.add_channel(organisation.id, channel_name)
+        state = self._unread.setdefault((user.id, conversation.id), _Unread())
+        state.thread_count = state.mention_count = 0
+        state.last_read_at = time.time()
+        if isinstance(conversation, SimDirectMessage):
+            update = self._dm_payload(conversation, state, "")
+        else:
+            update = self._channel_payload(conversation, state)
+        trigger = {
+            "notification_type": "trigger_notification",
+            "section": update["section"],
+            "data": {"trigger_action": "refresh", "target_component": "sidebar"},
+            "notification_id": str(uuid.uuid4()),
+        }
+        channel = f"{organisation.id}/{user.id}"
+        await self._publish(channel, update)
+        await self._publish(channel, trigger)
+        return [update, trigger]
+
+    async def publish_raw(self, email: str, org_id: str, data: Any) -> None:
+        """Publish any payload to the user's personal channel (unknown types, broken shapes)."""
+        user, organisation = self._member(email, org_id)
+        await self._publish(f"{organisation.id}/{user.id}", data)
+
+    def _member(self, email: str, org: str) -> tuple[SimUser, SimOrganisation]:
+        user, organisation = self.user(email), self.org(org)
+        if organisation.id not in user.org_ids:
+            raise SimulatorError(f"user {email!r} is not a member of {organisation.name!r}")
+        return user, organisation
+
+    def _dm(
+        self, organisation: SimOrganisation, user: SimUser, key: str, sender: str
+    ) -> SimDirectMessage:
+        existing = self._dms.get((organisation.id, user.id, key))
+        if existing is not None:
+            return existing
+        known = self._users.get(_normalise_email(sender))
+        if known is not None:
+            participant_id, username, email = known.id, known.username, known.email
+        else:
+            participant_id = str(uuid.uuid5(uuid.UUID(organisation.id), f"participant:{sender}"))
+            username, email = sender, ""
+        pair = ":".join(sorted((user.id, participant_id)))
+        conversation = SimDirectMessage(
+            id=str(uuid.uuid5(uuid.UUID(organisation.id), f"dm:{pair}:{key}")),
+            org_id=organisation.id,
+            key=key,
+            participant_id=participant_id,
+            username=username,
+            participant_email=email,
+        )
+        self._dms[(organisation.id, user.id, key)] = conversation
+        return conversation
+
+    def _channel_payload(self, channel: SimChannel, state: _Unread) -> JSON:
+        """BE ``UserChannels.SendChannelUnReadUpdate``: ``GetUserChannelsUnReadResp`` entry."""
+        owner = self._users_by_id.get(channel.owner_id)
+        data: JSON = {
+            "channels_id": channel.id,
+            "name": channel.name,
+            "description": channel.description,
+            "topic": channel.topic,
+            "organisation_id": channel.org_id,
+            "owner_id": channel.owner_id,
+            "owner_name": owner.fullname if owner else "",
+            "is_private": channel.is_private,
+            "created_at": _go_time(channel.created_at),
+            "thread_count": state.thread_count,
+            "access": True,
+            "mention_count": state.mention_count,
+            "last_thread_id": state.last_thread_id,
+        }
+        return {
+            "notification_type": "unread_thread_change",
+            "section": "channels_section",
+            "data": data,
+            "notification_id": str(uuid.uuid4()),
+        }
+
+    def _dm_payload(self, conversation: SimDirectMessage, state: _Unread, preview: str) -> JSON:
+        """BE ``DmChannels.SendChannelUnReadUpdate``: a ``DmChannelsResponse`` (no ``name``)."""
+        data: JSON = {
+            "channel_id": conversation.id,
+            "username": conversation.username,
+            "participant_id": conversation.participant_id,
+            "avatar_url": "",
+            "default_avatar_url": "",
+            "participant_email": conversation.participant_email,
+            "channel_type": "dm",
+            "thread_count": state.thread_count,
+            "last_thread_id": state.last_thread_id,
+            "last_read_at": _go_time(state.last_read_at),
+            "preview_message": preview,
+        }
+        return {
+            "notification_type": "unread_thread_change",
+            "section": "dm_channels_section",
+            "data": data,
+            "notification_id": str(uuid.uuid4()),
+        }
+
+    async def _publish(self, channel: str, data: Any) -> None:
+        """``POST {push_api_url}/publish`` with ``X-API-Key``, like the BE's Centrifugo client."""
+        if self._push_api_url is None or self._push_api_key is None:
+            raise PublishError("no push server configured")
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        url = self._push_api_url.rstrip("/") + "/publish"
+        try:
+            async with self._http.post(
+                url,
+                json={"channel": channel, "data": data},
+                headers={"X-API-Key": self._push_api_key},
+                ssl=self._publish_ssl if self._publish_ssl is not None else True,
+            ) as response:
+                status, text = response.status, await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise PublishError(f"push API unreachable: {exc or type(exc).__name__}") from exc
+        if status != 200:
+            raise PublishError(f"push API answered HTTP {status}")
+        try:
+            reply = json.loads(text) if text.strip() else {}
+        except ValueError:
+            raise PublishError("push API answered something that is not JSON") from None
+        if isinstance(reply, dict) and reply.get("error"):
+            error = reply["error"]
+            raise PublishError(f"push API refused the publication: {error}")
+        logger.debug("Published to %s", channel)
+
+    # -- HTTP application -------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        p = API_PREFIX
+        app.router.add_post(f"{p}/auth/login", self._login)
+        app.router.add_post(f"{p}/auth/logout", self._logout)
+        app.router.add_get(f"{p}/users/organisations", self._orgs_users)
+        app.router.add_get(f"{p}/organisations", self._orgs_new)
+        app.router.add_get(f"{p}/centrifugo/connection", self._conn_by_notification)
+        app.router.add_post(f"{p}/centrifugo/subscription", self._sub_by_notification)
+        app.router.add_get(f"{p}/token/connection", self._conn_by_bearer)
+        app.router.add_post(f"{p}/token/subscription", self._sub_by_bearer)
+        a = ADMIN_PREFIX
+        app.router.add_get(f"{a}/state", self._admin_state)
+        app.router.add_post(f"{a}/post_message", self._admin_post_message)
+        app.router.add_post(f"{a}/read_channel", self._admin_read_channel)
+        app.router.add_post(f"{a}/publish_raw", self._admin_publish_raw)
+        app.router.add_post(f"{a}/revoke", self._admin_revoke)
+        app.router.add_post(f"{a}/fail_next", self._admin_fail_next)
+        app.router.add_post(f"{a}/down", self._admin_down)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        path = request.path
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            return await self._admin_guard(request, handler)
+        self._requests.append((request.method, path))
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        if self._down == "reset":
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError  # nothing is answered on a dead connection
+        if self._down == "503":
+            return web.Response(status=503, body=_html_page(503), content_type="text/html")
+        queue = self._failures.get(path)
+        if queue:
+            failure = queue.pop(0)
+            return web.Response(
+                status=failure.status,
+                body=failure.body,
+                headers={"Content-Type": failure.content_type},
+            )
+        try:
+            return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            return _gin_not_found()  # gin: unknown route or method -> text 404
+        except web.HTTPException:
+            raise
+        except Exception:
+            logger.exception("Simulator handler failed for %s %s", request.method, path)
+            return _error(500, INTERNAL_ERROR)
+
+    # -- auth -------------------------------------------------------------------------------
+
+    async def _login(self, request: web.Request) -> web.Response:
+        body = await _read_json_object(request, "LoginRequestModel", ("email", "password"))
+        if isinstance(body, str):
+            return _error(400, "Failed to parse request body")
+        missing = _required("LoginRequestModel", body, ("email", "password"))
+        if missing:
+            return _error(400, "Validation failed", missing)
+        user = self._users.get(_normalise_email(str(body["email"])))
+        if user is None:
+            return _error(400, "invalid credentials")
+        if not secrets.compare_digest(user.password.encode(), str(body["password"]).encode()):
+            return _error(400, "invalid email and password supplied")
+        session = self._new_session(user)
+        logger.info("User %s signed in", user.id)
+        data = {
+            "access_token": session.access_token,
+            "access_token_expires_in": str(session.expires_at),
+            "notification_token": session.notification_token,
+            "user": self._user_json(user, session.expires_at),
+        }
+        return _json(envelope_success("user login successfully", data), 200)
+
+    def _new_session(self, user: SimUser) -> _Session:
+        access_uuid = str(uuid.uuid4())
+        expires_at = int(time.time()) + int(self.access_token_ttl)
+        claims = {
+            "user_id": user.id,
+            "access_uuid": access_uuid,
+            "role_id": ZERO_UUID,
+            "org_id": user.org_ids[0] if user.org_ids else ZERO_UUID,
+            "exp": expires_at,
+            "authorised": True,
+        }
+        token = jwt.encode(claims, self._jwt_secret, algorithm="HS256")
+        notification_token = _random_token()
+        while notification_token in self._by_notification:
+            notification_token = _random_token()
+        session = _Session(access_uuid, user.id, token, notification_token, expires_at)
+        self._sessions[access_uuid] = session
+        self._by_notification[notification_token] = session
+        return session
+
+    def _user_json(self, user: SimUser, expires_at: int) -> JSON:
+        current = self._orgs[user.org_ids[0]] if user.org_ids else None
+        created = str(int(user.created_at))
+        return {
+            "id": user.id,
+            "user_id": user.id,
+            "email": user.email,
+            "username": user.username,
+            "is_verified": True,
+            "is_onboarded": True,
+            "profile_updated": True,
+            "is_active": True,
+            "current_org": current.id if current else ZERO_UUID,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "fullname": user.fullname,
+            "phone": "",
+            "avatar_url": "",
+            "default_avatar_url": "",
+            "expires_in": str(expires_at),
+            "created_at": created,
+            "updated_at": created,
+            "current_organisation_slug": _slug(current.name) if current else "",
+            "organisation": self._org_json(current) if current else {},
+            "online": True,
+        }
+
+    def _authorize(self, request: web.Request) -> _Session | web.Response:
+        """BE ``middleware.Authorize``: two space-separated parts, the second a live JWT."""
+        parts = request.headers.get("Authorization", "").split(" ")
+        token = parts[1] if len(parts) == 2 else ""
+        if not token:
+            return _error(401, "Token could not be found!", "Unauthorized")
+        try:
+            claims = jwt.decode(token, self._jwt_secret, algorithms=["HS256"])
+        except jwt.PyJWTError:
+            return _error(401, "Token is invalid!", "Unauthorized")
+        user_id, access_uuid = claims.get("user_id"), claims.get("access_uuid")
+        well_formed = all(isinstance(claims.get(k), str) for k in ("user_id", "org_id"))
+        session = self._sessions.get(access_uuid) if isinstance(access_uuid, str) else None
+        if not well_formed or session is None:
+            return _error(401, "Token is invalid!", "Unauthorized")
+        if session.access_token != token or session.user_id != user_id or not session.live:
+            return _error(401, "Session is invalid!", "Unauthorized")
+        return session
+
+    def _by_notification_token(self, request: web.Request) -> _Session | web.Response:
+        """BE ``GetConnTokenUnAuth``: the header names a session that must still be live."""
+        token = request.headers.get(NOTIFICATION_TOKEN_HEADER, "")
+        if not token:
+            return _error(400, "invalid token")
+        session = self._by_notification.get(token)
+        if session is None or not session.live:
+            return _error(400, "invalid token")
+        return session
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        session.live = False
+        logger.info("User %s signed out", session.user_id)
+        return _json(envelope_success("user logout successfully", {}), 200)
+
+    # -- organisations ----------------------------------------------------------------------
+
+    async def _orgs_users(self, request: web.Request) -> web.Response:
+        if self.orgs_path == "organisations":
+            return _gin_not_found()
+        return self._organisations(request)
+
+    async def _orgs_new(self, request: web.Request) -> web.Response:
+        if self.orgs_path == "users":
+            return _gin_not_found()
+        return self._organisations(request)
+
+    def _organisations(self, request: web.Request) -> web.Response:
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        if not user.org_ids:
+            return _error(404, "user not found")
+        data = [self._org_json(self._orgs[org_id]) for org_id in user.org_ids]
+        return _json(envelope_success("User organisations retrieved successfully", data), 200)
+
+    def _org_json(self, organisation: SimOrganisation) -> JSON:
+        owner = self._users_by_id.get(organisation.owner_id)
+        created = _go_time(organisation.created_at)
+        return {
+            "id": organisation.id,
+            "name": organisation.name,
+            "description": organisation.description,
+            "email": owner.email if owner else "",
+            "type": "",
+            "location": "",
+            "country": "",
+            "owner_id": organisation.owner_id,
+            "logo_url": "",
+            "channels_count": len(self.channels_of(organisation.id)),
+            "total_messages_count": self._messages.get(organisation.id, 0),
+            "org_roles": [],
+            "channels": [],
+            "created_at": created,
+            "updated_at": created,
+        }
+
+    # -- Centrifugo tokens ------------------------------------------------------------------
+
+    def _connection_token(self, user_id: str) -> str:
+        claims = {"sub": user_id, "exp": int(time.time()) + int(self.connection_token_ttl)}
+        return jwt.encode(claims, self._centrifugo_secret, algorithm="HS256")
+
+    def _subscription_token(self, user_id: str, channel: str) -> str:
+        claims = {
+            "sub": user_id,
+            "channel": channel,
+            "exp": int(time.time()) + int(self.subscription_token_ttl),
+        }
+        return jwt.encode(claims, self._centrifugo_secret, algorithm="HS256")
+
+    def _channel_problem(self, user_id: str, channel: str) -> str | None:
+        """The newer BE's rule: ``<org uuid>/<own user id>`` of a member org, or a bare UUID."""
+        if "/" in channel:
+            parts = channel.split("/")
+            if len(parts) != 2:
+                return "invalid channel subscription"
+            org_id, owner = parts
+            if not _is_uuid(org_id):
+                return "invalid channel id format"
+            user = self._users_by_id.get(user_id)
+            if user is None or owner != user_id or org_id not in user.org_ids:
+                return "invalid channel subscription"
+            return None
+        if not _is_uuid(channel):
+            return "invalid channel id supplied"
+        return None
+
+    async def _read_channel_request(self, request: web.Request) -> str | web.Response:
+        body = await _read_json_object(request, "ChannelSubTokenReq", ("channel",))
+        if isinstance(body, str):
+            return _error(400, "Failed to parse request body")
+        missing = _required("ChannelSubTokenReq", body, ("channel",))
+        if missing:
+            return _error(422, "Validation failed", missing)
+        return str(body["channel"])
+
+    async def _conn_by_notification(self, request: web.Request) -> web.Response:
+        session = self._by_notification_token(request)
+        if isinstance(session, web.Response):
+            return session
+        data = {"token": self._connection_token(session.user_id)}
+        return _json(envelope_success("connection token generated successfully", data), 200)
+
+    async def _sub_by_notification(self, request: web.Request) -> web.Response:
+        session = self._by_notification_token(request)
+        if isinstance(session, web.Response):
+            return session
+        channel = await self._read_channel_request(request)
+        if isinstance(channel, web.Response):
+            return channel
+        problem = self._channel_problem(session.user_id, channel)
+        if problem is not None:
+            return _error(400, problem)
+        data = {"token": self._subscription_token(session.user_id, channel)}
+        return _json(envelope_success("token generated successfully", data), 200)
+
+    async def _conn_by_bearer(self, request: web.Request) -> web.Response:
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        data = {"token": self._connection_token(session.user_id)}
+        return _json(envelope_success("token generated successfully", data), 200)
+
+    async def _sub_by_bearer(self, request: web.Request) -> web.Response:
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        channel = await self._read_channel_request(request)
+        if isinstance(channel, web.Response):
+            return channel
+        problem = self._channel_problem(session.user_id, channel)
+        if problem is not None:
+            # The BE's Bearer controller puts "an error occured: ..." in ``status`` (sic).
+            body = envelope_error(400, problem, {}, status_text=f"an error occured: {problem}")
+            return _json(body, 400)
+        data = {"token": self._subscription_token(session.user_id, channel)}
+        return _json(envelope_success("token generated successfully", data), 200)
+
+    # -- admin (loopback only) --------------------------------------------------------------
+
+    async def _admin_guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        remote = request.remote or ""
+        try:
+            loopback = ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            return web.json_response({"error": "forbidden"}, status=403)
+        try:
+            return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
+            return web.json_response({"error": "unknown admin endpoint"}, status=404)
+        except PublishError as exc:
+            return web.json_response({"error": str(exc)}, status=502)
+        except (SimulatorError, KeyError, TypeError, ValueError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    @staticmethod
+    async def _admin_body(request: web.Request) -> JSON:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise SimulatorError("the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise SimulatorError("the body must be a JSON object")
+        return body
+
+    async def _admin_state(self, request: web.Request) -> web.Response:
+        """Users with their organisations and channels (never passwords or tokens)."""
+        users = [
+            {
+                "id": user.id,
+                "email": user.email,
+                "username": user.username,
+                "orgs": [
+                    {
+                        "id": org_id,
+                        "name": self._orgs[org_id].name,
+                        "channels": [c.name for c in self.channels_of(org_id)],
+                    }
+                    for org_id in user.org_ids
+                ],
+                "live_sessions": self.live_sessions(user.email),
+            }
+            for user in self._users.values()
+        ]
+        return web.json_response(
+            {"users": users, "down": self.down, "requests": len(self._requests)}
+        )
+
+    async def _admin_post_message(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        payload = await self.post_message(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body["channel"]),
+            mention=bool(body.get("mention", False)),
+            dm_from=str(body["dm_from"]) if body.get("dm_from") else None,
+        )
+        return web.json_response(payload)
+
+    async def _admin_read_channel(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        published = await self.read_channel(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body["channel"]),
+            dm=bool(body.get("dm", False)),
+        )
+        return web.json_response({"published": published})
+
+    async def _admin_publish_raw(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        await self.publish_raw(str(body["email"]), str(body["org_id"]), body["data"])
+        return web.json_response({})
+
+    async def _admin_revoke(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        return web.json_response({"revoked": self.revoke_sessions(str(body["email"]))})
+
+    async def _admin_fail_next(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        self.fail_next(
+            str(body["path"]),
+            int(body["status"]),
+            body.get("body"),
+            int(body.get("count", 1)),
+            content_type=body.get("content_type"),
+        )
+        return web.json_response({})
+
+    async def _admin_down(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        self.set_down(bool(body["down"]), mode=body.get("mode", "503"))
+        return web.json_response({"down": self.down})

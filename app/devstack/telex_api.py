@@ -350,6 +350,7 @@ class TelexApiSimulator:
     async def stop(self) -> None:
         """Stop serving and close the publishing client; safe to call twice."""
         runner, self._runner, self._site = self._runner, None, None
+        self._base_url = None
         if runner is not None:
             await runner.cleanup()
         http, self._http = self._http, None

@@ -1,0 +1,292 @@
+"""The whole pipeline, headless, as a user runs it: ``python -m app --headless`` in a subprocess,
+the Telex API simulator, a push server (the real Centrifugo in both configurations, and the
+in-repo one), and real notifications on dunst over D-Bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.devstack.stack import LocalStack
+from tests.e2e.conftest import PUSH_SERVERS, local_stack
+from tests.support.desktop import NotificationView, dunst_close_all, dunst_history
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class AppProcess:
+    """The app as a subprocess; its log lines (stderr) are collected as they come."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._new_line = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip())
+            self._new_line.set()
+
+    async def wait_line(self, text: str, timeout: float = 15.0, *, since: int = 0) -> str:
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in self.lines[since:]:
+                    if text in line:
+                        return line
+                if self.proc.returncode is not None and self._reader.done():
+                    raise AssertionError(
+                        f"app exited ({self.proc.returncode}) before {text!r}:\n"
+                        + "\n".join(self.lines[-30:])
+                    )
+                self._new_line.clear()
+                await self._new_line.wait()
+
+    async def stop(self) -> int:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        try:
+            async with asyncio.timeout(10):
+                code = await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            code = await self.proc.wait()
+        await self._reader
+        return code
+
+
+def app_env(home: Path) -> dict[str, str]:
+    """A private home: config, logs and caches of the run land in the test's temp dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEX_")}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_STATE_HOME=str(home / ".local/state"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+Launch = Callable[..., Awaitable[AppProcess]]
+
+
+@pytest.fixture
+async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
+    apps: list[AppProcess] = []
+
+    async def start(*args: str, stdin: str | None = None) -> AppProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "app",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+            env=app_env(tmp_path / "home"),
+        )
+        assert proc.stdin is not None
+        if stdin is not None:
+            proc.stdin.write(stdin.encode())
+        proc.stdin.close()
+        app = AppProcess(proc)
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        await app.stop()
+
+
+@dataclass
+class Stack:
+    local: LocalStack
+    org_id: str
+
+
+@pytest.fixture(params=PUSH_SERVERS)
+async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stack]:
+    kind, connect_subs = request.param
+    async with local_stack(kind, connect_subs, tmp_path) as local:
+        org = local.simulator.orgs_of(local.account.email)[0]
+        yield Stack(local, org.id)
+
+
+def app_args(stack: Stack, *extra: str) -> list[str]:
+    return [
+        "--headless",
+        "--email",
+        stack.local.account.email,
+        "--password-stdin",
+        "--api-url",
+        stack.local.api_url,
+        "--ws-url",
+        stack.local.ws_url,
+        *extra,
+    ]
+
+
+@pytest.mark.desktop
+async def test_unread_change_becomes_one_native_notification(
+    stack: Stack, launch: Launch, notifications: NotificationView
+):
+    sim, email = stack.local.simulator, stack.local.account.email
+    app = await launch(
+        *app_args(stack, "--notifier", "desktop", "--log-level", "DEBUG"),
+        stdin=stack.local.account.password + "\n",
+    )
+    await app.wait_line("State: connected")
+    await app.wait_line("2 of 2 channel(s) live")
+
+    await sim.post_message(email, stack.org_id, "general")
+    first = await asyncio.to_thread(notifications.wait_for, lambda n: "general" in n.summary, 5)
+    assert first.body == "1 unread thread"
+
+    published = time.monotonic()
+    await sim.post_message(email, stack.org_id, "general")
+    second = await asyncio.to_thread(
+        notifications.wait_for, lambda n: n.body == "2 unread threads", 5
+    )
+    assert "general" in second.summary
+    assert second.app_name == "Telex Start"
+    assert second.at - published < 1.0, f"notification took {second.at - published:.2f}s"
+
+    # the user reads the channel elsewhere: counts drop to 0, nothing pops
+    mark = len(notifications.all())
+    await sim.read_channel(email, stack.org_id, "general")
+    # other types, and a malformed push, are ignored quietly; the app keeps running
+    await sim.publish_raw(
+        email,
+        stack.org_id,
+        {"notification_type": "user_presence_changed", "data": {"online": True}},
+    )
+    await sim.publish_raw(
+        email, stack.org_id, {"notification_type": "unread_thread_change", "data": "garbage"}
+    )
+    await sim.publish_raw(email, stack.org_id, ["not", "an", "object"])
+    await sim.post_message(email, stack.org_id, "random")  # a marker that must arrive
+    marker = await asyncio.to_thread(notifications.wait_for, lambda n: "random" in n.summary, 5)
+    later = [n for n in notifications.all()[mark:] if n is not marker]
+    assert later == [], [(n.summary, n.body) for n in later]
+
+    # dunst really has them: close them and read its history back
+    await asyncio.to_thread(dunst_close_all)
+    summaries = [n["summary"] for n in await asyncio.to_thread(dunst_history)]
+    assert sum("general" in s for s in summaries) >= 1
+    assert any("random" in s for s in summaries)
+    assert await app.stop() == 0
+
+
+async def test_wrong_password_exits_3_with_server_message(launch: Launch):
+    async with LocalStack() as local:
+        app = await launch(
+            "--headless",
+            "--email",
+            local.account.email,
+            "--password-stdin",
+            "--api-url",
+            local.api_url,
+            "--notifier",
+            "log",
+            stdin="wrong\n",
+        )
+        assert await app.proc.wait() == 3
+        await app.stop()
+    assert any("invalid email and password supplied" in line for line in app.lines), app.lines
+
+
+async def test_unreachable_api_exits_3_with_reason(launch: Launch, unused_tcp_port: int):
+    app = await launch(
+        "--headless",
+        "--email",
+        "a@b.c",
+        "--password-stdin",
+        "--api-url",
+        f"http://127.0.0.1:{unused_tcp_port}/api/v1",
+        "--notifier",
+        "log",
+        stdin="pw\n",
+    )
+    assert await app.proc.wait() == 3
+    await app.stop()
+    assert any("Cannot reach the Telex server" in line for line in app.lines), app.lines
+
+
+async def test_malformed_api_reply_exits_3_with_reason(launch: Launch):
+    async with LocalStack() as local:
+        local.simulator.fail_next(
+            "/auth/login", 200, body="{not json", content_type="application/json"
+        )
+        app = await launch(
+            "--headless",
+            "--email",
+            local.account.email,
+            "--password-stdin",
+            "--api-url",
+            local.api_url,
+            "--notifier",
+            "log",
+            stdin=local.account.password + "\n",
+        )
+        assert await app.proc.wait() == 3
+        await app.stop()
+    assert any("not JSON" in line for line in app.lines), app.lines
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--api-url", "http://api.telex.im/api/v1", "--headless", "--demo"], "unencrypted http"),
+        (["--ws-url", "ws://example.com/ws", "--headless", "--demo"], "unencrypted ws"),
+        (["--headless", "--email", "a@b.c"], "--password-stdin"),
+        (["--demo", "--headless", "--email", "a@b.c"], "demo account"),
+        (["--notifier", "carrier-pigeon", "--test-notification"], "Unknown notifier"),
+    ],
+)
+async def test_bad_usage_exits_2_with_reason(launch: Launch, args: list[str], message: str):
+    app = await launch(*args)
+    assert await app.proc.wait() == 2
+    await app.stop()
+    assert any(message in line for line in app.lines), app.lines
+
+
+async def test_no_token_or_password_reaches_the_log(launch: Launch, tmp_path: Path):
+    async with LocalStack() as local:
+        app = await launch(
+            "--headless",
+            "--email",
+            local.account.email,
+            "--password-stdin",
+            "--api-url",
+            local.api_url,
+            "--ws-url",
+            local.ws_url,
+            "--notifier",
+            "log",
+            "--log-level",
+            "DEBUG",
+            stdin=local.account.password + "\n",
+        )
+        await app.wait_line("State: connected")
+        await local.simulator.post_message(
+            local.account.email, local.simulator.orgs_of(local.account.email)[0].id, "general"
+        )
+        await app.wait_line("Notification shown")
+        assert await app.stop() == 0
+    written = "\n".join(app.lines) + "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "home").rglob("*") if p.is_file()
+    )
+    assert local.account.password not in written
+    assert "eyJ" not in written  # no JWT of any kind
+    assert "Notification shown" in written

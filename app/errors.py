@@ -10,7 +10,8 @@ TelexError
 │   └── ServerError              the API failed on its side (5xx)
 ├── MalformedResponse            the API answered, but not in the documented shape
 ├── NetworkError                 the server could not be reached (also an OSError)
-└── RealtimeError                the push connection failed in a way retrying will not fix
+├── RealtimeError                the push connection failed in a way retrying will not fix
+└── NotifierUnavailable          no notification backend works on this machine
 """
 
 from __future__ import annotations
@@ -73,3 +74,7 @@ class NetworkError(TelexError, OSError):
 
 class RealtimeError(TelexError):
     title = "Push connection failed"
+
+
+class NotifierUnavailable(TelexError):
+    title = "Notifications unavailable"

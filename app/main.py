@@ -14,7 +14,13 @@ from collections.abc import AsyncIterator, Sequence
 from app import __version__
 from app.config import Settings, load_settings
 from app.constants import APP_NAME, APP_SLUG, ENVIRONMENTS, FROZEN
-from app.errors import AuthError, ConfigError, InvalidCredentials, TelexError
+from app.errors import (
+    AuthError,
+    ConfigError,
+    InvalidCredentials,
+    NotifierUnavailable,
+    TelexError,
+)
 from app.events import UiEvent
 from app.logging_setup import setup_logging
 from app.notify import create_notifier
@@ -92,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.headless:
             password = None if args.demo else _read_password()
             return asyncio.run(_headless(settings, args.email, password, demo=args.demo))
-    except ConfigError as exc:
+    except (ConfigError, NotifierUnavailable) as exc:
         sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
         return EXIT_USAGE
     sys.stderr.write(
@@ -127,11 +133,16 @@ def _print_event(event: UiEvent) -> None:
 
 
 async def _test_notification(settings: Settings) -> int:
-    notifier = await create_notifier(settings.notifier)
+    """Exit 0 only when a backend that shows things on screen took the notification."""
+    try:
+        notifier = await create_notifier(settings.notifier)
+    except NotifierUnavailable as exc:
+        sys.stdout.write(f"Test notification NOT delivered: {exc}\n")
+        return 1
     async with TelexService(settings, notifier, _print_event) as service:
-        delivered = await service.send_test_notification()
+        delivered = await service.send_test_notification() and notifier.on_screen
     sys.stdout.write(
-        f"Test notification {'delivered' if delivered else 'NOT delivered'} "
+        f"Test notification {'delivered' if delivered else 'NOT delivered to the desktop'} "
         f"through the {notifier.name} backend.\n"
     )
     return EXIT_OK if delivered else 1
@@ -144,7 +155,7 @@ async def _demo_stack(settings: Settings) -> AsyncIterator[tuple[Settings, str, 
         from app.devstack.stack import LocalStack
     except ImportError as exc:  # frozen builds leave the dev stack out
         raise ConfigError("Demo mode is not part of this build; run it from source.") from exc
-    async with LocalStack(demo_events_every=15.0) as stack:
+    async with LocalStack(demo_events_every=10.0) as stack:
         demo = dataclasses.replace(settings, api_url=stack.api_url, ws_url=stack.ws_url)
         logger.info("Demo stack running: API %s, push %s", stack.api_url, stack.ws_url)
         yield demo, stack.account.email, stack.account.password

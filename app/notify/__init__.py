@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from app.errors import ConfigError
+from app.errors import ConfigError, NotifierUnavailable
 from app.notify.base import ClickHandler, Notifier
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,10 @@ async def create_notifier(requested: str, on_clicked: ClickHandler | None = None
             logger.info("Notifications go through the %s backend", name)
             return notifier
         tried.append(name)
-    raise ConfigError(f"No notification backend works here (tried {', '.join(tried)}).")
+    raise NotifierUnavailable(
+        f"No notification backend works here (tried {', '.join(tried)}); "
+        "is a notification service running?"
+    )
 
 
 async def _load(name: str, on_clicked: ClickHandler | None) -> Notifier | None:

@@ -14,6 +14,7 @@ class Notifier(Protocol):
     """Shows notices natively. ``send`` never raises: it reports whether the OS took the notice."""
 
     name: str
+    on_screen: bool  # False for backends that only record (log): not "delivered to the OS"
 
     async def send(self, notice: Notice) -> bool: ...
 

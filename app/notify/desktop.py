@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 class DesktopNotifierBackend:
     name = "desktop"
+    on_screen = True
 
     def __init__(self, notifier: DesktopNotifier, on_clicked: ClickHandler | None) -> None:
         self._notifier = notifier

@@ -11,6 +11,7 @@ logger = logging.getLogger(__name__)
 
 class LogNotifier:
     name = "log"
+    on_screen = False
 
     async def send(self, notice: Notice) -> bool:
         logger.info("Notification: %s — %s", notice.title, notice.body)

@@ -84,7 +84,9 @@ Launch = Callable[..., Awaitable[AppProcess]]
 async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
     apps: list[AppProcess] = []
 
-    async def start(*args: str, stdin: str | None = None) -> AppProcess:
+    async def start(
+        *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> AppProcess:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -94,7 +96,7 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             cwd=ROOT,
-            env=app_env(tmp_path / "home"),
+            env={**app_env(tmp_path / "home"), **(env or {})},
         )
         assert proc.stdin is not None
         if stdin is not None:
@@ -290,3 +292,31 @@ async def test_no_token_or_password_reaches_the_log(launch: Launch, tmp_path: Pa
     assert local.account.password not in written
     assert "eyJ" not in written  # no JWT of any kind
     assert "Notification shown" in written
+
+
+@pytest.mark.desktop
+async def test_test_notification_reaches_dunst(launch: Launch, notifications: NotificationView):
+    app = await launch("--test-notification")
+    assert await app.proc.wait() == 0
+    await app.stop()
+    shown = await asyncio.to_thread(notifications.wait_for, lambda n: n.app_name == "Telex Start")
+    assert (shown.summary, shown.body) == ("Telex Start", "Notifications are working.")
+    assert shown.app_icon.endswith("telex-start.png") or shown.hints.get("image-path")
+
+
+async def test_test_notification_without_notification_service_exits_1(launch: Launch):
+    app = await launch(
+        "--test-notification",
+        "--notifier",
+        "desktop",
+        env={"DBUS_SESSION_BUS_ADDRESS": "unix:path=/nonexistent"},
+    )
+    assert await app.proc.wait() == 1
+    await app.stop()
+    assert app.proc.returncode == 1
+
+
+async def test_log_only_backend_does_not_count_as_delivered(launch: Launch):
+    app = await launch("--test-notification", "--notifier", "log")
+    assert await app.proc.wait() == 1
+    await app.stop()

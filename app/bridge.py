@@ -1,0 +1,134 @@
+"""THE thread boundary: the only module that hands work from one thread to another.
+
+Three threads live in the desktop app (DESIGN.md §2): Tk on the main thread, one asyncio loop
+thread that owns the network, the service and the notifier, and the tray icon's own thread.
+Other threads never call into the loop directly: they give it coroutines through
+:meth:`LoopThread.submit`. Nothing but the Tk thread touches Tk: everyone else posts to a
+:class:`UiQueue` that the Tk thread drains with ``after()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+class LoopThread:
+    """An asyncio loop running in a daemon thread for the life of the app."""
+
+    def __init__(self, name: str = "telex-loop") -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread and return once its loop is running."""
+        if self._thread is not None:
+            raise RuntimeError("the loop thread has already been started")
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, started), name=self._name, daemon=True
+        )
+        self._thread.start()
+        started.wait()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop; the future may be waited on or cancelled anywhere."""
+        if self._loop is None or not self.running:
+            coro.close()  # never awaited: close it so Python does not warn about it
+            raise RuntimeError("the loop thread is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def stop(
+        self, shutdown: Coroutine[Any, Any, object] | None = None, timeout: float = 10.0
+    ) -> bool:
+        """Run ``shutdown`` on the loop, then stop the loop and wait for the thread.
+
+        Both steps share ``timeout``; returns False when something was still running when it
+        ran out (the daemon thread then dies with the process).
+        """
+        deadline = time.monotonic() + timeout
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            if shutdown is not None:
+                shutdown.close()
+            return True
+        finished = True
+        if shutdown is not None:
+            future = self.submit(shutdown)
+            try:
+                future.result(timeout)
+            except concurrent.futures.TimeoutError:
+                logger.warning("Shutdown did not finish within %.1f s; stopping anyway", timeout)
+                future.cancel()
+                finished = False
+            except Exception:
+                logger.exception("Shutdown failed; stopping the loop anyway")
+        with contextlib.suppress(RuntimeError):  # the loop closed on its own meanwhile
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(max(0.0, deadline - time.monotonic()))
+        return finished and not thread.is_alive()
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, started: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(started.set)
+        try:
+            loop.run_forever()
+        finally:
+            _cancel_leftovers(loop)
+            loop.close()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    """Tasks still alive when the loop stops are cancelled and awaited, so none is destroyed
+    pending (which would log a warning and skip their ``finally`` blocks)."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.run_until_complete(loop.shutdown_default_executor())
+
+
+class UiQueue(Generic[Item]):
+    """Work for the Tk thread. Any thread may :meth:`post`; only the Tk thread may
+    :meth:`drain`."""
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue[Item] = queue.SimpleQueue()
+
+    def post(self, item: Item) -> None:
+        self._items.put(item)
+
+    def drain(self, handle: Callable[[Item], None], limit: int = 100) -> int:
+        """Hand up to ``limit`` waiting items to ``handle``; the limit keeps a burst from
+        freezing the UI. Returns how many were handled."""
+        handled = 0
+        while handled < limit:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                break
+            handle(item)
+            handled += 1
+        return handled

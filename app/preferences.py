@@ -1,0 +1,105 @@
+"""Per-user preferences: the ``"preferences"`` object of ``<config dir>/config.json``.
+
+The same file holds the ``"settings"`` object that :mod:`app.config` reads; this module leaves it
+(and any key it does not know) exactly as it found it. Only harmless things live here — the
+last email address — never a password or a token (DESIGN.md §6). A damaged file never stops
+the app: it is logged and the defaults are used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.config import CONFIG_FILE_NAME
+
+logger = logging.getLogger(__name__)
+
+SECTION = "preferences"
+
+
+@dataclass(frozen=True)
+class Preferences:
+    last_email: str | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> Preferences:
+        """Whatever is usable in ``data``; unusable values fall back to their default."""
+        if not isinstance(data, dict):
+            return cls()
+        email = data.get("last_email")
+        return cls(last_email=email if isinstance(email, str) and email else None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"last_email": self.last_email}
+
+
+class PreferencesStore:
+    """Reads and atomically rewrites the preferences in the shared config file."""
+
+    def __init__(self, config_dir: Path) -> None:
+        self.path = config_dir / CONFIG_FILE_NAME
+
+    def load(self) -> Preferences:
+        document = self._read()
+        return Preferences.from_json(document.get(SECTION)) if document else Preferences()
+
+    def save(self, preferences: Preferences) -> bool:
+        """Write ``preferences``; False (and a log line) when the file cannot be written or is
+        too damaged to rewrite without losing the user's settings."""
+        document = self._read()
+        if document is None:
+            logger.warning("Not saving preferences: %s cannot be read back safely", self.path)
+            return False
+        section = document.get(SECTION)
+        merged = dict(section) if isinstance(section, dict) else {}
+        merged.update(preferences.to_json())
+        document[SECTION] = merged
+        try:
+            self._write(document)
+        except OSError as exc:
+            logger.warning("Cannot save preferences to %s: %s", self.path, exc.strerror or exc)
+            return False
+        return True
+
+    def _read(self) -> dict[str, Any] | None:
+        """The whole document: {} when there is no file yet, None when it is unusable."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.warning("Cannot read %s: %s", self.path, exc)
+            return None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            logger.warning("%s is not valid JSON (%s); using default preferences", self.path, exc)
+            return None
+        if not isinstance(document, dict):
+            logger.warning("%s does not hold a JSON object; using default preferences", self.path)
+            return None
+        return document
+
+    def _write(self, document: dict[str, Any]) -> None:
+        """Temp file in the same folder + ``os.replace``: a crash leaves the old file or the
+        new one, never half of one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, indent=2, ensure_ascii=False)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise

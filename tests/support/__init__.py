@@ -1,0 +1,1 @@
+"""Shared test helpers: the real Centrifugo launcher and the desktop (Xvfb/dunst) helpers."""

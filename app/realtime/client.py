@@ -357,6 +357,10 @@ class RealtimeClient:
             self._schedule(result.ttl, lambda: self._refresh_subscription(channel))
 
     def _deliver(self, channel: _Channel, pub: proto.Publication, *, from_backlog: bool) -> None:
+        if pub.epoch and channel.epoch and pub.epoch != channel.epoch:
+            # a new stream (history lost on the server): its offsets start again
+            logger.warning("Channel %s started a new stream", channel.name)
+            channel.epoch, channel.offset = pub.epoch, 0
         if pub.offset:
             if channel.positioned and pub.offset <= channel.offset:
                 logger.debug("Skipping replayed publication %s on %s", pub.offset, channel.name)

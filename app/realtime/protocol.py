@@ -65,6 +65,7 @@ class ReplyError:
 class Publication:
     data: Any
     offset: int = 0
+    epoch: str = ""  # Centrifugo v6 puts it on live publications; recovered ones omit it
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,12 @@ def parse_publication(obj: Any) -> Publication:
     body = _obj(obj, "publication")
     if "data" not in body:
         raise ProtocolError("publication without data")
-    return Publication(data=body["data"], offset=_uint(body.get("offset", 0), "offset"))
+    epoch = body.get("epoch", "")
+    return Publication(
+        data=body["data"],
+        offset=_uint(body.get("offset", 0), "offset"),
+        epoch=epoch if isinstance(epoch, str) else "",
+    )
 
 
 def parse_subscribe_result(obj: Any) -> SubscribeResult:

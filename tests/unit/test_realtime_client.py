@@ -490,3 +490,28 @@ async def test_unsubscribe_push_resubscribes_with_new_token(harness):
     await wait_for(lambda: len(h.publications) == 1)
     await h.client.stop()
     await task
+
+
+async def test_publication_from_a_new_epoch_is_not_mistaken_for_a_replay(harness):
+    channel = CHANNELS[0]
+
+    async def script(conn: Conn, n: int) -> None:
+        (cmd,) = await conn.commands()
+        await conn.send(
+            connect_reply(
+                cmd,
+                subs={
+                    channel: {"recoverable": True, "positioned": True, "epoch": "OLD", "offset": 9}
+                },
+            )
+        )
+        await conn.send(
+            {"push": {"channel": channel, "pub": {"data": {}, "offset": 1, "epoch": "NEW"}}}
+        )
+
+    h = await harness(script, channels=[channel])
+    task = asyncio.create_task(h.client.run())
+    await wait_for(lambda: len(h.publications) == 1)
+    assert h.client.channels[channel] == (1, "NEW")
+    await h.client.stop()
+    await task

@@ -7,14 +7,18 @@ followed, so a token can never be carried to another host.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 
+from app.backoff import full_jitter
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -124,7 +128,11 @@ class TelexApi:
         *,
         timeout: float,
         max_in_flight: int = 8,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
         self._http = http
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -207,7 +215,28 @@ class TelexApi:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
     ) -> tuple[int, Any]:
-        """One request; returns (status, parsed JSON or None) or raises NetworkError."""
+        """A request with retries on trouble that may pass (network, timeout, 5xx, 429); a 4xx
+        "no" is answered at once. Returns (status, parsed JSON or None)."""
+        for attempt in itertools.count():
+            try:
+                status, raw, retry_after = await self._send(method, path, headers, json_body)
+            except NetworkError as exc:
+                if attempt >= self._retry.attempts:
+                    raise
+                delay, why = self._retry.delay(attempt), str(exc)
+            else:
+                if (status < 500 and status != 429) or attempt >= self._retry.attempts:
+                    return self._parse(path, status, raw)
+                delay = self._retry.delay(attempt, retry_after)
+                why = f"HTTP {status}"
+            logger.info("%s %s failed (%s); retrying in %.1f s", method, path, why, delay)
+            await self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self, method: str, path: str, headers: Mapping[str, str] | None, json_body: Any
+    ) -> tuple[int, bytes, float | None]:
+        """One request: (status, body bytes, Retry-After seconds), or NetworkError."""
         url = self._base + path
         async with self._in_flight:
             try:
@@ -221,12 +250,18 @@ class TelexApi:
                 ) as response:
                     raw = await response.read()
                     status = response.status
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
             except TimeoutError as exc:
                 raise NetworkError(
                     f"The Telex server did not answer {method} {path} in time."
                 ) from exc
             except aiohttp.ClientError as exc:
                 raise NetworkError(f"Cannot reach the Telex server: {_describe(exc)}.") from exc
+        logger.debug("%s %s -> %s", method, path, status)
+        return status, raw, retry_after
+
+    @staticmethod
+    def _parse(path: str, status: int, raw: bytes) -> tuple[int, Any]:
         if 300 <= status < 400:
             raise ApiError(
                 f"The Telex server redirected {path}; redirects are not followed.", status=status
@@ -243,7 +278,6 @@ class TelexApi:
             raise MalformedResponse(
                 f"The Telex server answered {path} with something that is not JSON (HTTP {status})."
             ) from None
-        logger.debug("%s %s -> %s", method, path, status)
         return status, body
 
     @staticmethod
@@ -268,6 +302,38 @@ class TelexApi:
                 "Your Telex session is no longer valid for notifications. Please sign in again."
             )
         self._raise_for_status(status, body)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a request is repeated."""
+
+    attempts: int = 3  # retries after the first try
+    min_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return full_jitter(attempt, self.min_delay, self.max_delay)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _looks_like_user_missing(body: Any) -> bool:

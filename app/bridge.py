@@ -15,7 +15,6 @@ import contextlib
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
@@ -58,14 +57,17 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop(
-        self, shutdown: Coroutine[Any, Any, object] | None = None, timeout: float = 10.0
+        self,
+        shutdown: Coroutine[Any, Any, object] | None = None,
+        timeout: float = 10.0,
+        grace: float = 2.0,
     ) -> bool:
-        """Run ``shutdown`` on the loop, then stop the loop and wait for the thread.
+        """Run ``shutdown`` on the loop (at most ``timeout`` seconds), then stop the loop, which
+        cancels what is left, and wait ``grace`` seconds for the thread to end.
 
-        Both steps share ``timeout``; returns False when something was still running when it
-        ran out (the daemon thread then dies with the process).
+        Returns False when the shutdown timed out or the thread is still running (being a
+        daemon, it then dies with the process).
         """
-        deadline = time.monotonic() + timeout
         loop, thread = self._loop, self._thread
         if loop is None or thread is None or not thread.is_alive():
             if shutdown is not None:
@@ -84,7 +86,7 @@ class LoopThread:
                 logger.exception("Shutdown failed; stopping the loop anyway")
         with contextlib.suppress(RuntimeError):  # the loop closed on its own meanwhile
             loop.call_soon_threadsafe(loop.stop)
-        thread.join(max(0.0, deadline - time.monotonic()))
+        thread.join(grace)
         return finished and not thread.is_alive()
 
     @staticmethod

@@ -35,6 +35,9 @@ class Settings:
     main_app: Path | None = None
     log_level: str = "INFO"
     request_timeout: float = 15.0
+    request_retries: int = 3
+    retry_min_delay: float = 0.5
+    retry_max_delay: float = 8.0
     connect_timeout: float = 10.0
     max_requests_in_flight: int = 8
     ping_grace: float = 10.0
@@ -45,13 +48,8 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_NUMBER_FIELDS = {
-    "request_timeout",
-    "connect_timeout",
-    "ping_grace",
-    "reconnect_min_delay",
-    "reconnect_max_delay",
-}
+_PATH_FIELDS = {"ca_file", "main_app", "config_dir", "log_dir"}
+_MAY_BE_ZERO = {"request_retries"}
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -122,15 +120,18 @@ def settings_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    if name in _NUMBER_FIELDS or name == "max_requests_in_flight":
+    kind = _FIELDS[name].type
+    if kind in ("float", "int"):
+        if isinstance(value, bool):
+            raise ConfigError(f"{source}: {name} must be a number, got {value!r}.")
         try:
-            number = float(value) if name in _NUMBER_FIELDS else int(value)
+            number = float(value) if kind == "float" else int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: {name} must be a number, got {value!r}.") from None
-        if number <= 0:
+        if number < 0 or (number == 0 and name not in _MAY_BE_ZERO):
             raise ConfigError(f"{source}: {name} must be greater than zero, got {value!r}.")
         return number
-    if name in ("ca_file", "main_app", "config_dir", "log_dir"):
+    if name in _PATH_FIELDS:
         if value in (None, ""):
             return None
         if not isinstance(value, str | os.PathLike):

@@ -13,7 +13,7 @@ from types import TracebackType
 import aiohttp
 
 from app import __version__
-from app.api import TelexApi
+from app.api import RetryPolicy, TelexApi
 from app.config import Settings
 from app.constants import CLIENT_NAME
 from app.errors import AuthError, RealtimeError, TelexError
@@ -81,6 +81,11 @@ class TelexService:
             self._settings.api_url,
             timeout=self._settings.request_timeout,
             max_in_flight=self._settings.max_requests_in_flight,
+            retry=RetryPolicy(
+                attempts=self._settings.request_retries,
+                min_delay=self._settings.retry_min_delay,
+                max_delay=self._settings.retry_max_delay,
+            ),
         )
         self._sender = asyncio.create_task(self._send_notices(), name="notifier")
         return self

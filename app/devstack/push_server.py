@@ -59,7 +59,7 @@ _JWT_OPTIONS: Final[Options] = {
 _STRING_CLAIMS: Final = ("sub", "channel", "client", "iss", "jti")
 _NUMERIC_CLAIMS: Final = ("exp", "nbf", "iat")
 
-# Centrifugo defaults (the option name in brackets).
+# Centrifugo's defaults, each with the name of its option.
 _CHANNEL_LIMIT: Final = 128  # client.channel_limit
 _CHANNEL_MAX_LENGTH: Final = 255  # channel_max_length
 _RECOVERY_LIMIT: Final = 300  # client.recovery_max_publication_limit
@@ -141,6 +141,7 @@ _UNSUBSCRIBE_INSUFFICIENT: Final = _Code(2500, "insufficient state")
 _UNSUBSCRIBE_EXPIRED: Final = _Code(2501, "subscription expired")
 # Disconnects, sent as WebSocket close frames (centrifuge disconnect.go).
 _SHUTDOWN: Final = _Code(3001, "shutdown")
+_INTERNAL_ERROR: Final = _Code(3004, "internal server error")
 _CONNECTION_EXPIRED: Final = _Code(3005, "connection expired")
 _SUBSCRIPTION_EXPIRED: Final = _Code(3006, "subscription expired")
 _SLOW: Final = _Code(3008, "slow")
@@ -321,6 +322,8 @@ class _SubscribeRequest:
 
 @dataclass(frozen=True)
 class _Publication:
+    """A publication kept in a channel's history."""
+
     offset: int
     data: Any
 
@@ -364,15 +367,12 @@ class _Stream:
         stop = None if limit < 0 else start + limit
         return list(islice(self._items, start, stop))
 
-    def before(self, offset: int, limit: int) -> list[_Publication]:
-        """Up to ``limit`` publications before ``offset`` (0: from the top), newest first."""
+    def upto(self, offset: int, limit: int) -> list[_Publication]:
+        """Up to ``limit`` publications from ``offset`` down (``limit`` < 0: all), newest first."""
         self.expire()
-        if not self._items:
+        if not self._items or offset > self.top:
             return []
-        newest = self.top if offset == 0 else offset - 1
-        if newest > self.top:
-            return []
-        stop = newest - self._items[0].offset + 1
+        stop = offset - self._items[0].offset + 1
         if stop <= 0:
             return []
         items = list(islice(self._items, 0, stop))[::-1]
@@ -381,6 +381,8 @@ class _Stream:
 
 @dataclass(eq=False)
 class _Subscription:
+    """One channel a connection is subscribed to; ``epoch`` is the stream it started on."""
+
     channel: str
     server_side: bool
     epoch: str
@@ -548,6 +550,9 @@ class _Connection:
                     return
         except _Disconnect as exc:
             self.close(exc.disconnect)
+        except Exception:
+            logger.exception("Bug in the push server while handling client %s", self.id)
+            self.close(_INTERNAL_ERROR)
 
     def _dispatch(self, line: str) -> None:
         try:
@@ -739,12 +744,7 @@ class _Connection:
         Recovery is forced on, as with a namespace's ``force_recovery``. The result is queued
         before anything else can be published to the channel: nothing here awaits.
         """
-        channel, recover, offset, epoch = (
-            request.channel,
-            request.recover,
-            request.offset,
-            request.epoch,
-        )
+        channel, recover, offset = request.channel, request.recover, request.offset
         # The server takes only recover/offset/epoch from a connect-time entry.
         reject_unrecovered = request.reject_unrecovered and not server_side
         result: dict[str, Any] = {}
@@ -757,7 +757,7 @@ class _Connection:
             result["ttl"] = ttl
         stream = self._server._stream(channel)
         recovered: list[_Publication] | None = None
-        if recover and (not epoch or epoch == stream.epoch):
+        if recover and request.epoch in ("", stream.epoch):
             missed = stream.since(offset, _RECOVERY_LIMIT)
             if (not missed and stream.top == offset) or (
                 missed and missed[0].offset == offset + 1 and missed[-1].offset == stream.top
@@ -833,7 +833,7 @@ class _Connection:
         if sub is None:
             raise _ReplyError(_PERMISSION_DENIED)
         if sub.server_side:
-            raise _Disconnect(_BAD_REQUEST)  # server-side subscriptions are not refreshed so
+            raise _Disconnect(_BAD_REQUEST)  # those are refreshed along with the connection
         token = _str_field(request, "token")
         if not token:
             raise _ReplyError(_BAD_REQUEST_ERROR)
@@ -877,26 +877,24 @@ class _Connection:
         return channel
 
     def _on_history(self, request: dict[str, Any]) -> dict[str, Any]:
-        channel = self._subscribed_channel(request)
         limit = _int_field(request, "limit")
         reverse = _bool_field(request, "reverse")
         since = _dict_field(request, "since")
+        offset = _int_field(since, "offset", unsigned=True) if since is not None else 0
+        epoch = _str_field(since, "epoch") if since is not None else ""
+        channel = self._subscribed_channel(request)
         if limit < 0 or limit > _HISTORY_LIMIT:
             limit = _HISTORY_LIMIT
         stream = self._server._stream(channel)
+        if since is not None and reverse and offset == 0:
+            raise _ReplyError(_BAD_REQUEST_ERROR)
+        if epoch and epoch != stream.epoch:
+            raise _ReplyError(_UNRECOVERABLE_POSITION)
         pubs: list[_Publication] = []
-        if since is None:
-            if limit:
-                pubs = stream.before(0, limit) if reverse else stream.since(0, limit)
-        else:
-            offset = _int_field(since, "offset", unsigned=True)
-            epoch = _str_field(since, "epoch")
-            if reverse and offset == 0:
-                raise _ReplyError(_BAD_REQUEST_ERROR)
-            if epoch and epoch != stream.epoch:
-                raise _ReplyError(_UNRECOVERABLE_POSITION)
-            if limit:
-                pubs = stream.before(offset, limit) if reverse else stream.since(offset, limit)
+        if limit and reverse:
+            pubs = stream.upto(offset - 1 if since is not None else stream.top, limit)
+        elif limit:
+            pubs = stream.since(offset, limit)
         return {
             "publications": [pub.to_json() for pub in pubs],
             "epoch": stream.epoch,
@@ -990,7 +988,10 @@ class PushServer:
         logger.info("Push server listening on %s", self.ws_url)
 
     async def stop(self) -> None:
-        """Close every client with 3001 "shutdown", then stop listening; safe to repeat."""
+        """Close every client with 3001 "shutdown", stop listening and forget all history.
+
+        Safe to repeat; a later :meth:`start` is like a restarted Centrifugo (new epochs).
+        """
         runner, self._runner = self._runner, None
         if runner is None:
             return
@@ -1001,6 +1002,7 @@ class PushServer:
             conn.close(_SHUTDOWN)
         await self._wait_closed(connections)
         await runner.cleanup()
+        self._streams.clear()  # like a restart of Centrifugo's memory engine
         logger.info("Push server stopped")
 
     @property
@@ -1033,7 +1035,12 @@ class PushServer:
         )
 
     async def publish(self, channel: str, data: Any) -> int:
-        """Publish like the HTTP API does; returns the publication's offset."""
+        """Publish like the HTTP API does; returns the publication's offset.
+
+        Raises ``ValueError`` for an empty channel or data JSON can not carry (NaN, say).
+        """
+        if not channel:
+            raise ValueError("a publication needs a channel")
         offset, _ = self._publish(channel, data)
         return offset
 

@@ -16,10 +16,11 @@ import threading
 from collections.abc import Callable
 
 import pystray
+from PIL import Image
 
 from app.constants import APP_SLUG
 from app.ui.icons import tray_image
-from app.ui.menu import Command, MenuEntry, MenuLine, TrayView
+from app.ui.menu import Command, IconKind, MenuEntry, MenuLine, TrayView
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class TrayIcon:
         self._post = post
         self._view = view
         self._icon = pystray.Icon(
-            APP_SLUG, tray_image(view.icon), _backend_title(view.tooltip), self._menu(view.menu)
+            APP_SLUG, _backend_image(view.icon), _backend_title(view.tooltip), self._menu(view.menu)
         )
         self._thread: threading.Thread | None = None
         if _XORG:
@@ -57,7 +58,7 @@ class TrayIcon:
         round trip to the tray host, and on Windows a temporary .ico file)."""
         previous, self._view = self._view, view
         if view.icon != previous.icon:
-            self._icon.icon = tray_image(view.icon)
+            self._icon.icon = _backend_image(view.icon)
         if view.tooltip != previous.tooltip:
             self._icon.title = _backend_title(view.tooltip)
         if view.menu != previous.menu:
@@ -88,6 +89,17 @@ class TrayIcon:
             self._post(command)
 
         return post
+
+
+def _backend_image(kind: IconKind) -> Image.Image:
+    """The xorg backend pastes the image into an RGB window without its alpha, so transparent
+    pixels would show whatever colour they happen to hold: flatten onto black first."""
+    image = tray_image(kind)
+    if not _XORG:
+        return image
+    return Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image).convert(
+        "RGB"
+    )
 
 
 def _backend_title(text: str) -> str:

@@ -219,10 +219,12 @@ async def test_unreachable_api_exits_3_with_reason(launch: Launch, unused_tcp_po
         "--notifier",
         "log",
         stdin="pw\n",
+        env={"TELEX_RETRY_MIN_DELAY": "0.01", "TELEX_RETRY_MAX_DELAY": "0.02"},
     )
     assert await app.proc.wait() == 3
     await app.stop()
     assert any("Cannot reach the Telex server" in line for line in app.lines), app.lines
+    assert sum("retrying in" in line for line in app.lines) == 3, app.lines
 
 
 async def test_malformed_api_reply_exits_3_with_reason(launch: Launch):

@@ -54,8 +54,23 @@ def _as_async(handler: Handler) -> Callable[[web.Request], Any]:
     return wrapped
 
 
+class FakeSleep:
+    """Records the waits a retrying client asks for instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[..., Any]]:
+def sleeps() -> FakeSleep:
+    return FakeSleep()
+
+
+@pytest.fixture
+async def serve(sleeps: FakeSleep) -> AsyncIterator[Callable[..., Any]]:
     servers: list[TestServer] = []
     sessions: list[aiohttp.ClientSession] = []
 
@@ -68,7 +83,9 @@ async def serve() -> AsyncIterator[Callable[..., Any]]:
         servers.append(server)
         http = aiohttp.ClientSession()
         sessions.append(http)
-        return TelexApi(http, str(server.make_url("/api/v1")), timeout=timeout, max_in_flight=4)
+        return TelexApi(
+            http, str(server.make_url("/api/v1")), timeout=timeout, max_in_flight=4, sleep=sleeps
+        )
 
     yield start
     for http in sessions:
@@ -218,9 +235,9 @@ async def test_redirects_are_not_followed(serve):
         await api.login("a@b.c", "pw")
 
 
-async def test_unreachable_server_is_network_error():
+async def test_unreachable_server_is_network_error(sleeps: FakeSleep):
     async with aiohttp.ClientSession() as http:
-        api = TelexApi(http, "http://127.0.0.1:9/api/v1", timeout=2)
+        api = TelexApi(http, "http://127.0.0.1:9/api/v1", timeout=2, sleep=sleeps)
         with pytest.raises(NetworkError, match="Cannot reach"):
             await api.login("a@b.c", "pw")
         assert isinstance(NetworkError("x"), OSError)
@@ -236,3 +253,46 @@ async def test_slow_server_times_out(serve):
     api = await serve({("POST", "/auth/login"): slow}, timeout=0.2)
     with pytest.raises(NetworkError, match="in time"):
         await api.login("a@b.c", "pw")
+
+
+async def test_5xx_is_retried_with_backoff_then_succeeds(serve, sleeps):
+    answers = [web.Response(status=502, text="<html>"), _err(500, "internal server error")]
+
+    def login(request: web.Request) -> web.Response:
+        return answers.pop(0) if answers else _ok(LOGIN_DATA)
+
+    api = await serve({("POST", "/auth/login"): login})
+    assert (await api.login("a@b.c", "pw")).user.id == "u-1"
+    assert len(sleeps.delays) == 2
+    assert all(0.5 <= d <= 8.0 for d in sleeps.delays)
+
+
+async def test_429_honours_retry_after(serve, sleeps):
+    answers = [web.Response(status=429, text="slow down", headers={"Retry-After": "7"})]
+
+    def conn(request: web.Request) -> web.Response:
+        return answers.pop(0) if answers else _ok({"token": "t"})
+
+    api = await serve({("GET", "/centrifugo/connection"): conn})
+    assert await api.connection_token(SESSION) == "t"
+    assert sleeps.delays == [7.0]
+
+
+async def test_4xx_no_is_answered_at_once(serve, sleeps):
+    calls: list[int] = []
+
+    def login(request: web.Request) -> web.Response:
+        calls.append(1)
+        return _err(400, "invalid credentials")
+
+    api = await serve({("POST", "/auth/login"): login})
+    with pytest.raises(InvalidCredentials):
+        await api.login("a@b.c", "pw")
+    assert (len(calls), sleeps.delays) == (1, [])
+
+
+async def test_persistent_5xx_gives_up_after_the_retries(serve, sleeps):
+    api = await serve({("POST", "/auth/login"): lambda r: _err(503, "unavailable")})
+    with pytest.raises(ServerError):
+        await api.login("a@b.c", "pw")
+    assert len(sleeps.delays) == 3

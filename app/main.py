@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 from app import __version__
 from app.config import Settings, load_settings
@@ -98,14 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.headless:
             password = None if args.demo else _read_password()
             return asyncio.run(_headless(settings, args.email, password, demo=args.demo))
+        from app.ui.app import run_desktop  # Tk and pystray load only for the desktop mode
+
+        return run_desktop(settings, demo=args.demo)
     except (ConfigError, NotifierUnavailable) as exc:
         sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
         return EXIT_USAGE
-    sys.stderr.write(
-        f"{APP_SLUG}: the tray app is not available in this build yet; "
-        "run with --headless (and --demo to try it without an account).\n"
-    )
-    return EXIT_USAGE
 
 
 def _check_usage(args: argparse.Namespace) -> None:
@@ -140,7 +137,7 @@ async def _test_notification(settings: Settings) -> int:
         sys.stdout.write(f"Test notification NOT delivered: {exc}\n")
         return 1
     async with TelexService(settings, notifier, _print_event) as service:
-        delivered = await service.send_test_notification() and notifier.on_screen
+        delivered = await service.send_test_notification()
     sys.stdout.write(
         f"Test notification {'delivered' if delivered else 'NOT delivered to the desktop'} "
         f"through the {notifier.name} backend.\n"
@@ -148,25 +145,14 @@ async def _test_notification(settings: Settings) -> int:
     return EXIT_OK if delivered else 1
 
 
-@contextlib.asynccontextmanager
-async def _demo_stack(settings: Settings) -> AsyncIterator[tuple[Settings, str, str]]:
-    """Start the local Telex stack in-process and point the settings at it."""
-    try:
-        from app.devstack.stack import LocalStack
-    except ImportError as exc:  # frozen builds leave the dev stack out
-        raise ConfigError("Demo mode is not part of this build; run it from source.") from exc
-    async with LocalStack(demo_events_every=10.0) as stack:
-        demo = dataclasses.replace(settings, api_url=stack.api_url, ws_url=stack.ws_url)
-        logger.info("Demo stack running: API %s, push %s", stack.api_url, stack.ws_url)
-        yield demo, stack.account.email, stack.account.password
-
-
 async def _headless(
     settings: Settings, email: str | None, password: str | None, *, demo: bool
 ) -> int:
     async with contextlib.AsyncExitStack() as stack:
         if demo:
-            settings, email, password = await stack.enter_async_context(_demo_stack(settings))
+            from app.demo import demo_stack
+
+            settings, email, password = await stack.enter_async_context(demo_stack(settings))
         assert email is not None
         assert password is not None
         notifier = await create_notifier(settings.notifier)

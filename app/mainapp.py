@@ -15,6 +15,7 @@ import plistlib
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from app.errors import TelexError
 
 logger = logging.getLogger(__name__)
 
-MAIN_APP_NAME = "Telex"
+CLOSE_WAIT = 1.0  # seconds the UI waits for the processes it started to quit
 
 
 class MainAppNotFound(TelexError):
@@ -143,6 +144,12 @@ def child_environment(environ: Mapping[str, str], *, frozen: bool = FROZEN) -> d
     return env
 
 
+#: Programs started by :func:`launch_detached` and not yet seen to end. Holding them means an
+#: ended one is collected on the next launch (no zombie), and a running one is never garbage
+#: collected (which would warn "subprocess ... is still running").
+_children: list[subprocess.Popen[bytes]] = []
+
+
 def launch_detached(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own session / process group with no stdio of ours, so it
     neither dies with us nor blocks on a console we do not read."""
@@ -155,7 +162,7 @@ def launch_detached(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
             ctypes.windll.kernel32.SetDllDirectoryW(None)
         flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
     try:
-        return subprocess.Popen(  # noqa: S603  (a fixed argv from the settings, no shell)
+        child = subprocess.Popen(  # noqa: S603  (a fixed argv from the settings, no shell)
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -167,6 +174,9 @@ def launch_detached(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
         )
     except OSError as exc:
         raise LaunchFailed(f"{command[0]} could not be started: {exc.strerror or exc}.") from exc
+    _children[:] = [running for running in _children if running.poll() is None]
+    _children.append(child)
+    return child
 
 
 def open_folder(path: Path) -> None:
@@ -217,19 +227,21 @@ class MainApp:
 
     def __init__(self, configured: Path | None) -> None:
         self._configured = configured
-        self._launched: subprocess.Popen[bytes] | None = None
+        # Every copy we started and have not seen end: kept so they can be closed by pid and
+        # reaped (a POSIX child that ended stays a zombie until its parent collects it).
+        self._launched: list[subprocess.Popen[bytes]] = []
 
     def open(self) -> None:
         """Launch it (again): a running Telex brings its window forward itself."""
         target = locate(self._configured)  # looked up each time: it may be installed meanwhile
-        self._launched = launch_detached(target.command)
+        self._forget_ended()
+        self._launched.append(launch_detached(target.command))
         logger.info("Started the main app: %s", " ".join(target.command))
 
     def close(self) -> int:
         """Ask every running copy to quit (SIGTERM / TerminateProcess); returns how many."""
-        pids = set()
-        if self._launched is not None and self._launched.poll() is None:
-            pids.add(self._launched.pid)
+        self._forget_ended()
+        pids = {child.pid for child in self._launched}
         with contextlib.suppress(MainAppNotFound):
             target = locate(self._configured)
             pids.update(matching_processes(target, running_processes(), own_pid=os.getpid()))
@@ -243,7 +255,19 @@ class MainApp:
                 logger.warning("Not allowed to close the main app (pid %d)", pid)
                 continue
             ended += 1
+        self._collect_children()
         if not ended:
             raise MainAppNotRunning("Telex is not running, so there was nothing to close.")
         logger.info("Closed the main app (%d process(es))", ended)
         return ended
+
+    def _forget_ended(self) -> None:
+        self._launched = [child for child in self._launched if child.poll() is None]
+
+    def _collect_children(self) -> None:
+        """Give the children we just asked to quit a moment to do so, and collect them."""
+        deadline = time.monotonic() + CLOSE_WAIT
+        for child in self._launched:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(max(0.0, deadline - time.monotonic()))
+        self._forget_ended()

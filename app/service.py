@@ -151,8 +151,9 @@ class TelexService:
         return await asyncio.shield(self._ended)
 
     async def send_test_notification(self) -> bool:
+        """True only when the notice reached the screen (a log-only backend does not count)."""
         notice = Notice(key="test", title="Telex Start", body="Notifications are working.")
-        delivered = await self._notifier.send(notice)
+        delivered = await self._notifier.send(notice) and self._notifier.on_screen
         self._emit(Notified(notice, delivered))
         return delivered
 

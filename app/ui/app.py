@@ -13,8 +13,10 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
+import gc
 import logging
 import signal
+import sys
 import threading
 import tkinter as tk
 from collections.abc import Callable, Coroutine, Iterator
@@ -27,10 +29,15 @@ from app.config import Settings
 from app.constants import APP_NAME
 from app.errors import ConfigError, TelexError
 from app.events import LoginRequired, NotificationClicked, ShowError, UiEvent
-from app.mainapp import MainApp, MainAppNotRunning
-from app.mainapp import open_folder as open_folder_in_file_manager
+from app.mainapp import MainApp, MainAppNotRunning, open_folder
 from app.preferences import PreferencesStore
-from app.ui.dialogs import LoginDialog, MessageKind, MessageWindow, apply_theme
+from app.ui.dialogs import (
+    WINDOW_CLASS,
+    LoginDialog,
+    MessageKind,
+    MessageWindow,
+    apply_theme,
+)
 from app.ui.menu import Command, TrayState, TrayView, apply_event, main_app_opened, tray_view
 
 if TYPE_CHECKING:
@@ -46,6 +53,7 @@ EXIT_USAGE = 2  # as app.main: bad settings (e.g. --demo in a build without the 
 STARTUP_TIMEOUT = 60.0
 SHUTDOWN_TIMEOUT = 10.0
 DRAIN_EVERY_MS = 100
+DOCK_CHECK_EVERY_MS = 2000
 SUCCESS_MESSAGE_MS = 5000
 
 T = TypeVar("T")
@@ -65,6 +73,8 @@ class TrayApi(Protocol):
     def start(self) -> None: ...
 
     def show(self, view: TrayView) -> None: ...
+
+    def keep_docked(self) -> None: ...
 
     def stop(self, timeout: float = ...) -> None: ...
 
@@ -107,10 +117,10 @@ class Core:
         settings = self._settings
         defaults = LoginDefaults()
         if self._demo:
-            from app.main import _demo_stack
+            from app.demo import demo_stack
 
             settings, email, password = await self._resources.enter_async_context(
-                _demo_stack(settings)
+                demo_stack(settings)
             )
             defaults = LoginDefaults(email, password)
         service: TelexService | None = None
@@ -166,7 +176,7 @@ class DesktopApp:
         self._sign_in_job: concurrent.futures.Future[object] | None = None
         self._signing_in_as = ""
         self._exiting = False
-        root.report_callback_exception = self._report_callback_exception
+        root.report_callback_exception = _log_callback_exception
 
     @property
     def state(self) -> TrayState:
@@ -182,6 +192,7 @@ class DesktopApp:
         self._tray.start()
         self._root.after_idle(self._open_login)
         self._root.after(DRAIN_EVERY_MS, self._drain)
+        self._root.after(DOCK_CHECK_EVERY_MS, self._keep_tray_docked)
 
     def run(self) -> int:
         """Until Exit (menu or signal): returns the exit code."""
@@ -198,7 +209,14 @@ class DesktopApp:
         if not self._exiting:
             self._root.after(DRAIN_EVERY_MS, self._drain)
 
+    def _keep_tray_docked(self) -> None:
+        if not self._exiting:
+            self._tray.keep_docked()
+            self._root.after(DOCK_CHECK_EVERY_MS, self._keep_tray_docked)
+
     def _handle(self, item: InboxItem) -> None:
+        if self._exiting:
+            return  # Tk is gone; what is left in the inbox no longer matters
         try:
             if isinstance(item, Command):
                 self._command(item)
@@ -312,7 +330,7 @@ class DesktopApp:
 
     def _open_log_folder(self) -> None:
         try:
-            open_folder_in_file_manager(self._settings.log_dir)
+            open_folder(self._settings.log_dir)
         except (TelexError, OSError) as exc:
             logger.warning("Cannot open the log folder: %s", exc)
             self._error.show("Cannot open the log folder", str(exc))
@@ -356,10 +374,12 @@ class DesktopApp:
         self._state = state
         self._tray.show(tray_view(state))
 
-    def _report_callback_exception(
-        self, kind: type[BaseException], error: BaseException, tb: TracebackType | None
-    ) -> None:
-        logger.error("Error in a Tk callback", exc_info=(kind, error, tb))
+
+def _log_callback_exception(
+    kind: type[BaseException], error: BaseException, tb: TracebackType | None
+) -> None:
+    """Tk prints callback errors to stderr, which a frozen app does not have: log them."""
+    logger.error("Error in a Tk callback", exc_info=(kind, error, tb))
 
 
 @contextlib.contextmanager
@@ -384,11 +404,25 @@ def _exit_on_signals(post: Callable[[Command], None]) -> Iterator[None]:
 
 def run_desktop(settings: Settings, *, demo: bool) -> int:
     """Compose and run the desktop mode; returns the process exit code."""
-    from app.ui.tray import TrayIcon  # pystray picks its backend on import: needs a display
+    try:
+        return _compose_and_run(settings, demo=demo)
+    finally:
+        # Everything Tk is unreachable now. Collect it here, on the thread that created it:
+        # freed on another thread, Tk aborts the process (python/cpython#113770).
+        gc.collect()
 
-    root = tk.Tk(className="TelexStart")
+
+def _compose_and_run(settings: Settings, *, demo: bool) -> int:
+    _sharp_on_high_dpi_windows()
+    try:
+        root = tk.Tk(className=WINDOW_CLASS)  # first: on macOS Tk must own NSApplication
+    except tk.TclError as exc:
+        logger.error("Cannot open a window (%s); without a desktop, use --headless", exc)
+        return EXIT_START_FAILED
     root.withdraw()
     apply_theme(root)
+    from app.ui.tray import TrayIcon  # pystray picks its backend on import, from the display
+
     inbox: UiQueue[InboxItem] = UiQueue()
     loop = LoopThread()
     loop.start()
@@ -412,6 +446,15 @@ def run_desktop(settings: Settings, *, demo: bool) -> int:
         login_defaults=login_defaults,
     )
     return app.run()
+
+
+def _sharp_on_high_dpi_windows() -> None:
+    """Without this, Windows scales the dialogs as a bitmap and they look blurred."""
+    if sys.platform == "win32":
+        import ctypes
+
+        with contextlib.suppress(AttributeError, OSError):
+            ctypes.windll.shcore.SetProcessDpiAwareness(1)  # per-system DPI aware
 
 
 def _start_failed(root: tk.Tk, error: BaseException) -> int:

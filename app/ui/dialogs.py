@@ -23,6 +23,8 @@ from app.ui.icons import app_icon_path
 logger = logging.getLogger(__name__)
 
 LOGIN_TITLE = f"{APP_NAME} - Login"
+#: WM_CLASS of every window: how window managers group them and match them to the .desktop file.
+WINDOW_CLASS = "TelexStart"
 EDGE_MARGIN = 12  # pixels between a window and the screen edge / taskbar
 # Where the work area is not known (X11, macOS), leave room for a bottom panel / the Dock.
 BOTTOM_RESERVE = {"darwin": 90}.get(sys.platform, 48)
@@ -56,7 +58,7 @@ def credentials_problem(email: str, password: str) -> str | None:
 
 def apply_theme(root: tk.Tk) -> None:
     """The native ttk theme where there is one, clam on X11; shared label styles; the window
-    icon for every dialog."""
+    icon for every dialog (Tk copies the image, so it need not be kept)."""
     style = ttk.Style(root)
     preferred = {"win32": "vista", "darwin": "aqua"}.get(sys.platform, "clam")
     if preferred in style.theme_names():
@@ -68,9 +70,7 @@ def apply_theme(root: tk.Tk) -> None:
     style.configure("Error.TLabel", foreground=ERROR_RED)
     icon_file = app_icon_path()
     if icon_file.is_file():
-        icon = tk.PhotoImage(master=root, file=str(icon_file))
-        root.iconphoto(True, icon)
-        root.telex_icon = icon  # type: ignore[attr-defined]  # keep it alive with the root
+        root.iconphoto(True, tk.PhotoImage(master=root, file=str(icon_file)))
 
 
 def place_bottom_right(window: tk.Toplevel) -> None:
@@ -137,14 +137,6 @@ class LoginDialog:
         self._cancel_button: ttk.Button
         self._busy = False
 
-    @property
-    def is_open(self) -> bool:
-        return self._window is not None
-
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
     def open(self, *, email: str = "", password: str = "", message: str | None = None) -> None:
         """Show the dialog (or bring the open one forward) with these fields and message."""
         if self._window is None:
@@ -180,7 +172,7 @@ class LoginDialog:
     # -- inside ----------------------------------------------------------------------------
 
     def _build(self) -> None:
-        window = tk.Toplevel(self._root)
+        window = tk.Toplevel(self._root, class_=WINDOW_CLASS)
         window.withdraw()  # placed first, shown after: no flash at the top-left corner
         window.title(LOGIN_TITLE)
         window.resizable(False, False)
@@ -280,13 +272,9 @@ class MessageWindow:
         self._kind = kind
         self._window: tk.Toplevel | None = None
 
-    @property
-    def is_open(self) -> bool:
-        return self._window is not None
-
     def show(self, title: str, message: str, *, close_after_ms: int | None = None) -> None:
         self.close()
-        window = tk.Toplevel(self._root)
+        window = tk.Toplevel(self._root, class_=WINDOW_CLASS)
         window.withdraw()
         window.title(f"{APP_NAME} - {title}")
         window.resizable(False, False)

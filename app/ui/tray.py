@@ -22,15 +22,18 @@ from app.constants import APP_SLUG
 from app.ui.icons import tray_image
 from app.ui.menu import Command, IconKind, MenuEntry, MenuLine, TrayView
 
+_XORG = pystray.Icon.__module__ == "pystray._xorg"  # the backend pystray chose on import
+if _XORG:
+    from app.ui import xorg  # needs python-xlib, which only Linux has
+
 logger = logging.getLogger(__name__)
 
 PostCommand = Callable[[Command], None]
-_XORG = pystray.Icon.__module__ == "pystray._xorg"  # the backend pystray chose on import
-# The punctuation app.ui.menu uses, spelled in Latin-1: em dash and ellipsis.
-_LATIN1_LOOKALIKES = str.maketrans({"\u2014": "-", "\u2026": "..."})
 
 
 class TrayIcon:
+    """One pystray icon for the life of the app; built from, and updated with, TrayViews."""
+
     def __init__(self, view: TrayView, post: PostCommand) -> None:
         self._post = post
         self._view = view
@@ -38,15 +41,10 @@ class TrayIcon:
             APP_SLUG, _backend_image(view.icon), _backend_title(view.tooltip), self._menu(view.menu)
         )
         self._thread: threading.Thread | None = None
-        if _XORG:
-            _enable_xorg_left_click(self._icon)
-
-    @property
-    def backend(self) -> str:
-        return type(self._icon).__module__
+        self._xorg = xorg.XorgTray(self._icon) if _XORG else None
 
     def start(self) -> None:
-        logger.info("Tray icon backend: %s", self.backend)
+        logger.info("Tray icon backend: %s", type(self._icon).__module__)
         if sys.platform == "darwin":
             self._icon.run_detached()
             return
@@ -57,6 +55,8 @@ class TrayIcon:
         """Apply a new view; parts that did not change are left alone (each update costs a
         round trip to the tray host, and on Windows a temporary .ico file)."""
         previous, self._view = self._view, view
+        if not self._alive():
+            return  # a dead xorg icon thread would leave this one waiting for it forever
         if view.icon != previous.icon:
             self._icon.icon = _backend_image(view.icon)
         if view.tooltip != previous.tooltip:
@@ -64,12 +64,28 @@ class TrayIcon:
         if view.menu != previous.menu:
             self._icon.menu = self._menu(view.menu)
 
+    def keep_docked(self) -> None:
+        """Ask the tray host again when it has not embedded the icon (xorg only; called now and
+        then from the Tk thread). Re-setting the image is what makes the backend ask."""
+        if self._xorg is not None and self._alive() and self._xorg.needs_docking():
+            self._icon.icon = self._icon.icon
+
     def stop(self, timeout: float = 5.0) -> None:
+        if self._xorg is not None:
+            self._xorg.close()
+        if not self._alive():
+            logger.warning("The tray thread had already ended")
+            return
         self._icon.stop()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.warning("The tray thread did not end within %.1f s", timeout)
+
+    def _alive(self) -> bool:
+        """False once the icon's thread has ended: pystray logs why ("An error occurred in the
+        main loop"); from then on the icon is gone, so nothing is sent to it."""
+        return self._thread is None or self._thread.is_alive()
 
     def _menu(self, lines: tuple[MenuLine, ...]) -> pystray.Menu:
         return pystray.Menu(*(self._item(line) for line in lines))
@@ -92,32 +108,9 @@ class TrayIcon:
 
 
 def _backend_image(kind: IconKind) -> Image.Image:
-    """The xorg backend pastes the image into an RGB window without its alpha, so transparent
-    pixels would show whatever colour they happen to hold: flatten onto black first."""
     image = tray_image(kind)
-    if not _XORG:
-        return image
-    return Image.alpha_composite(Image.new("RGBA", image.size, (0, 0, 0, 255)), image).convert(
-        "RGB"
-    )
+    return xorg.flat_image(image) if _XORG else image
 
 
 def _backend_title(text: str) -> str:
-    """The xorg backend stores the tooltip as an X ``STRING`` property, which is Latin-1."""
-    if not _XORG:
-        return text
-    return text.translate(_LATIN1_LOOKALIKES).encode("latin-1", "replace").decode("latin-1")
-
-
-def _enable_xorg_left_click(icon: pystray.Icon) -> None:
-    """pystray 0.19.5's xorg backend never asks X for button presses, so its default action
-    (left click) is dead (moses-palmer/pystray#151). Add the missing event mask to its window;
-    the window is created in the constructor, on this thread, before the icon runs."""
-    window = getattr(icon, "_window", None)
-    display = getattr(icon, "_display", None)
-    if window is None or display is None:
-        return
-    from Xlib import X
-
-    window.change_attributes(event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask)
-    display.flush()
+    return xorg.latin1_title(text) if _XORG else text

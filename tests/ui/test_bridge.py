@@ -1,0 +1,173 @@
+"""The thread boundary: coroutines in, results out, a clean stop; a queue for the Tk thread."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from app.bridge import LoopThread, UiQueue
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread(name="test-loop")
+    thread.start()
+    yield thread
+    thread.stop(timeout=5)
+
+
+async def whoami() -> str:
+    await asyncio.sleep(0)
+    return threading.current_thread().name
+
+
+def test_submit_runs_on_the_loop_thread(loop_thread: LoopThread) -> None:
+    assert loop_thread.submit(whoami()).result(5) == "test-loop"
+
+
+def test_errors_reach_the_caller(loop_thread: LoopThread) -> None:
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        loop_thread.submit(fail()).result(5)
+
+
+def test_cancelling_the_future_cancels_the_task(loop_thread: LoopThread) -> None:
+    started, cancelled = threading.Event(), threading.Event()
+
+    async def wait_forever() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    future = loop_thread.submit(wait_forever())
+    assert started.wait(5)
+    future.cancel()
+    assert cancelled.wait(5)
+
+
+def test_stop_runs_the_shutdown_then_ends_the_thread() -> None:
+    thread = LoopThread()
+    thread.start()
+    order: list[str] = []
+
+    async def shutdown() -> None:
+        await asyncio.sleep(0.01)
+        order.append(f"shutdown on {threading.current_thread().name}")
+
+    assert thread.stop(shutdown(), timeout=5)
+    assert order == ["shutdown on telex-loop"]
+    assert not thread.running
+
+
+def test_stop_cancels_leftover_tasks_so_their_cleanup_runs() -> None:
+    thread = LoopThread()
+    thread.start()
+    started, cleaned_up = threading.Event(), threading.Event()
+
+    async def background() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cleaned_up.set()
+
+    thread.submit(background())
+    assert started.wait(5)
+    assert thread.stop(timeout=5)
+    assert cleaned_up.is_set()
+
+
+def test_a_hanging_shutdown_is_given_up_after_the_timeout() -> None:
+    thread = LoopThread()
+    thread.start()
+
+    async def hang() -> None:
+        await asyncio.sleep(3600)
+
+    assert not thread.stop(hang(), timeout=0.2)
+    assert not thread.running  # the loop still stops: the hanging task is cancelled
+
+
+def test_a_failing_shutdown_still_stops_the_loop(caplog: pytest.LogCaptureFixture) -> None:
+    thread = LoopThread()
+    thread.start()
+
+    async def fail() -> None:
+        raise RuntimeError("close failed")
+
+    thread.stop(fail(), timeout=5)
+    assert not thread.running
+    assert "Shutdown failed" in caplog.text
+
+
+def test_submit_after_stop_is_refused_without_a_never_awaited_warning() -> None:
+    thread = LoopThread()
+    thread.start()
+    thread.stop(timeout=5)
+    coro = whoami()
+    with pytest.raises(RuntimeError, match="not running"):
+        thread.submit(coro)
+    assert inspect.getcoroutinestate(coro) == inspect.CORO_CLOSED  # so Python will not warn
+
+
+def test_stop_before_start_is_harmless() -> None:
+    async def shutdown() -> None:
+        raise AssertionError("must not run")
+
+    assert LoopThread().stop(shutdown(), timeout=1)
+
+
+def test_start_twice_is_an_error(loop_thread: LoopThread) -> None:
+    with pytest.raises(RuntimeError):
+        loop_thread.start()
+
+
+def test_ui_queue_keeps_order_across_threads() -> None:
+    queue: UiQueue[tuple[int, int]] = UiQueue()
+
+    def producer(n: int) -> None:
+        for i in range(200):
+            queue.post((n, i))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(producer, range(4)))
+    seen: list[tuple[int, int]] = []
+    while queue.drain(seen.append, limit=50):
+        pass
+    assert len(seen) == 800
+    for n in range(4):
+        assert [i for m, i in seen if m == n] == list(range(200))
+
+
+def test_ui_queue_drain_respects_the_limit() -> None:
+    queue: UiQueue[int] = UiQueue()
+    for i in range(5):
+        queue.post(i)
+    got: list[int] = []
+    assert queue.drain(got.append, limit=3) == 3
+    assert queue.drain(got.append, limit=3) == 2
+    assert queue.drain(got.append) == 0
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_loop_events_can_post_to_the_ui_queue(loop_thread: LoopThread) -> None:
+    """The real path of a service event: emitted on the loop, drained on this thread."""
+    queue: UiQueue[str] = UiQueue()
+
+    async def emit() -> None:
+        queue.post(threading.current_thread().name)
+
+    loop_thread.submit(emit()).result(5)
+    got: list[str] = []
+    queue.drain(got.append)
+    assert got == ["test-loop"]

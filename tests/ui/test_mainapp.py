@@ -1,0 +1,202 @@
+"""Finding, starting and closing the Telex main app; real processes where it matters."""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from app.mainapp import (
+    MainApp,
+    MainAppNotFound,
+    MainAppNotRunning,
+    MainAppTarget,
+    RunningProcess,
+    candidates,
+    child_environment,
+    locate,
+    matching_processes,
+    target_for,
+)
+
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX executables")
+
+
+def test_windows_candidates() -> None:
+    env = {"LOCALAPPDATA": r"C:\Users\ada\AppData\Local", "ProgramFiles": r"C:\Program Files"}
+    assert candidates("win32", env) == [
+        Path(r"C:\Users\ada\AppData\Local") / "Programs" / "Telex" / "telex.exe",
+        Path(r"C:\Program Files") / "Telex" / "telex.exe",
+    ]
+
+
+def test_macos_candidates(tmp_path: Path) -> None:
+    assert candidates("darwin", {}, home=tmp_path) == [
+        Path("/Applications/Telex.app"),
+        tmp_path / "Applications" / "Telex.app",
+    ]
+
+
+def test_linux_candidates_start_with_path(tmp_path: Path) -> None:
+    found = candidates("linux", {}, home=tmp_path, which=lambda _name: "/usr/bin/telex")
+    assert found == [
+        Path("/usr/bin/telex"),
+        tmp_path / ".local" / "bin" / "telex",
+        Path("/opt/telex/telex"),
+    ]
+    assert candidates("linux", {}, home=tmp_path, which=lambda _name: None)[0] == (
+        tmp_path / ".local" / "bin" / "telex"
+    )
+
+
+def test_a_macos_bundle_is_opened_with_open_a(tmp_path: Path) -> None:
+    bundle = tmp_path / "Telex.app"
+    (bundle / "Contents").mkdir(parents=True)
+    (bundle / "Contents" / "Info.plist").write_bytes(
+        plistlib.dumps({"CFBundleExecutable": "telex_desktop"})
+    )
+    target = target_for(bundle, "darwin")
+    assert target.command == ("open", "-a", str(bundle))
+    assert target.executable == bundle / "Contents" / "MacOS" / "telex_desktop"
+    assert target.process_name == "telex_desktop"
+    # no Info.plist: the bundle's name
+    assert target_for(tmp_path / "Other.app", "darwin").process_name == "Other"
+
+
+def test_locate_uses_the_configured_path(tmp_path: Path) -> None:
+    app = tmp_path / "telex"
+    app.touch()
+    assert locate(app, platform="linux") == MainAppTarget((str(app),), app, "telex")
+
+
+def test_a_configured_path_that_does_not_exist_says_so(tmp_path: Path) -> None:
+    with pytest.raises(MainAppNotFound, match=r"not found at .*nowhere") as caught:
+        locate(tmp_path / "nowhere", platform="linux")
+    assert caught.value.title == "Telex not found"
+
+
+def test_locate_takes_the_first_installed_candidate(tmp_path: Path) -> None:
+    second = tmp_path / "b" / "telex"
+    second.parent.mkdir()
+    second.touch()
+    target = locate(None, platform="linux", search=[tmp_path / "a" / "telex", second])
+    assert target.executable == second
+
+
+def test_not_installed_lists_where_we_looked(tmp_path: Path) -> None:
+    places = [tmp_path / "a" / "telex", tmp_path / "b" / "telex"]
+    with pytest.raises(MainAppNotFound) as caught:
+        locate(None, platform="linux", search=places)
+    assert all(str(p) in caught.value.message for p in places)
+    assert "--main-app" in caught.value.message
+
+
+def test_matching_processes_by_executable_then_by_name(tmp_path: Path) -> None:
+    real = tmp_path / "opt" / "telex"
+    real.parent.mkdir()
+    real.touch()
+    link = tmp_path / "telex-link"
+    link.symlink_to(real)
+    target = target_for(link, "linux")
+    processes = [
+        RunningProcess(10, "telex", str(real)),  # the same file, reached through the link
+        RunningProcess(11, "telex", "/somewhere/else/telex"),  # another program with that name
+        RunningProcess(12, "telex-link", None),  # exe hidden (another user): the name decides
+        RunningProcess(13, "python", None),
+        RunningProcess(14, "telex-link", str(link)),  # this is us
+    ]
+    assert matching_processes(target, processes, own_pid=14) == [10, 12]
+
+
+def test_a_frozen_build_gives_children_the_users_library_path() -> None:
+    env = {"LD_LIBRARY_PATH": "/tmp/_MEI123", "LD_LIBRARY_PATH_ORIG": "/usr/local/lib", "A": "1"}
+    assert child_environment(env, frozen=True) == {"LD_LIBRARY_PATH": "/usr/local/lib", "A": "1"}
+    assert child_environment({"LD_LIBRARY_PATH": "/tmp/_MEI1"}, frozen=True) == {}
+    assert child_environment(env, frozen=False) == env
+
+
+def wait_gone(pid: int, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def fake_main_app(tmp_path: Path) -> Path:
+    """A stand-in for the Telex binary: notes that it ran, then stays up like an app does."""
+    script = tmp_path / "bin" / "telex"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\necho started >> "{tmp_path / "started"}"\nexec sleep 30\n')
+    script.chmod(0o755)
+    return script
+
+
+@posix_only
+def test_open_then_close_the_app_we_started(fake_main_app: Path, tmp_path: Path) -> None:
+    app = MainApp(fake_main_app)
+    app.open()
+    [launched] = app._launched
+    try:
+        deadline = time.monotonic() + 5
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (tmp_path / "started").read_text() == "started\n"
+        assert os.getsid(launched.pid) == launched.pid  # its own session: it outlives us
+        assert app.close() == 1
+        assert wait_gone(launched.pid)
+        with pytest.raises(MainAppNotRunning, match="not running"):
+            app.close()
+    finally:
+        launched.kill()
+        launched.wait(5)
+
+
+@pytest.fixture
+def running_copy(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """The main app started by someone else: a copy of sleep named telex."""
+    sleep = shutil.which("sleep")
+    assert sleep is not None
+    binary = tmp_path / "other" / "telex"
+    binary.parent.mkdir()
+    shutil.copy(sleep, binary)
+    proc = subprocess.Popen([str(binary), "30"])
+    yield binary, proc
+    proc.kill()
+    proc.wait()
+
+
+@posix_only
+def test_close_finds_a_copy_we_did_not_start(
+    running_copy: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    binary, proc = running_copy
+    deadline = time.monotonic() + 5
+    while psutil.Process(proc.pid).exe() != str(binary):  # exec has happened
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert MainApp(binary).close() == 1
+    assert proc.wait(5) == -15  # SIGTERM
+
+
+def test_open_when_not_installed_raises_not_found(tmp_path: Path) -> None:
+    with pytest.raises(MainAppNotFound):
+        MainApp(tmp_path / "missing" / "telex").open()
+
+
+def test_close_when_not_installed_says_not_running(tmp_path: Path) -> None:
+    with pytest.raises(MainAppNotRunning):
+        MainApp(tmp_path / "missing" / "telex").close()

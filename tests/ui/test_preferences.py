@@ -1,0 +1,101 @@
+"""Preferences share config.json with the settings: they must never damage what is there."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from app.config import load_settings
+from app.preferences import Preferences, PreferencesStore
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_no_file_means_defaults(tmp_path: Path) -> None:
+    assert PreferencesStore(tmp_path / "missing").load() == Preferences()
+
+
+def test_round_trip_creates_the_folder(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path / "new" / "dir")
+    assert store.save(Preferences(last_email="ada@example.com"))
+    assert store.load() == Preferences(last_email="ada@example.com")
+    assert json.loads(store.path.read_text()) == {"preferences": {"last_email": "ada@example.com"}}
+
+
+def test_settings_and_unknown_keys_survive_a_save(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path)
+    write(
+        store.path,
+        json.dumps(
+            {
+                "settings": {"env": "staging", "log_level": "DEBUG"},
+                "preferences": {"last_email": "old@example.com", "future_option": [1, 2]},
+                "other": True,
+            }
+        ),
+    )
+    assert store.save(Preferences(last_email="new@example.com"))
+    assert json.loads(store.path.read_text()) == {
+        "settings": {"env": "staging", "log_level": "DEBUG"},
+        "preferences": {"last_email": "new@example.com", "future_option": [1, 2]},
+        "other": True,
+    }
+    # ... and app.config still reads the settings from it
+    settings = load_settings({"config_dir": str(tmp_path)}, environ={})
+    assert (settings.env, settings.log_level) == ("staging", "DEBUG")
+
+
+def test_only_the_email_is_stored(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path)
+    store.save(Preferences(last_email="ada@example.com"))
+    assert set(json.loads(store.path.read_text())["preferences"]) == {"last_email"}
+
+
+def test_no_temporary_file_is_left_behind(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path)
+    store.save(Preferences(last_email="a@example.com"))
+    store.save(Preferences(last_email="b@example.com"))
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '"text"', "\udcff"])
+def test_a_broken_file_gives_defaults_and_is_not_overwritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    store = PreferencesStore(tmp_path)
+    store.path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    with caplog.at_level(logging.WARNING, logger="app.preferences"):
+        assert store.load() == Preferences()
+        assert not store.save(Preferences(last_email="ada@example.com"))
+    assert store.path.read_bytes() == text.encode("utf-8", "surrogateescape")
+    assert caplog.records
+
+
+@pytest.mark.parametrize(
+    "section", [None, 5, "x", {"last_email": 7}, {"last_email": ""}, {"last_email": None}]
+)
+def test_unusable_values_fall_back_to_defaults(tmp_path: Path, section: object) -> None:
+    store = PreferencesStore(tmp_path)
+    write(store.path, json.dumps({"settings": {}, "preferences": section}))
+    assert store.load() == Preferences()
+    assert store.save(Preferences(last_email="ada@example.com"))
+    assert store.load().last_email == "ada@example.com"
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = PreferencesStore(tmp_path)
+    store.save(Preferences(last_email="old@example.com"))
+
+    def refuse(*_args: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("app.preferences.os.replace", refuse)
+    assert not store.save(Preferences(last_email="new@example.com"))
+    assert store.load().last_email == "old@example.com"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]

@@ -128,6 +128,7 @@ class _Code:
 
 
 # Error replies (centrifuge errors.go).
+_UNKNOWN_CHANNEL: Final = _Code(102, "unknown channel")
 _PERMISSION_DENIED: Final = _Code(103, "permission denied")
 _ALREADY_SUBSCRIBED: Final = _Code(105, "already subscribed")
 _LIMIT_EXCEEDED: Final = _Code(106, "limit exceeded")
@@ -152,7 +153,6 @@ _INVALID_TOKEN: Final = _Code(3500, "invalid token")
 _BAD_REQUEST: Final = _Code(3501, "bad request")
 _STALE: Final = _Code(3502, "stale")
 _CHANNEL_LIMIT_REACHED: Final = _Code(3505, "channel limit")
-_INAPPROPRIATE_PROTOCOL: Final = _Code(3506, "inappropriate protocol")
 _NOT_AVAILABLE: Final = _Code(3508, "not available")
 
 
@@ -260,6 +260,19 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _known_namespace(channel: str) -> bool:
+    """Only the default namespace exists: ``ns:rest`` names a namespace nobody configured."""
+    return ":" not in channel
+
+
+def _check_channel(channel: str) -> None:
+    """The namespace must exist and the name be ASCII (Centrifugo's channel options lookup)."""
+    if not _known_namespace(channel):
+        raise _ReplyError(_UNKNOWN_CHANNEL)
+    if not channel.isascii():
+        raise _ReplyError(_BAD_REQUEST_ERROR)
+
+
 def _new_epoch() -> str:
     """Eight random letters, like the epochs of Centrifugo's memory engine."""
     return "".join(secrets.choice(string.ascii_letters) for _ in range(8))
@@ -322,13 +335,21 @@ class _SubscribeRequest:
 
 @dataclass(frozen=True)
 class _Publication:
-    """A publication kept in a channel's history."""
+    """A publication of a channel stream, as pushed live and kept in its history.
+
+    The first one of a stream carries the stream's epoch, so clients learn it: Centrifugo
+    v6.9.1 stamps it on the stored publication, which recovery and history then show too.
+    """
 
     offset: int
     data: Any
+    epoch: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"data": self.data, "offset": self.offset}
+        pub = {"data": self.data, "offset": self.offset}
+        if self.epoch:
+            pub["epoch"] = self.epoch
+        return pub
 
 
 class _Stream:
@@ -349,7 +370,7 @@ class _Stream:
     def add(self, data: Any) -> _Publication:
         self.expire()
         self.top += 1
-        pub = _Publication(self.top, data)
+        pub = _Publication(self.top, data, self.epoch if self.top == 1 else "")
         self._items.append(pub)
         self._expires_at = time.monotonic() + self._ttl
         return pub
@@ -445,8 +466,8 @@ class _Connection:
             async for msg in self._ws:
                 if msg.type is WSMsgType.TEXT:
                     self._handle_frame(msg.data)
-                elif msg.type is WSMsgType.BINARY:
-                    self.close(_INAPPROPRIATE_PROTOCOL)
+                elif msg.type is WSMsgType.BINARY:  # read as JSON all the same, as Centrifugo does
+                    self._handle_frame(msg.data.decode(errors="replace"))
                 else:
                     break
         finally:
@@ -610,12 +631,14 @@ class _Connection:
             raise _Disconnect(_INVALID_TOKEN) from exc
         except _ExpiredToken as exc:
             raise _ReplyError(_TOKEN_EXPIRED) from exc
-        now = int(time.time())
-        if claims.expire_at and claims.expire_at < now:
-            raise _ReplyError(_EXPIRED)
+        if not all(_known_namespace(sub.channel) for sub in sub_requests):
+            raise _Disconnect(_BAD_REQUEST)
         channels = self._client_requested_channels(sub_requests, claims.user)
         if len(channels) > _CHANNEL_LIMIT:
             raise _Disconnect(_CHANNEL_LIMIT_REACHED)
+        now = int(time.time())
+        if claims.expire_at and claims.expire_at < now:
+            raise _ReplyError(_EXPIRED)
 
         self.user, self.info = claims.user, claims.info
         self._authenticated = True
@@ -707,8 +730,7 @@ class _Connection:
             raise _ReplyError(_ALREADY_SUBSCRIBED)
         if len(self.subs) >= _CHANNEL_LIMIT:
             raise _ReplyError(_LIMIT_EXCEEDED)
-        if not channel.isascii():
-            raise _ReplyError(_BAD_REQUEST_ERROR)
+        _check_channel(channel)
         token = sub_request.token
         claims = self._subscription_claims(channel, token) if token else None
         if claims is None and (
@@ -729,6 +751,8 @@ class _Connection:
         return claims
 
     def _check_subscription_claims(self, channel: str, claims: _Claims) -> None:
+        if not _known_namespace(claims.channel):
+            raise _ReplyError(_UNKNOWN_CHANNEL)
         if (
             claims.channel != channel
             or claims.user != self.user
@@ -872,6 +896,7 @@ class _Connection:
         channel = _str_field(request, "channel")
         if not channel:
             raise _Disconnect(_BAD_REQUEST)
+        _check_channel(channel)
         if channel not in self.subs:
             raise _ReplyError(_PERMISSION_DENIED)
         return channel
@@ -920,8 +945,10 @@ class _Connection:
         return {"num_clients": len(subscribers), "num_users": len(users)}
 
     def _on_publish(self, request: dict[str, Any]) -> dict[str, Any]:
-        if not _str_field(request, "channel"):
+        channel = _str_field(request, "channel")
+        if not channel:
             raise _Disconnect(_BAD_REQUEST)
+        _check_channel(channel)
         raise _ReplyError(_PERMISSION_DENIED)  # Telex clients never publish
 
     def _on_rpc(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -939,7 +966,6 @@ class PushServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._stopping = False
-        self._started_at = 0.0
         self._node_id = str(uuid.uuid4())
         self._sweeper: asyncio.TimerHandle | None = None
         self._connections: set[_Connection] = set()
@@ -983,7 +1009,6 @@ class PushServer:
         self._runner = runner
         self._stopping = False
         self._port = sock.getsockname()[1]
-        self._started_at = time.monotonic()
         self._schedule_sweep()
         logger.info("Push server listening on %s", self.ws_url)
 
@@ -1047,11 +1072,15 @@ class PushServer:
     async def disconnect_user(
         self, user: str, code: int = 3503, reason: str = "force disconnect"
     ) -> None:
-        """Close every connection of ``user`` with this code (3500-3999: no reconnect)."""
-        disconnect = _Code(code, reason)
+        """Close every connection of ``user`` with this code (3500-3999: no reconnect).
+
+        Raises ``ValueError`` unless the code is in 3000-4999 and the reason is non-empty and
+        fits a close frame (SDKs ignore the code of a close frame without a reason).
+        """
         if not 3000 <= code <= 4999 or not 0 < len(reason.encode()) <= _MAX_CLOSE_REASON:
             raise ValueError("disconnect code must be in 3000-4999 with a short non-empty reason")
-        connections = list(self._users.get(user, ()))
+        disconnect = _Code(code, reason)
+        connections = list(self._users.get(user, ())) if user else []
         for conn in connections:
             conn.close(disconnect)
         await self._wait_closed(connections)
@@ -1101,11 +1130,10 @@ class PushServer:
         return stream
 
     def _publish(self, channel: str, data: Any) -> tuple[int, str]:
+        _dumps(data)  # fail before the stream moves if JSON can not carry it
         stream = self._stream(channel)
-        push = _dumps(
-            {"push": {"channel": channel, "pub": {"data": data, "offset": stream.top + 1}}}
-        )
         pub = stream.add(data)
+        push = _dumps({"push": {"channel": channel, "pub": pub.to_json()}})
         for conn, sub in list(self._subscribers(channel)):
             if conn.deliver(sub, stream.epoch, push):
                 self._publications_sent += 1
@@ -1163,45 +1191,51 @@ class PushServer:
         return any(hmac.compare_digest(key.encode(), c.encode()) for c in candidates)
 
     async def _api_request(self, request: web.Request) -> dict[str, Any]:
+        """The authorized request's JSON object; else 401 (empty) or 400 (plain text)."""
         if not self._authorized(request):
-            raise web.HTTPUnauthorized()
+            raise web.HTTPUnauthorized(text="")
         try:
             body = _loads(await request.read())
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise _api_bad_request()
+            raise web.HTTPBadRequest(text="Bad Request\n")
         return body
+
+    def _api_reply(self, request: web.Request, result: dict[str, Any] | _Code) -> web.Response:
+        """A result; an error goes in the body of a 200, or as a 4xx in the transport error
+        mode a client asks for with ``X-Centrifugo-Error-Mode: transport``."""
+        if not isinstance(result, _Code):
+            return web.json_response({"result": result}, dumps=_dumps)
+        error = {"code": result.code, "message": result.text}
+        if request.headers.get("X-Centrifugo-Error-Mode") == "transport":
+            status = 404 if result is _UNKNOWN_CHANNEL else 400
+            return web.json_response(error, status=status, dumps=_dumps)
+        return web.json_response({"error": error}, dumps=_dumps)
 
     async def _api_publish(self, request: web.Request) -> web.Response:
         body = await self._api_request(request)
-        channel = body.get("channel")
-        if not isinstance(channel, str) or not channel or "data" not in body:
-            raise _api_bad_request()
+        channel = _api_field(body, "channel", str, "")
+        if not channel or "data" not in body:
+            return self._api_reply(request, _BAD_REQUEST_ERROR)
+        if not _known_namespace(channel):
+            return self._api_reply(request, _UNKNOWN_CHANNEL)
         offset, epoch = self._publish(channel, body["data"])
-        return web.json_response({"result": {"offset": offset, "epoch": epoch}}, dumps=_dumps)
+        return self._api_reply(request, {"offset": offset, "epoch": epoch})
 
     async def _api_disconnect(self, request: web.Request) -> web.Response:
+        """Centrifugo's shape is ``{"user", "disconnect": {"code", "reason"}}``; ``code`` and
+        ``reason`` next to ``user`` are accepted too (Centrifugo would ignore them)."""
         body = await self._api_request(request)
-        disconnect = body.get("disconnect")
-        if not isinstance(disconnect, dict):
-            disconnect = body  # also accept code/reason next to user
-        user = body.get("user")
-        code = disconnect.get("code", 3503)
-        reason = disconnect.get("reason", "force disconnect")
-        if (
-            not isinstance(user, str)
-            or not user
-            or not isinstance(code, int)
-            or isinstance(code, bool)
-            or not isinstance(reason, str)
-        ):
-            raise _api_bad_request()
+        user = _api_field(body, "user", str, "")
+        disconnect = _api_field(body, "disconnect", dict, body)
+        code = _api_field(disconnect, "code", int, 3503)
+        reason = _api_field(disconnect, "reason", str, "force disconnect")
         try:
             await self.disconnect_user(user, code, reason)
-        except ValueError as exc:
-            raise _api_bad_request() from exc
-        return web.json_response({"result": {}})
+        except ValueError:
+            return self._api_reply(request, _BAD_REQUEST_ERROR)
+        return self._api_reply(request, {})
 
     async def _api_info(self, request: web.Request) -> web.Response:
         await self._api_request(request)
@@ -1213,13 +1247,15 @@ class PushServer:
             "num_users": len(self._users),
             "num_channels": len(self._channels),
             "num_subs": sum(len(subs) for subs in self._channels.values()),
-            "uptime": int(time.monotonic() - self._started_at),
         }
-        return web.json_response({"result": {"nodes": [node]}})
+        return self._api_reply(request, {"nodes": [node]})
 
 
-def _api_bad_request() -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(
-        text=_dumps({"error": {"code": 107, "message": "bad request"}}),
-        content_type="application/json",
-    )
+def _api_field(body: dict[str, Any], name: str, kind: type, default: Any) -> Any:
+    """A typed field of an API request; the wrong type fails decoding: 400 "Bad Request"."""
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise web.HTTPBadRequest(text="Bad Request\n")
+    return value

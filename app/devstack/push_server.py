@@ -1,12 +1,16 @@
 """A Centrifugo v6-compatible push server for ``--demo`` and fast tests.
 
 It speaks the bidirectional client protocol v2 (JSON over WebSocket) and a slice of the server
-HTTP API the way Centrifugo v6.9.1 does, as described in ``reference/centrifugo-protocol.md``:
-the same JSON (omitempty, result keys always present), the same codes and close reasons, and the
-same timing rules for pings, stale connections and token expiry. It behaves like a Centrifugo with
-one namespace where history and recovery are forced on, every channel needs a subscription JWT
-(unless ``allow_subscribe_for_client``), presence is open to subscribers, and clients may not
-publish. The official SDKs are the judge of its faithfulness (``tests/conformance``).
+HTTP API (publish, disconnect, info) the way Centrifugo v6.9.1 does, as described in
+``reference/centrifugo-protocol.md``: the same JSON (omitempty, result keys always present), the
+same codes and close reasons, the same timing rules for pings, stale connections and expiry.
+It plays a Centrifugo whose only namespace is the default one, with history and recovery forced
+on, subscriptions by JWT only unless ``allow_subscribe_for_client``, clients not allowed to
+publish, and history and presence open to subscribers. Its replies were compared with those of a
+running v6.9.1 so configured; the official SDKs are the judge (``tests/conformance``).
+
+Knowingly different: an expired token in ``sub_refresh`` closes the connection with 3006, as
+centrifuge PR #627 does (v6.9.1 accepts it and drops the subscription's expiry).
 
 Everything runs on one event loop: commands of a frame are handled synchronously, so a reply and
 the publications of the same channel are queued in protocol order without locks.
@@ -79,7 +83,8 @@ _SUBPROTOCOLS: Final = ("centrifuge-json",)
 class PushServerConfig:
     """How the server behaves; the defaults are Centrifugo's.
 
-    ``pong_timeout`` must be shorter than ``ping_interval``, as in Centrifugo. With
+    ``pong_timeout`` must be shorter than ``ping_interval``, as in Centrifugo; clients are told
+    the ping interval in whole seconds (at least 1). With
     ``allow_subscribe_for_client`` a client may subscribe without a token, and the keys of a
     connect command's ``subs`` become server-side subscriptions; otherwise they are ignored.
     """
@@ -380,24 +385,20 @@ class _Stream:
             self._items.clear()
 
     def since(self, offset: int, limit: int) -> list[_Publication]:
-        """Up to ``limit`` publications after ``offset`` (``limit`` < 0: all), oldest first."""
+        """Up to ``limit`` publications after ``offset``, oldest first."""
         self.expire()
         if not self._items or offset >= self.top:
             return []
         start = max(0, offset + 1 - self._items[0].offset)
-        stop = None if limit < 0 else start + limit
-        return list(islice(self._items, start, stop))
+        return list(islice(self._items, start, start + limit))
 
     def upto(self, offset: int, limit: int) -> list[_Publication]:
-        """Up to ``limit`` publications from ``offset`` down (``limit`` < 0: all), newest first."""
+        """Up to ``limit`` publications from ``offset`` down, newest first."""
         self.expire()
         if not self._items or offset > self.top:
             return []
         stop = offset - self._items[0].offset + 1
-        if stop <= 0:
-            return []
-        items = list(islice(self._items, 0, stop))[::-1]
-        return items if limit < 0 else items[:limit]
+        return list(islice(self._items, max(0, stop - limit), max(0, stop)))[::-1]
 
 
 @dataclass(eq=False)
@@ -576,6 +577,7 @@ class _Connection:
             self.close(_INTERNAL_ERROR)
 
     def _dispatch(self, line: str) -> None:
+        """Decode one command, check it like the real server does, run it, queue its reply."""
         try:
             command = _loads(line)
         except ValueError as exc:
@@ -655,7 +657,8 @@ class _Connection:
             result["subs"] = {
                 sub.channel: self._subscribe(sub, server_side=True) for sub in channels
             }
-        result["ping"] = max(1, math.ceil(self._config.ping_interval))
+        # Whole seconds, cut like Centrifugo does (1.5 s → 1); at least 1 for sub-second tests.
+        result["ping"] = max(1, int(self._config.ping_interval))
         result["pong"] = True
         first_ping = random.uniform(0.5, 1.0) * self._config.ping_interval
         self._ping = self._loop.call_later(first_ping, self._on_ping)
@@ -705,9 +708,7 @@ class _Connection:
         if claims.user != self.user:
             raise _Disconnect(_INVALID_TOKEN)
         if not claims.expire_at:
-            # Not in Centrifugo, which keeps the old expiry: a token without one lifts it.
-            _cancel(self._expiry)
-            return {}
+            return {}  # and, as in Centrifugo v6.9.1, the old expiry still stands
         ttl = claims.expire_at - int(time.time())
         if ttl <= 0:
             raise _ReplyError(_EXPIRED)

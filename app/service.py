@@ -1,13 +1,20 @@
 """Orchestration on the loop thread: sign in, fetch organisations and tokens, stay connected,
 turn pushes into notices. The only place where errors become UI events.
+
+Every state change is one :class:`SessionState` with its reason in words, logged and emitted as
+a ``StateChanged`` event. A backlog recovered after an outage becomes at most one notification
+per conversation (the latest count), and a lost stream position one "may have missed" notice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from types import TracebackType
 
 import aiohttp
@@ -42,6 +49,49 @@ logger = logging.getLogger(__name__)
 
 Emit = Callable[[UiEvent], None]
 
+#: A notification service that takes longer than this is skipped for that one notice.
+NOTIFY_TIMEOUT = 10.0
+
+GAP_NOTICE_BODY = "The connection was interrupted; some notifications may have been missed."
+
+
+class SessionState(StrEnum):
+    """The one state the tray and the logs show (``StateChanged.state``)."""
+
+    SIGNED_OUT = "signed out"
+    SIGNING_IN = "signing in"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"  # ``retry_in`` says when the next attempt starts
+    PAUSED = "paused by error"  # signed in, but the push connection gave up
+
+
+_FROM_CONNECTION = {
+    ConnectionState.CONNECTING: SessionState.CONNECTING,
+    ConnectionState.CONNECTED: SessionState.CONNECTED,
+    ConnectionState.RECONNECTING: SessionState.RECONNECTING,
+}
+
+
+@dataclass(frozen=True)
+class _Resume:
+    """Where a session that ended on the server's side stopped reading, so signing the same
+    user in again recovers what came meanwhile, and does not notify twice what was shown."""
+
+    user_id: str
+    organisations: frozenset[str]
+    positions: Mapping[str, tuple[int, str]]
+    policy: NotificationPolicy
+
+
+def coalesce(notices: Iterable[Notice]) -> list[Notice]:
+    """One notice per conversation, the latest, in the order of each conversation's latest."""
+    latest: dict[str, Notice] = {}
+    for notice in notices:
+        latest.pop(notice.key, None)
+        latest[notice.key] = notice
+    return list(latest.values())
+
 
 class _SessionTokens:
     """Fresh Centrifugo tokens for one signed-in session (the realtime client's TokenSource)."""
@@ -73,6 +123,7 @@ class TelexService:
         self._notices: asyncio.Queue[Notice] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._ended: asyncio.Future[TelexError | None] | None = None
+        self._resume: _Resume | None = None
 
     async def __aenter__(self) -> TelexService:
         self._http = http_session(self._settings, self._ssl)
@@ -114,15 +165,15 @@ class TelexService:
         """Login → organisations → connect. Raises ``TelexError`` with a message for the user."""
         assert self._api is not None, "use TelexService as an async context manager"
         await self._stop_realtime()
-        self._state("signing in", f"signing in as {email}")
+        self._state(SessionState.SIGNING_IN, f"signing in as {email}")
         try:
             session = await self._api.login(email, password)
             organisations = await self._api.organisations(session)
         except TelexError as exc:
-            self._state("signed out", str(exc))
+            self._state(SessionState.SIGNED_OUT, f"signing in failed: {exc}")
             raise
         if not organisations:
-            self._state("signed out", "no organisations")
+            self._state(SessionState.SIGNED_OUT, "the account has no organisations")
             raise TelexError(
                 "Your Telex account is not a member of any organisation, so there is nothing "
                 "to notify you about.",
@@ -142,7 +193,8 @@ class TelexService:
                 await self._api.logout(session)
             except TelexError as exc:
                 logger.info("Server-side logout failed: %s", exc)
-        self._state("signed out", "signed out")
+        self._resume = None
+        self._state(SessionState.SIGNED_OUT, "signed out on request")
 
     async def wait_ended(self) -> TelexError | None:
         """Until the realtime session ends: None when stopped on purpose, else the reason."""
@@ -165,21 +217,41 @@ class TelexService:
     def _start_realtime(self, session: Session, organisations: list[Organisation]) -> None:
         assert self._api is not None
         assert self._http is not None
-        policy = NotificationPolicy({o.id: o for o in organisations})
+        org_ids = frozenset(o.id for o in organisations)
+        resume, self._resume = self._resume, None
+        if resume is not None and (resume.user_id, resume.organisations) != (
+            session.user.id,
+            org_ids,
+        ):
+            resume = None
+        policy = resume.policy if resume else NotificationPolicy({o.id: o for o in organisations})
         channels = [org.channel_for(session.user.id) for org in organisations]
         settings = self._settings
 
-        def on_publication(pub: ChannelPublication) -> None:
-            notice = policy.decide(pub.data, org_id=pub.channel.split("/", 1)[0])
-            if notice is not None:
+        def on_publications(batch: Sequence[ChannelPublication]) -> None:
+            notices = [
+                notice
+                for pub in batch
+                if (notice := policy.decide(pub.data, org_id=_org_of(pub.channel))) is not None
+            ]
+            if any(pub.from_backlog for pub in batch):
+                shown = coalesce(notices)
+                logger.info(
+                    "%d missed update(s) on %s: %d notification(s)",
+                    len(batch),
+                    batch[0].channel,
+                    len(shown),
+                )
+                notices = shown
+            for notice in notices:
                 self._notices.put_nowait(notice)
 
-        self._realtime = RealtimeClient(
+        client = RealtimeClient(
             self._http,
             settings.ws_url,
             channels,
             _SessionTokens(self._api, session),
-            on_publication=on_publication,
+            on_publications=on_publications,
             on_state=self._realtime_state,
             on_position_lost=self._position_lost,
             options=RealtimeOptions(
@@ -187,18 +259,22 @@ class TelexService:
                 client_version=__version__,
                 connect_timeout=settings.connect_timeout,
                 command_timeout=settings.request_timeout,
+                token_timeout=2 * settings.request_timeout,
                 ping_grace=settings.ping_grace,
                 reconnect_min_delay=settings.reconnect_min_delay,
                 reconnect_max_delay=settings.reconnect_max_delay,
             ),
             ssl_context=self._ssl,
+            positions=resume.positions if resume else None,
         )
+        self._realtime = client
         self._ended = asyncio.get_running_loop().create_future()
         self._realtime_task = asyncio.create_task(
-            self._run_realtime(self._realtime), name="realtime"
+            self._run_realtime(client, _Resume(session.user.id, org_ids, {}, policy)),
+            name="realtime",
         )
 
-    async def _run_realtime(self, client: RealtimeClient) -> None:
+    async def _run_realtime(self, client: RealtimeClient, resume: _Resume) -> None:
         ended: TelexError | None = None
         try:
             await client.run()
@@ -206,12 +282,20 @@ class TelexService:
             ended = exc
             email = self._session.user.email if self._session else None
             self._session = None
-            self._state("signed out", str(exc))
+            self._resume = dataclasses.replace(resume, positions=client.channels)
+            if self._realtime is client:  # the client and its token source go with the session
+                self._realtime = self._realtime_task = None
+            self._state(SessionState.SIGNED_OUT, f"the session ended: {exc}")
             self._emit(LoginRequired(str(exc), email))
         except RealtimeError as exc:
             ended = exc
-            self._state("paused by error", str(exc))
+            self._state(SessionState.PAUSED, str(exc))
             self._emit(ShowError(exc.title, str(exc)))
+        except Exception as exc:  # a bug: say so instead of going quiet
+            logger.error("The push connection failed unexpectedly", exc_info=exc)
+            ended = RealtimeError("The push connection failed unexpectedly; see the log.")
+            self._state(SessionState.PAUSED, str(ended))
+            self._emit(ShowError(ended.title, str(ended)))
         finally:
             if self._ended is not None and not self._ended.done():
                 self._ended.set_result(ended)
@@ -226,17 +310,22 @@ class TelexService:
                 await task
 
     def _realtime_state(self, change: StateChange) -> None:
-        if change.state is ConnectionState.STOPPED:
-            return
-        self._state(change.state.value, change.reason, change.retry_in)
+        state = _FROM_CONNECTION.get(change.state)
+        if state is not None:
+            self._state(state, change.reason, change.retry_in)
 
-    def _position_lost(self, channel: str) -> None:
+    def _position_lost(self, channels: Sequence[str]) -> None:
+        """One notice for every channel that lost its place in one reconnection."""
+        orgs = {_org_of(channel) for channel in channels}
+        logger.warning(
+            "Missed notifications could not be recovered on %d channel(s)", len(channels)
+        )
         self._notices.put_nowait(
             Notice(
-                key=f"gap/{channel}",
+                key="gap",
                 title="Telex Start",
-                body="The connection was interrupted; some notifications may have been missed.",
-                org_id=channel.split("/", 1)[0],
+                body=GAP_NOTICE_BODY,
+                org_id=orgs.pop() if len(orgs) == 1 else None,
             )
         )
 
@@ -244,13 +333,23 @@ class TelexService:
         """One sender, so a slow notification service never holds up the WebSocket reader."""
         while True:
             notice = await self._notices.get()
-            delivered = await self._notifier.send(notice)
+            try:
+                async with asyncio.timeout(NOTIFY_TIMEOUT):
+                    delivered = await self._notifier.send(notice)
+            except TimeoutError:
+                logger.warning("The notification service did not answer in time")
+                delivered = False
             logger.info("Notification %s: %s", "shown" if delivered else "NOT shown", notice.title)
             self._emit(Notified(notice, delivered))
 
-    def _state(self, state: str, detail: str, retry_in: float | None = None) -> None:
+    def _state(self, state: SessionState, detail: str, retry_in: float | None = None) -> None:
         if retry_in is not None:
             logger.info("State: %s (%s; next attempt in %.1f s)", state, detail, retry_in)
         else:
             logger.info("State: %s (%s)", state, detail)
         self._emit(StateChanged(state, detail, retry_in))
+
+
+def _org_of(channel: str) -> str:
+    """Telex personal channels are ``<organisation id>/<user id>``."""
+    return channel.split("/", 1)[0]

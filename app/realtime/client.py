@@ -1,10 +1,14 @@
 """Centrifugo client on aiohttp: one WebSocket, an explicit state machine, reconnects with backoff.
 
-One connection lifetime is ``_connection()``: open the socket, start the single reader task, send
-``connect`` (with every channel's subscription token in ``subs``), subscribe whatever the server did
-not take server-side, then serve pings, publications and token refreshes until the socket ends.
-``run()`` wraps lifetimes in the reconnect loop. Channel positions (offset, epoch) survive
-reconnects so missed publications are recovered and replays are recognised.
+One connection lifetime is ``_connection()``: fetch tokens, open the socket, start the single
+reader task, send ``connect`` (with every channel's subscription token in ``subs``), subscribe
+whatever the server did not take server-side, then serve pings, publications and token refreshes
+until the socket ends. ``run()`` wraps lifetimes in the reconnect loop. Channel positions (offset,
+epoch) survive reconnects so missed publications are recovered and replays are recognised.
+
+Every wait is bounded: token fetches, opening the socket, each command, closing the socket, and
+the silence between two frames (the server pings every ``ping`` seconds). A clock watch notices
+when the computer slept and replaces the connection at once instead of waiting for the watchdog.
 """
 
 from __future__ import annotations
@@ -18,15 +22,21 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 from app.backoff import full_jitter
-from app.errors import AuthError, NetworkError, RealtimeError
+from app.errors import AuthError, NetworkError, RealtimeError, TelexError
 from app.realtime import protocol as proto
+from app.realtime.clock import ClockWatch
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: How many times in a row the server may reject freshly fetched tokens (close 3500).
+MAX_TOKEN_REJECTIONS = 2
 
 
 class ConnectionState(StrEnum):
@@ -40,7 +50,7 @@ class ConnectionState(StrEnum):
 @dataclass(frozen=True)
 class StateChange:
     state: ConnectionState
-    reason: str
+    reason: str  # in words, for people and logs; never a token or a frame
     retry_in: float | None = None  # seconds until the next attempt, when reconnecting
 
 
@@ -56,15 +66,22 @@ class ChannelPublication:
 class RealtimeOptions:
     client_name: str
     client_version: str
-    connect_timeout: float = 10.0
+    connect_timeout: float = 10.0  # opening the socket, and the wait for the connect reply
     command_timeout: float = 10.0
+    close_timeout: float = 1.0  # how long a closing socket may wait for the server's close frame
+    token_timeout: float = 30.0  # one token fetch from the REST API, its retries included
     ping_grace: float = 10.0
     reconnect_min_delay: float = 0.5
     reconnect_max_delay: float = 20.0
+    resubscribe_min_delay: float = 0.5
+    resubscribe_max_delay: float = 20.0
     refresh_retry_min: float = 5.0
     refresh_retry_max: float = 10.0
     healthy_after: float = 10.0
     token_margin: float = 30.0
+    max_message_size: int = 4 * 1024 * 1024
+    clock_check_interval: float = 5.0
+    clock_jump_tolerance: float = 5.0
 
 
 class TokenSource(Protocol):
@@ -87,6 +104,10 @@ class _ConnectionEnded(Exception):
         self.code = code
 
 
+class _TokenUnavailable(Exception):
+    """A token fetch failed in a way that may pass (network, server error, timeout)."""
+
+
 @dataclass
 class _Channel:
     name: str
@@ -96,6 +117,8 @@ class _Channel:
     positioned: bool = False
     server_side: bool = False
     subscribed: bool = False
+    generation: int = 0  # bumped by every subscribe result: older refresh timers stand down
+    resubscribe_attempt: int = 0
 
     def recovery_request(self) -> dict[str, Any]:
         return proto.subscribe_request(
@@ -104,7 +127,14 @@ class _Channel:
 
 
 class RealtimeClient:
-    """Keeps one Centrifugo connection with every channel subscribed until ``stop()``."""
+    """Keeps one Centrifugo connection with every channel subscribed until ``stop()``.
+
+    ``on_publications`` gets live publications one at a time and the publications a recovery
+    brought back as one batch per channel, so a backlog can be shown as one notification.
+    ``on_position_lost`` gets, once per (re)connection, the channels whose missed publications
+    could not be recovered. ``positions`` (from an earlier client's ``channels``) lets a new
+    session of the same user recover what was published while it signed in again.
+    """
 
     def __init__(
         self,
@@ -113,34 +143,45 @@ class RealtimeClient:
         channels: Iterable[str],
         tokens: TokenSource,
         *,
-        on_publication: Callable[[ChannelPublication], None],
+        on_publications: Callable[[Sequence[ChannelPublication]], None],
         on_state: Callable[[StateChange], None],
-        on_position_lost: Callable[[str], None],
+        on_position_lost: Callable[[Sequence[str]], None],
         options: RealtimeOptions,
         ssl_context: ssl.SSLContext | None = None,
         rand: Callable[[], float] = random.random,
+        wall_clock: Callable[[], float] = time.time,
+        positions: Mapping[str, tuple[int, str]] | None = None,
     ) -> None:
         self._http = http
         self._ws_url = ws_url
         self._channels = {name: _Channel(name) for name in channels}
+        for name, (offset, epoch) in (positions or {}).items():
+            if name in self._channels and epoch:
+                channel = self._channels[name]
+                channel.offset, channel.epoch, channel.positioned = offset, epoch, True
         self._tokens = tokens
-        self._on_publication = on_publication
+        self._on_publications = on_publications
         self._on_state = on_state
         self._on_position_lost = on_position_lost
         self._options = options
         self._ssl: ssl.SSLContext | bool = ssl_context or True
         self._rand = rand
+        self._wall = wall_clock
         self._state = ConnectionState.DISCONNECTED
         self._connection_token: str | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._closing: _ConnectionEnded | None = None  # why we closed the socket ourselves
         self._pending: dict[int, tuple[asyncio.Future[proto.Reply], _ReplyHook | None]] = {}
         self._next_id = 0
         self._pong = False
         self._read_timeout: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: list[asyncio.TimerHandle] = []
+        self._lost: list[str] = []
         self._fatal: BaseException | None = None
         self._stopping = False
+        self._skip_wait = False
+        self._attempt: asyncio.Task[None] | None = None
         self._connected_since: float | None = None
         self._wake = asyncio.Event()
 
@@ -154,66 +195,120 @@ class RealtimeClient:
         return {c.name: (c.offset, c.epoch) for c in self._channels.values()}
 
     async def run(self) -> None:
-        """Stay connected until ``stop()``; raises ``AuthError`` or ``RealtimeError`` when retrying
-        cannot help."""
+        """Stay connected until ``stop()``; raises ``AuthError`` when the session is over and
+        ``RealtimeError`` when retrying cannot help. Every token is forgotten when it returns."""
+        watch = ClockWatch(
+            self.reconnect_now,
+            interval=self._options.clock_check_interval,
+            tolerance=self._options.clock_jump_tolerance,
+            wall=self._wall,
+        )
+        watcher = asyncio.create_task(watch.run(), name="realtime-clock-watch")
+        try:
+            await self._reconnect_loop()
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            self._forget_tokens()
+
+    async def stop(self) -> None:
+        """Close the connection politely and end ``run()``; an attempt still opening is dropped."""
+        self._stopping = True
+        self._wake.set()
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            self._closing = self._closing or _ConnectionEnded("stopped")
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2 * self._options.close_timeout):
+                    await ws.close(code=aiohttp.WSCloseCode.OK, message=b"client stopped")
+        elif self._attempt is not None:
+            self._attempt.cancel()
+
+    def reconnect_now(self, reason: str) -> None:
+        """Replace the connection at once (or skip the wait), e.g. after the computer slept."""
+        if self._stopping:
+            return
+        if self._state is ConnectionState.RECONNECTING:
+            logger.info("Reconnecting at once: %s", reason)
+            self._wake.set()
+        elif self._state is ConnectionState.CONNECTED:
+            logger.info("Replacing the push connection: %s", reason)
+            self._skip_wait = True
+            self._spawn(self._close_for(f"replaced at once: {reason}"))
+
+    # -- the reconnect loop -------------------------------------------------------------------
+
+    async def _reconnect_loop(self) -> None:
         attempt = 0
-        invalid_token_closes = 0
+        token_rejections = 0
         while not self._stopping:
-            self._set_state(ConnectionState.CONNECTING, "opening the push connection")
+            self._set_state(
+                ConnectionState.CONNECTING,
+                "opening the push connection" + (f" (attempt {attempt + 1})" if attempt else ""),
+            )
             self._connected_since = None
             try:
-                await self._connection()
-                reason = "the push connection closed"
+                await self._attempt_once()
+                reason = "the push connection ended"
             except _ConnectionEnded as ended:
                 reason = ended.reason
-                if ended.code is not None and ended.code >= 3000:
-                    logger.info(
-                        "Push server closed the connection: %s (code %s)", ended.reason, ended.code
-                    )
-                if not proto.close_allows_reconnect(ended.code) and not self._stopping:
-                    if ended.code != proto.CloseCode.INVALID_TOKEN or invalid_token_closes >= 2:
-                        raise RealtimeError(
-                            f"The push server refused the connection: {ended.reason} "
-                            f"(code {ended.code})."
-                        ) from None
-                    invalid_token_closes += 1
-                    self._forget_tokens()
-                    reason = "the push server rejected the token; fetching new ones"
-            except NetworkError as exc:
+                if not self._stopping:
+                    token_rejections = self._judge_close(ended, token_rejections)
+                    if ended.code == proto.CloseCode.INVALID_TOKEN:
+                        reason = "the push server rejected the token; fetching new ones"
+            except (NetworkError, _TokenUnavailable) as exc:
                 reason = str(exc)
             if self._fatal is not None:
                 raise self._fatal
             if self._stopping:
                 break
             if self._was_healthy():
-                attempt = 0
-                invalid_token_closes = 0
-            delay = full_jitter(
-                attempt,
-                self._options.reconnect_min_delay,
-                self._options.reconnect_max_delay,
-                self._rand,
-            )
-            attempt += 1
+                attempt = token_rejections = 0
+            if self._skip_wait:
+                self._skip_wait = False
+                delay = 0.0
+            else:
+                delay = full_jitter(
+                    attempt,
+                    self._options.reconnect_min_delay,
+                    self._options.reconnect_max_delay,
+                    self._rand,
+                )
+                attempt += 1
             self._set_state(ConnectionState.RECONNECTING, reason, retry_in=delay)
             await self._pause(delay)
         self._set_state(ConnectionState.STOPPED, "stopped")
 
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        ws = self._ws
-        if ws is not None and not ws.closed:
-            await ws.close(code=aiohttp.WSCloseCode.OK, message=b"client stopped")
+    async def _attempt_once(self) -> None:
+        """One connection lifetime in its own task, so ``stop()`` can drop it while it opens."""
+        self._attempt = asyncio.create_task(self._connection(), name="realtime-connection")
+        try:
+            await self._attempt
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self._stopping or (current is not None and current.cancelling()):
+                raise
+        finally:
+            self._attempt = None
 
-    def reconnect_now(self, reason: str) -> None:
-        """Drop the socket (or skip the wait) and connect again at once, e.g. after a sleep."""
-        logger.info("Reconnecting now: %s", reason)
-        self._wake.set()
-        if self._ws is not None and not self._ws.closed:
-            self._spawn(self._close_for(aiohttp.WSCloseCode.GOING_AWAY, "reconnect"))
-
-    # -- one connection lifetime -----------------------------------------------------------
+    def _judge_close(self, ended: _ConnectionEnded, token_rejections: int) -> int:
+        """Apply the close-code rules; returns the new count of token rejections in a row."""
+        code = ended.code
+        if code is not None and code >= 3000:
+            logger.info("The push server closed the connection: %s (code %s)", ended.reason, code)
+        if proto.close_allows_reconnect(code):
+            if code in (proto.CloseCode.CONNECTION_EXPIRED, proto.CloseCode.STATE_INVALIDATED):
+                self._connection_token = None
+            if code in (proto.CloseCode.SUBSCRIPTION_EXPIRED, proto.CloseCode.STATE_INVALIDATED):
+                for channel in self._channels.values():
+                    channel.token = None
+            return token_rejections
+        if code != proto.CloseCode.INVALID_TOKEN or token_rejections >= MAX_TOKEN_REJECTIONS:
+            raise RealtimeError(
+                f"The push server refused the connection: {ended.reason} (code {code})."
+            )
+        self._forget_tokens()
+        return token_rejections + 1
 
     def _was_healthy(self) -> bool:
         """Only a connection that lasted resets the backoff: a flapping server is not hammered."""
@@ -221,28 +316,19 @@ class RealtimeClient:
         loop = asyncio.get_running_loop()
         return since is not None and loop.time() - since >= self._options.healthy_after
 
+    async def _pause(self, delay: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+
+    # -- one connection lifetime ----------------------------------------------------------------
+
     async def _connection(self) -> None:
-        token = await self._fresh_connection_token()
+        token = await self._connection_token_now()
         await self._ensure_subscription_tokens(self._channels.values())
-        try:
-            async with asyncio.timeout(self._options.connect_timeout):
-                ws = await self._http.ws_connect(
-                    self._ws_url,
-                    max_msg_size=0,
-                    heartbeat=None,
-                    autoping=True,
-                    ssl=self._ssl,
-                    autoclose=True,
-                )
-        except TimeoutError as exc:
-            raise NetworkError("The push server did not accept the connection in time.") from exc
-        except aiohttp.WSServerHandshakeError as exc:
-            raise NetworkError(
-                f"The push server refused the WebSocket (HTTP {exc.status})."
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(f"Cannot reach the push server: {exc}.") from exc
-        self._ws = ws
+        ws = await self._open_socket()
+        self._ws, self._closing = ws, None
         self._read_timeout = self._options.connect_timeout
         reader = asyncio.create_task(self._read_loop(ws), name="realtime-reader")
         try:
@@ -251,6 +337,29 @@ class RealtimeClient:
             await reader
         finally:
             await self._teardown(ws, reader)
+
+    async def _open_socket(self) -> aiohttp.ClientWebSocketResponse:
+        try:
+            async with asyncio.timeout(self._options.connect_timeout):
+                return await self._http.ws_connect(
+                    self._ws_url,
+                    max_msg_size=self._options.max_message_size,
+                    heartbeat=None,
+                    autoping=True,
+                    autoclose=True,
+                    ssl=self._ssl,
+                    timeout=aiohttp.ClientWSTimeout(ws_close=self._options.close_timeout),
+                )
+        except TimeoutError as exc:
+            raise NetworkError("The push server did not accept the connection in time.") from exc
+        except aiohttp.WSServerHandshakeError as exc:
+            raise NetworkError(
+                f"The push server refused the WebSocket (HTTP {exc.status})."
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise NetworkError(
+                f"Cannot reach the push server: {str(exc) or type(exc).__name__}."
+            ) from exc
 
     async def _handshake(self, token: str) -> None:
         subs = {c.name: c.recovery_request() for c in self._channels.values()}
@@ -261,19 +370,25 @@ class RealtimeClient:
             self._options.client_name,
             self._options.client_version,
         )
-        (reply,) = await self._call_many([command], on_reply=self._accept_connect)
-        if reply.error is not None:
-            if reply.error.code == proto.ErrorCode.TOKEN_EXPIRED:
-                self._connection_token = None
-            if not reply.error.retryable:
-                raise RealtimeError(
-                    f"The push server refused the connection: "
-                    f"{reply.error.message} ({reply.error.code})."
+        try:
+            (reply,) = await self._call_many([command], on_reply=self._accept_connect)
+            if reply.error is not None:
+                if reply.error.code == proto.ErrorCode.TOKEN_EXPIRED:
+                    self._connection_token = None
+                if not reply.error.retryable:
+                    raise RealtimeError(
+                        f"The push server refused the connection: "
+                        f"{reply.error.message} ({reply.error.code})."
+                    )
+                raise _ConnectionEnded(
+                    f"the push server refused to connect: {reply.error.message} "
+                    f"({reply.error.code})"
                 )
-            raise _ConnectionEnded(f"connect refused: {reply.error.message} ({reply.error.code})")
-        pending = [c for c in self._channels.values() if not c.subscribed]
-        if pending:
-            await self._subscribe(pending)
+            pending = [c for c in self._channels.values() if not c.subscribed]
+            if pending:
+                await self._subscribe(pending)
+        finally:
+            self._report_lost()
         subscribed = sum(c.subscribed for c in self._channels.values())
         self._set_state(
             ConnectionState.CONNECTED,
@@ -296,6 +411,8 @@ class RealtimeClient:
         if result.expires:
             self._schedule(result.ttl, self._refresh_connection)
 
+    # -- subscriptions ----------------------------------------------------------------------------
+
     async def _subscribe(self, channels: Sequence[_Channel], *, retried: bool = False) -> None:
         commands = {self._command_id(): c for c in channels}
 
@@ -311,37 +428,40 @@ class RealtimeClient:
             [proto.subscribe_command(i, c.name, c.recovery_request()) for i, c in commands.items()],
             on_reply=accept,
         )
-        expired: list[_Channel] = []
+        again: list[_Channel] = []
         for reply in replies:
-            channel = commands[reply.id]
-            if reply.error is None:
-                continue
-            elif reply.error.code == proto.ErrorCode.TOKEN_EXPIRED and not retried:
+            channel, error = commands[reply.id], reply.error
+            if error is None:
+                channel.resubscribe_attempt = 0
+            elif error.code == proto.ErrorCode.TOKEN_EXPIRED and not retried:
                 channel.token = None
-                expired.append(channel)
-            elif reply.error.code == proto.ErrorCode.ALREADY_SUBSCRIBED:
+                again.append(channel)
+            elif error.code == proto.ErrorCode.ALREADY_SUBSCRIBED:
                 channel.subscribed = True
-            elif reply.error.code == proto.ErrorCode.UNRECOVERABLE_POSITION:
+            elif error.code == proto.ErrorCode.UNRECOVERABLE_POSITION and not retried:
                 channel.offset, channel.epoch, channel.positioned = 0, "", False
-                self._on_position_lost(channel.name)
-                expired.append(channel)
+                self._lost.append(channel.name)
+                again.append(channel)
+            elif error.retryable:
+                self._resubscribe_later(channel, f"{error.message} ({error.code})")
             else:
                 logger.warning(
                     "The push server refused channel %s: %s (%s)",
                     channel.name,
-                    reply.error.message,
-                    reply.error.code,
+                    error.message,
+                    error.code,
                 )
-        if expired:
-            await self._ensure_subscription_tokens(expired)
-            await self._subscribe(expired, retried=True)
+        if again:
+            await self._ensure_subscription_tokens(again)
+            await self._subscribe(again, retried=True)
 
     def _apply_subscribe_result(self, channel: _Channel, result: proto.SubscribeResult) -> None:
         channel.subscribed = True
+        channel.generation += 1
         lost = (
             result.was_recovering
             and not result.recovered
-            and (channel.offset > 0 or (channel.epoch and channel.epoch != result.epoch))
+            and (channel.offset > 0 or bool(channel.epoch and channel.epoch != result.epoch))
         )
         if result.positioned or result.recoverable:
             channel.positioned = True
@@ -350,13 +470,23 @@ class RealtimeClient:
             channel.epoch = result.epoch
         if lost:
             logger.warning("Channel %s could not recover missed messages", channel.name)
-            self._on_position_lost(channel.name)
-        for pub in result.publications:
-            self._deliver(channel, pub, from_backlog=True)
+            self._lost.append(channel.name)
+        backlog = [
+            accepted
+            for pub in result.publications
+            if (accepted := self._accept(channel, pub, from_backlog=True)) is not None
+        ]
+        if backlog:
+            logger.info("Recovered %d missed publication(s) on %s", len(backlog), channel.name)
+            self._hand_over(backlog)
         if result.expires:
-            self._schedule(result.ttl, lambda: self._refresh_subscription(channel))
+            generation = channel.generation
+            self._schedule(result.ttl, lambda: self._refresh_subscription(channel, generation))
 
-    def _deliver(self, channel: _Channel, pub: proto.Publication, *, from_backlog: bool) -> None:
+    def _accept(
+        self, channel: _Channel, pub: proto.Publication, *, from_backlog: bool
+    ) -> ChannelPublication | None:
+        """Move the channel's position; None for a replay of something already delivered."""
         if pub.epoch and channel.epoch and pub.epoch != channel.epoch:
             # a new stream (history lost on the server): its offsets start again
             logger.warning("Channel %s started a new stream", channel.name)
@@ -364,11 +494,76 @@ class RealtimeClient:
         if pub.offset:
             if channel.positioned and pub.offset <= channel.offset:
                 logger.debug("Skipping replayed publication %s on %s", pub.offset, channel.name)
-                return
+                return None
             channel.offset = pub.offset
-        self._on_publication(ChannelPublication(channel.name, pub.data, pub.offset, from_backlog))
+        return ChannelPublication(channel.name, pub.data, pub.offset, from_backlog)
 
-    # -- reading ------------------------------------------------------------------------------
+    def _hand_over(self, batch: list[ChannelPublication]) -> None:
+        """Publications the app fails to handle are skipped: one bad payload must not end the
+        connection that every later notification needs."""
+        try:
+            self._on_publications(batch)
+        except Exception:
+            logger.exception(
+                "Handling %d publication(s) on %s failed; skipped", len(batch), batch[0].channel
+            )
+
+    def _report_lost(self) -> None:
+        """One report for every channel that lost its position in one (re)subscription round."""
+        lost, self._lost = self._lost, []
+        if lost:
+            self._on_position_lost(tuple(dict.fromkeys(lost)))
+
+    def _handle_unsubscribe(self, push: proto.UnsubscribePush) -> None:
+        channel = self._channels.get(push.channel)
+        if channel is None:
+            return
+        channel.subscribed = False
+        channel.generation += 1
+        if push.code >= 2500:  # e.g. 2501 subscription expired: come back with a new token
+            logger.info(
+                "The push server unsubscribed %s (%s, code %s); subscribing again",
+                push.channel,
+                push.reason,
+                push.code,
+            )
+            channel.token = None
+            self._spawn(self._resubscribe(channel))
+        else:
+            logger.warning(
+                "The push server unsubscribed %s for good: %s (code %s)",
+                push.channel,
+                push.reason,
+                push.code,
+            )
+
+    async def _resubscribe(self, channel: _Channel) -> None:
+        if channel.subscribed:
+            return
+        try:
+            await self._ensure_subscription_tokens([channel])
+        except _TokenUnavailable as exc:
+            self._resubscribe_later(channel, str(exc))
+            return
+        try:
+            await self._subscribe([channel])
+        finally:
+            self._report_lost()
+
+    def _resubscribe_later(self, channel: _Channel, why: str) -> None:
+        delay = full_jitter(
+            channel.resubscribe_attempt,
+            self._options.resubscribe_min_delay,
+            self._options.resubscribe_max_delay,
+            self._rand,
+        )
+        channel.resubscribe_attempt += 1
+        logger.warning(
+            "Subscribing %s failed (%s); trying again in %.1f s", channel.name, why, delay
+        )
+        self._schedule(delay, lambda: self._resubscribe(channel))
+
+    # -- reading ----------------------------------------------------------------------------------
 
     async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """The only reader of the socket; ends by raising ``_ConnectionEnded``, which commands
@@ -387,7 +582,9 @@ class RealtimeClient:
                 async with asyncio.timeout(self._read_timeout):
                     msg = await ws.receive()
             except TimeoutError:
-                raise _ConnectionEnded("no ping from the push server in time") from None
+                if self._state is ConnectionState.CONNECTED:
+                    raise _ConnectionEnded("no ping from the push server in time") from None
+                raise _ConnectionEnded("the push server did not answer in time") from None
             if msg.type is aiohttp.WSMsgType.TEXT:
                 for message in proto.decode_frame(msg.data):
                     self._dispatch(message)
@@ -398,22 +595,28 @@ class RealtimeClient:
                 aiohttp.WSMsgType.CLOSING,
                 aiohttp.WSMsgType.CLOSED,
             ):
+                if self._closing is not None:
+                    raise self._closing
                 code = ws.close_code
                 reason = msg.extra if isinstance(msg.extra, str) and msg.extra else "closed"
-                raise _ConnectionEnded(reason if code else "the connection dropped", code)
+                if msg.type is aiohttp.WSMsgType.CLOSE and code:
+                    raise _ConnectionEnded(reason, code)
+                raise _ConnectionEnded("the connection dropped")
             elif msg.type is aiohttp.WSMsgType.ERROR:
-                raise _ConnectionEnded(f"connection error: {ws.exception()}")
+                raise _ConnectionEnded(f"the push connection broke: {msg.data}")
 
     def _dispatch(self, message: proto.Message) -> None:
         if isinstance(message, proto.Ping):
             if self._pong:
-                self._send_soon([proto.PONG])
+                self._spawn(self._send_quietly(proto.encode_frame([proto.PONG])))
         elif isinstance(message, proto.Reply):
             self._resolve(message)
         elif isinstance(message, proto.PublicationPush):
             channel = self._channels.get(message.channel)
-            if channel is not None:
-                self._deliver(channel, message.publication, from_backlog=False)
+            if channel is not None and (
+                accepted := self._accept(channel, message.publication, from_backlog=False)
+            ):
+                self._hand_over([accepted])
         elif isinstance(message, proto.UnsubscribePush):
             self._handle_unsubscribe(message)
         elif isinstance(message, proto.SubscribePush):
@@ -422,7 +625,7 @@ class RealtimeClient:
                 channel.server_side = True
                 self._apply_subscribe_result(channel, message.result)
         elif isinstance(message, proto.DisconnectPush):
-            self._spawn(self._close_for(message.code, message.reason))
+            self._spawn(self._close_for(message.reason or "disconnected", code=message.code))
 
     def _resolve(self, reply: proto.Reply) -> None:
         future, hook = self._pending.pop(reply.id, (None, None))
@@ -436,49 +639,36 @@ class RealtimeClient:
         else:
             future.set_result(reply)
 
-    def _handle_unsubscribe(self, push: proto.UnsubscribePush) -> None:
-        channel = self._channels.get(push.channel)
-        if channel is None:
-            return
-        channel.subscribed = False
-        logger.info("Push server unsubscribed %s: %s (%s)", push.channel, push.reason, push.code)
-        if push.code >= 2500:  # e.g. 2501 subscription expired: come back with a new token
-            channel.token = None
-            self._spawn(self._resubscribe(channel))
-
-    async def _resubscribe(self, channel: _Channel) -> None:
-        await self._ensure_subscription_tokens([channel])
-        await self._subscribe([channel])
-
-    async def _close_for(self, code: int, reason: str) -> None:
-        if self._ws is not None:
-            await self._ws.close(code=code, message=reason.encode()[:120])
-
-    # -- token refresh -----------------------------------------------------------------------
+    # -- token refresh ---------------------------------------------------------------------------
 
     async def _refresh_connection(self) -> None:
         try:
             self._connection_token = None
-            token = await self._fresh_connection_token()
+            token = await self._connection_token_now()
             reply = await self._call(proto.refresh_command(self._command_id(), token))
-        except (NetworkError, TimeoutError) as exc:
-            logger.warning("Connection token refresh failed (%s); retrying", exc)
-            self._schedule(self._refresh_retry_delay(), self._refresh_connection)
+        except _TokenUnavailable as exc:
+            self._retry_refresh("the connection token", str(exc), self._refresh_connection)
             return
         if reply.error is not None:
+            why = f"{reply.error.message} ({reply.error.code})"
             if reply.error.retryable:
-                self._schedule(self._refresh_retry_delay(), self._refresh_connection)
+                self._retry_refresh("the connection token", why, self._refresh_connection)
             else:
-                await self._close_for(aiohttp.WSCloseCode.GOING_AWAY, "refresh refused")
+                await self._close_for(f"the push server refused the new token ({why})")
             return
         result = proto.parse_refresh_result(reply.result["refresh"])
         logger.info("Connection token refreshed")
         if result.expires:
             self._schedule(result.ttl, self._refresh_connection)
 
-    async def _refresh_subscription(self, channel: _Channel) -> None:
-        if not channel.subscribed:
-            return
+    async def _refresh_subscription(self, channel: _Channel, generation: int) -> None:
+        if channel.generation != generation or not channel.subscribed:
+            return  # resubscribed or gone meanwhile: that subscription has timers of its own
+
+        def retry() -> Coroutine[Any, Any, None]:
+            return self._refresh_subscription(channel, generation)
+
+        what = f"the token of {channel.name}"
         try:
             channel.token = None
             await self._ensure_subscription_tokens([channel])
@@ -486,67 +676,85 @@ class RealtimeClient:
             reply = await self._call(
                 proto.sub_refresh_command(self._command_id(), channel.name, channel.token)
             )
-        except (NetworkError, TimeoutError) as exc:
-            logger.warning(
-                "Subscription token refresh for %s failed (%s); retrying", channel.name, exc
-            )
-            self._schedule(self._refresh_retry_delay(), lambda: self._refresh_subscription(channel))
+        except _TokenUnavailable as exc:
+            self._retry_refresh(what, str(exc), retry)
+            return
+        if channel.generation != generation:
             return
         if reply.error is not None:
-            logger.warning(
-                "Subscription refresh for %s refused: %s", channel.name, reply.error.message
-            )
-            self._schedule(self._refresh_retry_delay(), lambda: self._refresh_subscription(channel))
+            why = f"{reply.error.message} ({reply.error.code})"
+            if reply.error.retryable:
+                self._retry_refresh(what, why, retry)
+            else:  # the server unsubscribes at expiry (2501) and we subscribe again then
+                logger.warning("The push server refused %s: %s", what, why)
             return
         result = proto.parse_refresh_result(reply.result["sub_refresh"])
+        logger.info("Subscription token of %s refreshed", channel.name)
         if result.expires:
-            self._schedule(result.ttl, lambda: self._refresh_subscription(channel))
+            self._schedule(result.ttl, retry)
 
-    def _refresh_retry_delay(self) -> float:
+    def _retry_refresh(
+        self, what: str, why: str, action: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         low, high = self._options.refresh_retry_min, self._options.refresh_retry_max
-        return low + self._rand() * (high - low)
+        delay = low + self._rand() * (high - low)
+        logger.warning("Refreshing %s failed (%s); trying again in %.1f s", what, why, delay)
+        self._schedule(delay, action)
+
+    # -- tokens -----------------------------------------------------------------------------------
 
     def _usable(self, token: str | None) -> bool:
         if token is None:
             return False
         expiry = proto.token_expiry(token)
-        return expiry is None or expiry - time.time() > self._options.token_margin
+        return expiry is None or expiry - self._wall() > self._options.token_margin
 
-    async def _fresh_connection_token(self) -> str:
-        if not self._usable(self._connection_token):
-            self._connection_token = await self._guard(self._tokens.connection_token())
-        assert self._connection_token is not None
-        return self._connection_token
+    async def _connection_token_now(self) -> str:
+        token = self._connection_token
+        if token is None or not self._usable(token):
+            token = await self._fetch("connection token", self._tokens.connection_token())
+            self._connection_token = token
+        return token
 
     async def _ensure_subscription_tokens(self, channels: Iterable[_Channel]) -> None:
         missing = [c for c in channels if not self._usable(c.token)]
         if missing:
-            tokens = await self._guard(self._tokens.subscription_tokens([c.name for c in missing]))
+            names = [c.name for c in missing]
+            tokens = await self._fetch(
+                "subscription token", self._tokens.subscription_tokens(names)
+            )
             for channel in missing:
                 channel.token = tokens[channel.name]
 
-    async def _guard(self, call: Awaitable[Any]) -> Any:
-        """Token fetches that find the session over end the client, not just this attempt."""
+    async def _fetch(self, what: str, call: Awaitable[_T]) -> _T:
+        """A bounded token fetch. A session that is over ends the client, not just this
+        attempt; anything else is worth another try later."""
         try:
-            return await call
+            async with asyncio.timeout(self._options.token_timeout):
+                return await call
         except AuthError as exc:
             self._fail(exc)
             raise _ConnectionEnded(str(exc)) from exc
+        except TimeoutError:
+            raise _TokenUnavailable(f"the Telex server did not hand out a {what} in time") from None
+        except TelexError as exc:
+            raise _TokenUnavailable(f"no {what} from the Telex server ({exc})") from exc
 
     def _fail(self, exc: BaseException) -> None:
         """End the client for good: ``run()`` re-raises ``exc`` once the socket is down."""
         self._fatal = exc
         self._stopping = True
         self._wake.set()
+        self._forget_tokens()
         if self._ws is not None and not self._ws.closed:
-            self._spawn(self._close_for(aiohttp.WSCloseCode.GOING_AWAY, "session ended"))
+            self._spawn(self._close_for("the Telex session ended", code=aiohttp.WSCloseCode.OK))
 
     def _forget_tokens(self) -> None:
         self._connection_token = None
         for channel in self._channels.values():
             channel.token = None
 
-    # -- plumbing ----------------------------------------------------------------------------
+    # -- plumbing ---------------------------------------------------------------------------------
 
     def _command_id(self) -> int:
         self._next_id += 1
@@ -561,7 +769,7 @@ class RealtimeClient:
         """Send commands in one frame; ``on_reply`` runs in the reader as each reply arrives."""
         ws = self._ws
         if ws is None or ws.closed:
-            raise _ConnectionEnded("the connection is closed")
+            raise _ConnectionEnded("the push connection is closed")
         loop = asyncio.get_running_loop()
         futures = []
         for command in commands:
@@ -569,23 +777,37 @@ class RealtimeClient:
             self._pending[command["id"]] = (future, on_reply)
             futures.append(future)
         try:
-            await ws.send_str(proto.encode_frame(commands))
             async with asyncio.timeout(self._options.command_timeout):
+                await ws.send_str(proto.encode_frame(commands))
                 return list(await asyncio.gather(*futures))
         except TimeoutError:
             # A server that stops answering commands is broken: start over, as the SDKs do.
-            self._spawn(self._close_for(aiohttp.WSCloseCode.GOING_AWAY, "command timeout"))
+            self._spawn(self._close_for("the push server did not answer in time"))
             raise _ConnectionEnded("the push server did not answer in time") from None
-        except (ConnectionResetError, aiohttp.ClientError) as exc:
-            raise _ConnectionEnded(f"sending failed: {exc}") from None
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            raise _ConnectionEnded(f"sending to the push server failed: {exc}") from None
         finally:
             for command in commands:
                 self._pending.pop(command["id"], None)
 
-    def _send_soon(self, commands: Sequence[Mapping[str, Any]]) -> None:
+    async def _send_quietly(self, text: str) -> None:
+        """A pong: if the socket is going away, the reader reports that, not this write."""
         ws = self._ws
         if ws is not None and not ws.closed:
-            self._spawn(ws.send_str(proto.encode_frame(commands)))
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError):
+                await ws.send_str(text)
+
+    async def _close_for(self, reason: str, *, code: int = aiohttp.WSCloseCode.GOING_AWAY) -> None:
+        """Close the socket ourselves; the reader then ends with ``reason`` (and ``code`` when it
+        is a server's disconnect code, so the close-code rules apply to it)."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            return
+        if self._closing is None:
+            self._closing = _ConnectionEnded(reason, code if code >= 3000 else None)
+        await ws.close(
+            code=code if code < 3000 else aiohttp.WSCloseCode.OK, message=b"client closing"
+        )
 
     def _schedule(self, delay: float, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
         loop = asyncio.get_running_loop()
@@ -605,8 +827,7 @@ class RealtimeClient:
             return  # the reader sees the same end and reports it
         if exc is not None:
             logger.error("Push connection task failed; reconnecting", exc_info=exc)
-            if self._ws is not None and not self._ws.closed:
-                self._spawn(self._close_for(aiohttp.WSCloseCode.INTERNAL_ERROR, "client error"))
+            self._spawn(self._close_for("the client hit an internal error"))
 
     async def _teardown(
         self, ws: aiohttp.ClientWebSocketResponse, reader: asyncio.Task[None]
@@ -617,24 +838,19 @@ class RealtimeClient:
         tasks = [reader, *self._tasks]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self._tasks.clear()
-        for future, _ in self._pending.values():
-            future.cancel()
-        self._pending.clear()
-        for channel in self._channels.values():
-            channel.subscribed = False
-        with contextlib.suppress(Exception):
-            await ws.close()
-        self._ws = None
-
-    async def _pause(self, delay: float) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._wake.wait()
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2 * self._options.close_timeout):
+                    await ws.close()
+        finally:
+            self._tasks.clear()
+            for future, _ in self._pending.values():
+                future.cancel()
+            self._pending.clear()
+            for channel in self._channels.values():
+                channel.subscribed = False
+            self._ws = None
 
     def _set_state(
         self, state: ConnectionState, reason: str, retry_in: float | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -33,6 +34,7 @@ class CloseCode(IntEnum):
     CONNECTION_EXPIRED = 3005
     SUBSCRIPTION_EXPIRED = 3006
     NO_PONG = 3012
+    STATE_INVALIDATED = 3014
     INVALID_TOKEN = 3500
     BAD_REQUEST = 3501
     FORCE_DISCONNECT = 3503
@@ -202,6 +204,8 @@ def decode_frame(text: str) -> list[Message]:
             continue
         try:
             messages.append(decode_message(json.loads(line)))
+        except RecursionError:
+            logger.warning("Ignoring a message from the push server that is nested too deeply")
         except (ValueError, TypeError) as exc:
             logger.warning("Ignoring a malformed message from the push server: %s", exc)
     return messages
@@ -268,7 +272,7 @@ def parse_subscribe_result(obj: Any) -> SubscribeResult:
         raise ProtocolError("publications is not a list")
     return SubscribeResult(
         expires=bool(body.get("expires", False)),
-        ttl=_uint(body.get("ttl", 0), "ttl"),
+        ttl=_seconds(body.get("ttl", 0), "ttl"),
         recoverable=bool(body.get("recoverable", False)),
         positioned=bool(body.get("positioned", False)),
         epoch=str(body.get("epoch", "")),
@@ -287,8 +291,8 @@ def parse_connect_result(obj: Any) -> ConnectResult:
         client=client if isinstance(client, str) else "",
         version=str(body.get("version", "")),
         expires=bool(body.get("expires", False)),
-        ttl=_uint(body.get("ttl", 0), "ttl"),
-        ping=_uint(body.get("ping", 0), "ping"),
+        ttl=_seconds(body.get("ttl", 0), "ttl"),
+        ping=_seconds(body.get("ping", 0), "ping"),
         pong=bool(body.get("pong", False)),
         subs={str(ch): parse_subscribe_result(res) for ch, res in subs.items()},
     )
@@ -297,7 +301,7 @@ def parse_connect_result(obj: Any) -> ConnectResult:
 def parse_refresh_result(obj: Any) -> RefreshResult:
     body = _obj(obj, "refresh result")
     return RefreshResult(
-        expires=bool(body.get("expires", False)), ttl=_uint(body.get("ttl", 0), "ttl")
+        expires=bool(body.get("expires", False)), ttl=_seconds(body.get("ttl", 0), "ttl")
     )
 
 
@@ -322,12 +326,27 @@ def _uint(value: Any, what: str) -> int:
     return value
 
 
+_UINT32_MAX = 2**32 - 1
+
+
+def _seconds(value: Any, what: str) -> int:
+    """A duration field (``ttl``, ``ping``): a uint32 in the protocol schema."""
+    seconds = _uint(value, what)
+    if seconds > _UINT32_MAX:
+        raise ProtocolError(f"{what} is out of range")
+    return seconds
+
+
 def token_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT, read unverified (the server verifies); None if absent."""
+    """The ``exp`` claim of a JWT, read unverified (the server verifies); None if absent or
+    not a usable number."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError, UnicodeDecodeError):
+        exp = claims.get("exp") if isinstance(claims, dict) else None
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            return None
+        expiry = float(exp)
+    except (IndexError, ValueError, UnicodeDecodeError, OverflowError, RecursionError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+    return expiry if math.isfinite(expiry) else None

@@ -79,7 +79,7 @@ class Harness:
     tokens: Tokens
     publications: list[ChannelPublication]
     states: list[StateChange]
-    lost: list[str]
+    lost: list[tuple[str, ...]]
     connections: list[Conn]
 
 
@@ -116,9 +116,9 @@ async def harness() -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
             str(server.make_url("/connection/websocket")).replace("http", "ws"),
             channels,
             h.tokens,
-            on_publication=h.publications.append,
+            on_publications=h.publications.extend,
             on_state=h.states.append,
-            on_position_lost=h.lost.append,
+            on_position_lost=lambda channels: h.lost.append(tuple(channels)),
             options=RealtimeOptions(
                 client_name="test",
                 client_version="0",
@@ -427,7 +427,7 @@ async def test_lost_position_is_reported(harness):
 
     h = await harness(script, channels=[channel])
     task = asyncio.create_task(h.client.run())
-    await wait_for(lambda: h.lost == [channel])
+    await wait_for(lambda: h.lost == [(channel,)])
     assert h.client.channels[channel] == (1, "NEW")
     await h.client.stop()
     await task

@@ -1,0 +1,163 @@
+"""Token lifetimes of a few seconds, and a session that the Telex side ends."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.config import Settings
+from app.events import LoginRequired, StateChanged, UiEvent
+from app.notify.log_only import LogNotifier
+from app.service import SessionState, TelexService
+from tests.resilience.conftest import (
+    SERVERS,
+    Rig,
+    connected_count,
+    count_lines,
+    expect_notifications,
+    rig,
+    wait_state,
+)
+
+LONG_RUN = 60.0  # seconds of traffic with tokens that live 3 and 4 seconds
+CONVERSATIONS = (("general", "engineering", "random"), ("general", "design", "sales"))
+
+
+async def _traffic(r: Rig, seed: int, seconds: float) -> list[tuple[str, str]]:
+    """Posts on random channels of both organisations every 1-3 s; what should be shown."""
+    rng = random.Random(seed)
+    shown = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(rng.uniform(1.0, 3.0))
+        org = rng.randrange(2)
+        shown.append(await r.post(org, rng.choice(CONVERSATIONS[org])))
+    return shown
+
+
+@pytest.mark.centrifugo
+async def test_tokens_of_a_few_seconds_keep_one_session_for_a_minute(tmp_path: Path):
+    """Both servers side by side (one minute of CI time for both): the connection and every
+    subscription are refreshed in time (the servers drop them 2 s after expiry), so the session
+    never drops and never re-prompts."""
+    short_lived: dict[str, Any] = {"connection_token_ttl": 3, "subscription_token_ttl": 4}
+    async with (
+        rig(
+            ("centrifugo", False),
+            tmp_path / "centrifugo",
+            centrifugo={"expired_close_delay": 2, "expired_sub_close_delay": 2},
+            **short_lived,
+        ) as real,
+        rig(
+            ("builtin", False),
+            tmp_path / "builtin",
+            push_options={"expired_close_delay": 2.0},
+            **short_lived,
+        ) as builtin,
+    ):
+        rigs = (real, builtin)
+        for r in rigs:
+            r.proxy.set_delay(0.05)  # a little latency both ways, as on a real network
+        apps = [await r.launch() for r in rigs]
+        for app in apps:
+            await wait_state(app, "connected")
+        expected = await asyncio.gather(*(_traffic(r, n, LONG_RUN) for n, r in enumerate(rigs)))
+
+        for r, app, shown in zip(rigs, apps, expected, strict=True):
+            await expect_notifications(app, shown)
+            assert connected_count(app) == 1, f"{r.kind}: the connection dropped"
+            assert count_lines(app, "Connection token refreshed") >= LONG_RUN / 3 - 2
+            assert count_lines(app, "Subscription token of") >= 2 * (LONG_RUN / 4 - 2)
+            assert count_lines(app, " WARNING ") == 0, r.kind
+            assert count_lines(app, " ERROR ") == 0, r.kind
+            assert r.local.simulator.requests.count(("POST", "/api/v1/auth/login")) == 1
+            assert app.proc.returncode is None
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_revoked_session_signs_in_again_once(server: tuple[str, bool], tmp_path: Path):
+    """Headless: the token endpoints say the session is dead at the next refresh; the app
+    signs in once with the password it holds and goes on, missing nothing."""
+    async with rig(server, tmp_path, connection_token_ttl=3) as r:
+        app = await r.launch()
+        await wait_state(app, "connected")
+        first = await r.post(0, "general")
+        await expect_notifications(app, [first])
+
+        assert r.local.simulator.revoke_sessions(r.email) == 1
+        during = await r.post(1, "design")  # published while the session is being replaced
+        await app.wait_line("signing in again", timeout=10)
+        await wait_state(app, "connected", after=1)
+        after = await r.post(0, "general")
+
+        await expect_notifications(app, [first, during, after], ordered=False)
+        assert count_lines(app, "signing in again") == 1
+        assert count_lines(app, "State: signed out (the session ended") == 1
+        assert r.local.simulator.live_sessions(r.email) == 1
+        assert app.proc.returncode is None
+
+
+async def test_revoked_session_and_refused_sign_in_exit_4(tmp_path: Path):
+    async with rig(("builtin", False), tmp_path, connection_token_ttl=3) as r:
+        app = await r.launch()
+        await wait_state(app, "connected")
+        r.local.simulator.revoke_sessions(r.email)
+        r.local.simulator.fail_next(
+            "/auth/login",
+            400,
+            {"status": "error", "status_code": 400, "message": "invalid email and password"},
+        )
+        assert await asyncio.wait_for(app.proc.wait(), 15) == 4
+        await app.stop()
+        assert count_lines(app, "signing in again was refused: invalid email and password") == 1
+        assert r.local.simulator.requests.count(("POST", "/api/v1/auth/login")) == 2
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_revoked_session_asks_for_a_login_exactly_once(
+    server: tuple[str, bool], tmp_path: Path
+):
+    """The desktop path, in process: one LoginRequired, state "signed out", and not one more
+    token request once the session is known to be over."""
+    async with rig(server, tmp_path, connection_token_ttl=2, subscription_token_ttl=2) as r:
+        events: list[UiEvent] = []
+        settings = Settings(
+            api_url=r.local.api_url,
+            ws_url=r.proxy.url("/connection/websocket"),
+            reconnect_min_delay=0.2,
+            reconnect_max_delay=1.0,
+            request_retries=0,
+        )
+        async with TelexService(settings, LogNotifier(), events.append) as service:
+            await service.sign_in(r.email, r.local.account.password)
+            async with asyncio.timeout(10):
+                while not any(e.state == SessionState.CONNECTED for e in _states(events)):
+                    await asyncio.sleep(0.05)
+            r.local.simulator.revoke_sessions(r.email)
+            r.proxy.cut()  # a reconnect needs tokens too: both paths find the session over
+            async with asyncio.timeout(10):
+                while not any(isinstance(e, LoginRequired) for e in events):
+                    await asyncio.sleep(0.05)
+            requests_then = len(r.local.simulator.requests)
+            await asyncio.sleep(3)  # past the next refresh and any reconnect delay
+
+            assert [e for e in events if isinstance(e, LoginRequired)] == [
+                LoginRequired(
+                    "Your Telex session is no longer valid for notifications. "
+                    "Please sign in again.",
+                    r.email,
+                )
+            ]
+            assert _states(events)[-1].state == SessionState.SIGNED_OUT
+            assert not service.signed_in
+            assert len(r.local.simulator.requests) == requests_then
+            assert r.proxy.open_connections == 0
+
+
+def _states(events: list[UiEvent]) -> list[StateChanged]:
+    return [e for e in events if isinstance(e, StateChanged)]

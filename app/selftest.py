@@ -1,0 +1,279 @@
+"""``--self-test``: check, from inside the installed app, what packaging can break.
+
+A frozen build fails in ways the source tree never shows: a backend that is imported lazily was
+not bundled, the Tcl/Tk data or the tray backend's native part is missing, the bundled OpenSSL
+looks for CA certificates where this OS keeps none, the icons were not collected, the per-user
+dirs cannot be written. Each check runs on its own and ends as ``pass``, ``fail`` or ``skip``
+with a reason; the report is JSON on stdout, and the exit code is 0 unless a check failed.
+
+``skip`` is only for what says nothing about the build: the TLS handshake is skipped when the
+API host cannot be reached at all (offline, DNS, firewall); reaching it with an untrusted
+certificate is a failure. The tray check fails on Linux without an X display, because the desktop
+app cannot run there either: run the self-test inside the desktop session, or under Xvfb
+(``PYSTRAY_BACKEND=dummy`` only proves that pystray itself imports).
+
+The module list here is also what ``telex_start.spec`` bundles as hidden imports, so a backend
+added to :data:`NOTIFIER_MODULES` is both frozen and checked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import socket
+import ssl
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
+
+from app import __version__
+from app.constants import APP_NAME, FROZEN, resource_path
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+Status = Literal["pass", "fail", "skip"]
+
+REPORT_FILE_NAME: Final = "self-test.json"
+TLS_TIMEOUT: Final = 5.0
+
+#: Notification backends the app may import at runtime, per ``sys.platform``: Telex Start's own
+#: backends and the desktop-notifier backend of that OS (both are imported inside functions).
+NOTIFIER_MODULES: Final[dict[str, tuple[str, ...]]] = {
+    "linux": (
+        "app.notify.desktop",
+        "app.notify.log_only",
+        "desktop_notifier.backends.dbus",
+        "dbus_fast.aio",
+    ),
+    "win32": (
+        "app.notify.desktop",
+        "app.notify.log_only",
+        "desktop_notifier.backends.winrt",
+        "winrt.windows.ui.notifications",
+    ),
+    "darwin": (
+        "app.notify.desktop",
+        "app.notify.log_only",
+        "desktop_notifier.backends.macos",
+        "desktop_notifier.backends.macos_support",
+        "rubicon.objc",
+    ),
+}
+
+#: The pystray backend a frozen build of each OS ships (the Linux build leaves out PyGObject,
+#: so pystray's gtk/appindicator backends cannot load there and xorg is what remains).
+TRAY_BACKENDS: Final[dict[str, str]] = {
+    "linux": "pystray._xorg",
+    "win32": "pystray._win32",
+    "darwin": "pystray._darwin",
+}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: Status
+    detail: str
+
+
+Outcome = tuple[Status, str]
+
+
+def platform_key(platform_name: str = sys.platform) -> str:
+    """``sys.platform`` reduced to the keys of the tables above (``linux2`` etc. are history)."""
+    return "linux" if platform_name.startswith("linux") else platform_name
+
+
+def hidden_imports(platform_name: str = sys.platform) -> list[str]:
+    """What the spec must bundle for the checks (and the app) to find on this OS."""
+    key = platform_key(platform_name)
+    return [*NOTIFIER_MODULES[key], TRAY_BACKENDS[key]]
+
+
+def check_notifiers() -> Outcome:
+    modules = NOTIFIER_MODULES.get(platform_key())
+    if modules is None:
+        return "fail", f"no notification backends for {sys.platform}"
+    failed = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # a missing native part raises OSError and friends, too
+            failed.append(f"{name}: {type(exc).__name__}: {exc}")
+    if failed:
+        return "fail", "; ".join(failed)
+    return "pass", f"imported {', '.join(modules)}"
+
+
+def check_tk() -> Outcome:
+    """The dialogs need Tk; a build without the Tcl library dies at the first window."""
+    importlib.import_module("app.ui.app")
+    import tkinter
+
+    patchlevel = tkinter.Tcl().eval("info patchlevel")
+    return "pass", f"Tcl {patchlevel}, Tk {tkinter.TkVersion}"
+
+
+def check_tray() -> Outcome:
+    forced = os.environ.get("PYSTRAY_BACKEND")
+    if platform_key() == "linux" and not forced and not os.environ.get("DISPLAY"):
+        return "fail", (
+            "no X display (DISPLAY is not set): the tray icon needs a desktop session; "
+            "run the self-test inside one, or under Xvfb"
+        )
+    importlib.import_module("app.ui.tray")  # pystray picks its backend on import
+    import pystray
+
+    note = f" (forced by PYSTRAY_BACKEND={forced})" if forced else ""
+    return "pass", f"backend {pystray.Icon.__module__}{note}"
+
+
+def check_icons() -> Outcome:
+    from PIL import Image
+
+    from app.ui.menu import IconKind
+
+    names = ["telex-start.png", *(f"tray-{kind.value}.png" for kind in IconKind)]
+    problems = []
+    for name in names:
+        path = resource_path("icons", name)
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        return "fail", "; ".join(problems)
+    return "pass", f"{len(names)} images in {resource_path('icons')}"
+
+
+def check_ca_store(context: ssl.SSLContext) -> Outcome:
+    """The trust the app's own TLS context has (``app.net.ssl_context``), counted offline.
+
+    OpenSSL reads a CA file eagerly but a hashed CA directory only on demand, so a context that
+    counts 0 certificates can still verify when such a directory exists.
+    """
+    count = context.cert_store_stats()["x509_ca"]
+    if count:
+        return "pass", f"{count} CA certificates"
+    paths = ssl.get_default_verify_paths()
+    if paths.capath and any(_is_hashed_cert(name) for name in os.listdir(paths.capath)):
+        return "pass", f"hashed CA directory {paths.capath}"
+    return "fail", (
+        f"no CA certificates: OpenSSL looks in {paths.openssl_cafile} and "
+        f"{paths.openssl_capath} (or ${paths.openssl_cafile_env}, ${paths.openssl_capath_env}), "
+        "which hold none here; every HTTPS connection would fail"
+    )
+
+
+def _is_hashed_cert(name: str) -> bool:
+    stem, _, suffix = name.partition(".")
+    return len(stem) == 8 and suffix.isdigit() and all(c in "0123456789abcdef" for c in stem)
+
+
+def check_tls_handshake(context: ssl.SSLContext, url: str) -> Outcome:
+    """A real certificate verification: the TLS handshake with the configured API host."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme != "https":
+        return "skip", f"{url} does not use TLS"
+    port = parts.port or 443
+    try:
+        sock = socket.create_connection((host, port), timeout=TLS_TIMEOUT)
+    except OSError as exc:
+        return "skip", f"cannot reach {host}:{port}: {exc}"
+    try:
+        with context.wrap_socket(sock, server_hostname=host) as tls:
+            issuer = _issuer_name(tls.getpeercert())
+            version = tls.version()
+    except ssl.SSLCertVerificationError as exc:
+        return "fail", f"{host}:{port}: {exc.verify_message}"
+    except ssl.SSLError as exc:
+        return "fail", f"{host}:{port}: {exc}"
+    except OSError as exc:  # reset or timed out mid-handshake: the network, not the build
+        return "skip", f"{host}:{port}: handshake cut off: {exc}"
+    finally:
+        sock.close()
+    return "pass", f"{host}:{port} verified ({version}, {issuer})"
+
+
+def _issuer_name(cert: dict[str, Any] | None) -> str:
+    for rdn in (cert or {}).get("issuer", ()):
+        for key, value in rdn:
+            if key in ("organizationName", "commonName"):
+                return f"issued by {value}"
+    return "issuer unknown"
+
+
+def check_writable_dir(path: Path) -> Outcome:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".self-test-"):
+            pass
+    except OSError as exc:
+        return "fail", f"{path}: {exc.strerror or exc}"
+    return "pass", str(path)
+
+
+def run_self_test(settings: Settings) -> tuple[int, dict[str, Any]]:
+    """Run every check; returns the exit code (0 all passed or skipped, 1 otherwise) and report."""
+    checks: dict[str, Callable[[], Outcome]] = {
+        "notifiers": check_notifiers,
+        "tk": check_tk,
+        "tray": check_tray,
+        "icons": check_icons,
+        "tls_ca_store": lambda: check_ca_store(_app_ssl_context(settings)),
+        "tls_verify": lambda: check_tls_handshake(_app_ssl_context(settings), settings.api_url),
+        "config_dir": lambda: check_writable_dir(settings.config_dir),
+        "log_dir": lambda: check_writable_dir(settings.log_dir),
+    }
+    results = [_run_check(name, check) for name, check in checks.items()]
+    passed = all(result.status != "fail" for result in results)
+    report = {
+        "app": APP_NAME,
+        "version": __version__,
+        "frozen": FROZEN,
+        "platform": sys.platform,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "passed": passed,
+        "checks": [asdict(result) for result in results],
+    }
+    return (0 if passed else 1), report
+
+
+def _run_check(name: str, check: Callable[[], Outcome]) -> CheckResult:
+    """Whatever a check raises (an import that fails, Xlib without a display, a broken
+    --ca-file) fails that check only, with the exception as the reason."""
+    try:
+        status, detail = check()
+    except Exception as exc:
+        status, detail = "fail", f"{type(exc).__name__}: {exc}"
+    return CheckResult(name, status, detail)
+
+
+def _app_ssl_context(settings: Settings) -> ssl.SSLContext:
+    from app.net import ssl_context  # the very context the app connects with
+
+    return ssl_context(settings)
+
+
+def self_test_command(settings: Settings) -> int:
+    """``--self-test``: print the report. A windowed Windows build started without redirected
+    output has no stdout at all; the report then goes to ``self-test.json`` in the log dir."""
+    code, report = run_self_test(settings)
+    text = json.dumps(report, indent=2) + "\n"
+    if sys.stdout is not None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        settings.log_dir.mkdir(parents=True, exist_ok=True)
+        (settings.log_dir / REPORT_FILE_NAME).write_text(text, encoding="utf-8")
+    return code

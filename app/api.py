@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 NOTIFICATION_TOKEN_HEADER = "X-Notification-Token"  # noqa: S105 (a header name)
 
+#: The largest reply body read (after decompression); the biggest real one, an organisation
+#: list, is a few kilobytes per organisation. A larger body is not read into memory at all.
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+
 
 def _message_of(body: Any, status: int) -> str:
     """The server's human text: ``message`` first; ``error`` may be a string, object or {}."""
@@ -248,7 +252,7 @@ class TelexApi:
                     timeout=self._timeout,
                     allow_redirects=False,
                 ) as response:
-                    raw = await response.read()
+                    raw = await _read_body(response, path)
                     status = response.status
                     retry_after = _retry_after(response.headers.get("Retry-After"))
             except TimeoutError as exc:
@@ -268,7 +272,7 @@ class TelexApi:
             )
         try:
             body = json.loads(raw) if raw.strip() else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: absurd nesting
             if status >= 500:
                 raise ServerError(
                     f"The Telex server failed (HTTP {status}).", status=status
@@ -334,6 +338,22 @@ def _retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def _read_body(response: aiohttp.ClientResponse, path: str) -> bytes:
+    """The whole body, or ``MalformedResponse`` as soon as it passes ``MAX_REPLY_BYTES``."""
+    too_large = MalformedResponse(
+        f"The Telex server's reply to {path} is larger than "
+        f"{MAX_REPLY_BYTES // (1024 * 1024)} MB; it was not read."
+    )
+    if (response.content_length or 0) > MAX_REPLY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            raise too_large
+    return bytes(body)
 
 
 def _looks_like_user_missing(body: Any) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,12 +95,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"Cannot read the config file {path}: {exc.strerror}.") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"The config file {path} is not UTF-8 text.") from exc
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"The config file {path} is not valid JSON: {exc.msg} (line {exc.lineno})."
         ) from exc
+    except RecursionError as exc:
+        raise ConfigError(f"The config file {path} is nested too deeply.") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"The config file {path} must hold a JSON object.")
     settings = data.get("settings", {})
@@ -126,8 +131,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             raise ConfigError(f"{source}: {name} must be a number, got {value!r}.")
         try:
             number = float(value) if kind == "float" else int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{source}: {name} must be a number, got {value!r}.") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}.")
         if number < 0 or (number == 0 and name not in _MAY_BE_ZERO):
             raise ConfigError(f"{source}: {name} must be greater than zero, got {value!r}.")
         return number
@@ -136,7 +143,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return None
         if not isinstance(value, str | os.PathLike):
             raise ConfigError(f"{source}: {name} must be a path, got {value!r}.")
-        return Path(value).expanduser()
+        try:
+            return Path(value).expanduser()
+        except (ValueError, RuntimeError) as exc:  # a NUL byte; ~user that does not exist
+            raise ConfigError(f"{source}: {name} is not a usable path: {value!r}.") from exc
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {name} must be text, got {value!r}.")
     return value

@@ -6,34 +6,51 @@ exception text or a library's debug line might carry one.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import logging.handlers
+import os
 import re
 import sys
+import threading
 from pathlib import Path
+from types import TracebackType
 
 LOG_FILE_NAME = "telex-start.log"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
+# A value after a secret's name: a quoted string (escapes included, so a password with spaces,
+# quotes or commas is caught whole), or else everything up to a delimiter.
+_VALUE = r"""(?:"(?:[^"\\\n]|\\.)*"?|'(?:[^'\\\n]|\\.)*'?|[^\s"',;&}\])]+)"""
+_SEP = r"""["']?\s*[:=]\s*"""
+
 _SECRET_PATTERNS = (
     # JWTs: three base64url parts, the first one a JSON header ("eyJ")
     (re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*"), "[redacted-jwt]"),
-    (
-        re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(bearer\s+)?[^\s\"',}]+"),
-        r"\1[redacted]",
-    ),
-    (re.compile(r"(?i)(x-notification-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"), r"\1[redacted]"),
+    # header lines and header mappings: the whole value, scheme included
     (
         re.compile(
-            r"(?i)([\"']?(?:password|notification_token|access_token|token)[\"']?\s*[:=]\s*"
-            r"[\"']?)[^\s\"',}]+"
+            r"(?i)((?:proxy-)?authorization|x-notification-token|cookie|set-cookie)"
+            rf"({_SEP})(?:\b(?:bearer|basic)\s+)?{_VALUE}"
         ),
-        r"\1[redacted]",
+        r"\1\2[redacted]",
     ),
+    # "password": "...", token=..., access_token: ..., notification_token, api_key, secret
+    (
+        re.compile(
+            r"(?i)([\w-]*(?:password|passwd|secret|token|api[_-]?key)[\w-]*)"
+            rf"({_SEP}){_VALUE}"
+        ),
+        r"\1\2[redacted]",
+    ),
+    # a bearer credential anywhere else
+    (re.compile(r"(?i)\b(bearer)\s+[^\s\"',;}\])]+"), r"\1 [redacted]"),
 )
 
 
 def redact(text: str) -> str:
+    """``text`` with every credential-looking value replaced by ``[redacted]``."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -46,8 +63,36 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class _QuietErrors(logging.Handler):
+    """logging's own error report prints the record's raw arguments to stderr; this one names
+    the call site only, so a broken log call cannot print a token."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        sys.stderr.write(
+            f"telex-start: a log line from {record.name}:{record.lineno} could not be written\n"
+        )
+
+
+class _StreamHandler(_QuietErrors, logging.StreamHandler):  # type: ignore[type-arg]
+    pass
+
+
+class _FileHandler(_QuietErrors, logging.handlers.RotatingFileHandler):
+    """The log file (and its rotated copies) is readable by this user alone."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with contextlib.suppress(OSError):
+            os.chmod(self.baseFilename, 0o600)  # a file left by an older version
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def setup_logging(level: str, log_dir: Path | None, *, to_stderr: bool) -> Path | None:
-    """Returns the log file path, or None when the log dir cannot be written (stderr only)."""
+    """Returns the log file path, or None when the log dir cannot be written (stderr only).
+
+    Unhandled exceptions (main thread and others) are logged through the same redaction
+    instead of Python's default printing, which would write their text to stderr as it is.
+    """
     root = logging.getLogger()
     root.setLevel(level)
     for handler in list(root.handlers):
@@ -56,9 +101,9 @@ def setup_logging(level: str, log_dir: Path | None, *, to_stderr: bool) -> Path 
     log_path: Path | None = None
     if log_dir is not None:
         try:
-            log_dir.mkdir(parents=True, exist_ok=True)
+            log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             log_path = log_dir / LOG_FILE_NAME
-            file_handler = logging.handlers.RotatingFileHandler(
+            file_handler = _FileHandler(
                 log_path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
             )
         except OSError as exc:
@@ -68,10 +113,33 @@ def setup_logging(level: str, log_dir: Path | None, *, to_stderr: bool) -> Path 
             file_handler.setFormatter(formatter)
             root.addHandler(file_handler)
     if to_stderr or log_path is None:
-        stream = logging.StreamHandler(sys.stderr)
+        stream = _StreamHandler(sys.stderr)
         stream.setFormatter(formatter)
         root.addHandler(stream)
     # Dependencies stay quiet unless we debug: their debug lines may describe frames.
     for noisy in ("aiohttp", "desktop_notifier", "dbus_fast", "PIL", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    sys.excepthook = _log_unhandled
+    threading.excepthook = _log_unhandled_in_thread
     return log_path
+
+
+_crash_logger = logging.getLogger("telex-start.crash")
+
+
+def _log_unhandled(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    _crash_logger.critical("Unhandled error; Telex Start stops", exc_info=(kind, exc, tb))
+
+
+def _log_unhandled_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    _crash_logger.error(
+        "Unhandled error in thread %s",
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )

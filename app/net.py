@@ -1,27 +1,161 @@
-"""The one place settings become an aiohttp session: TLS always verified, extra CAs added."""
+"""The one place settings become an aiohttp session: TLS always verified, extra CAs added, and an
+egress guard that keeps credentials on the endpoints the user configured.
+
+The guard checks every request the session sends, each hop of a redirect included, so the rules
+hold even for code that forgets ``allow_redirects=False`` or builds a URL from server data:
+
+* nothing leaves this computer unencrypted (``http``/``ws`` only towards loopback hosts);
+* ``Authorization`` and ``X-Notification-Token`` go to the configured Telex API origin only;
+* the push WebSocket opens at the configured push origin only;
+* a redirect is not followed when it leaves the origin, carries credentials or is the push
+  WebSocket (the REST client follows none at all).
+"""
 
 from __future__ import annotations
 
+import os
 import ssl
+import urllib.request
+from collections.abc import Mapping
+from types import SimpleNamespace
 
 import aiohttp
+from yarl import URL
 
 from app import __version__
-from app.config import Settings
+from app.config import Settings, is_loopback_host
 from app.constants import APP_SLUG
+
+#: Where systems keep their CA bundle. A frozen build carries the OpenSSL of the machine it was
+#: built on, and with it that machine's CA paths (Debian's /usr/lib/ssl, a python.org macOS
+#: framework dir), which may not exist where it runs; then the first of these that exists is used.
+CA_BUNDLES = (
+    "/etc/ssl/certs/ca-certificates.crt",  # Debian, Ubuntu, Arch, Gentoo
+    "/etc/pki/tls/certs/ca-bundle.crt",  # Fedora, RHEL, CentOS
+    "/etc/ssl/ca-bundle.pem",  # openSUSE
+    "/etc/ssl/cert.pem",  # macOS, Alpine, BSDs
+)
+
+#: Headers that carry a Telex credential (compared case-insensitively).
+CREDENTIAL_HEADERS = ("Authorization", "X-Notification-Token")
+
+_SECURE_SCHEMES = {"https": "https", "wss": "https", "http": "http", "ws": "http"}
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+Origin = tuple[str, str, int]
+
+
+class RequestRefused(aiohttp.ClientError):
+    """A request Telex Start will not send; the message says why, in words."""
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
     """System trust plus ``--ca-file``; there is deliberately no way to turn verification off."""
     context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    defaults = ssl.get_default_verify_paths()  # None for paths that do not exist here
+    if defaults.cafile is None and defaults.capath is None:
+        bundle = next((path for path in CA_BUNDLES if os.path.isfile(path)), None)
+        if bundle is not None:
+            context.load_verify_locations(cafile=bundle)
     if settings.ca_file is not None:
         context.load_verify_locations(cafile=str(settings.ca_file))
     return context
 
 
 def http_session(settings: Settings, context: ssl.SSLContext) -> aiohttp.ClientSession:
+    """The app's one HTTP session. ``trust_env`` stays off: it would send a loopback endpoint's
+    plaintext (tokens included) to an ``HTTP_PROXY``, and it adds ``~/.netrc`` passwords as
+    Basic auth (which also breaks every Bearer call); the proxy is chosen by ``env_proxy``."""
+    refuse_redirects = aiohttp.TraceConfig()
+    refuse_redirects.on_request_redirect.append(_check_redirect)
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=context, limit=settings.max_requests_in_flight * 2),
         headers={"User-Agent": f"{APP_SLUG}/{__version__}"},
-        trust_env=True,
+        trust_env=False,
+        proxy=env_proxy(settings),
+        middlewares=(egress_guard(settings),),
+        trace_configs=[refuse_redirects],
     )
+
+
+def env_proxy(settings: Settings) -> str | None:
+    """The proxy the system names for the Telex endpoints (``HTTPS_PROXY``/``HTTP_PROXY``,
+    ``NO_PROXY`` honoured; the registry on Windows, system settings on macOS), or None.
+
+    Never for a loopback endpoint: plaintext is allowed there only because it stays on this
+    computer. TLS to the server is verified end to end through the proxy's tunnel.
+    """
+    hosts = [URL(settings.api_url).host or "", URL(settings.ws_url).host or ""]
+    if any(is_loopback_host(host) for host in hosts):
+        return None
+    if all(urllib.request.proxy_bypass(host) for host in hosts):
+        return None
+    return urllib.request.getproxies().get("https") or None  # the endpoints are https/wss
+
+
+def origin_of(url: URL | str) -> Origin:
+    """(scheme family, host, port): ``wss://h`` and ``https://h`` are one origin for this app."""
+    url = URL(url) if isinstance(url, str) else url
+    family = _SECURE_SCHEMES.get(url.scheme, url.scheme)
+    port = url.explicit_port or _DEFAULT_PORTS.get(family, 0)
+    return family, (url.host or "").lower().rstrip("."), port
+
+
+def _show(origin: Origin) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{host}:{port}"
+
+
+def egress_guard(settings: Settings) -> aiohttp.ClientMiddlewareType:
+    """A session middleware that refuses requests breaking the rules in this module's docstring."""
+    api, push = origin_of(settings.api_url), origin_of(settings.ws_url)
+
+    async def guard(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        url = request.url
+        target = origin_of(url)
+        if target[0] != "https" and not is_loopback_host(url.host):
+            raise RequestRefused(
+                f"refused to send a request to {url.host} without encryption; only https:// and "
+                "wss:// may leave this computer"
+            )
+        credentials = [h for h in CREDENTIAL_HEADERS if h in request.headers]
+        if credentials and target != api:
+            raise RequestRefused(
+                f"refused to send {' and '.join(credentials)} to {_show(target)}; "
+                f"Telex credentials only go to the Telex API at {_show(api)}"
+            )
+        if _is_websocket(request.headers) and target != push:
+            raise RequestRefused(
+                f"refused to open a WebSocket to {_show(target)}; "
+                f"the push connection only goes to {_show(push)}"
+            )
+        return await handler(request)
+
+    return guard
+
+
+def _is_websocket(headers: Mapping[str, str]) -> bool:
+    return headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def _check_redirect(
+    session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestRedirectParams,
+) -> None:
+    """Runs before aiohttp follows a redirect; raising stops it (the response is closed)."""
+    location = params.response.headers.get("Location", "")
+    try:
+        target = origin_of(params.url.join(URL(location)))
+    except ValueError:
+        target = ("", "", 0)
+    credentials = [h for h in CREDENTIAL_HEADERS if h in params.headers]
+    if target != origin_of(params.url) or credentials or _is_websocket(params.headers):
+        raise RequestRefused(
+            f"{params.url.host} answered with a redirect (HTTP {params.response.status}); "
+            "Telex Start does not follow redirects that leave the server, carry credentials "
+            "or open the push connection"
+        )

@@ -8,6 +8,7 @@ value seen for that conversation; drops update the state silently.
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +29,10 @@ class _Counts:
 
 
 def _count(value: Any) -> int:
+    """A usable count, or 0 for anything else (text, booleans, negatives, NaN, infinity)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
         return 0
     return int(value)
 

@@ -6,7 +6,9 @@ conversation replaces the earlier one instead of stacking up.
 
 from __future__ import annotations
 
+import html
 import logging
+import sys
 
 from desktop_notifier import Capability, DesktopNotifier, Icon
 
@@ -15,6 +17,17 @@ from app.models import Notice
 from app.notify.base import ClickHandler
 
 logger = logging.getLogger(__name__)
+
+MAX_TITLE = 100
+MAX_BODY = 300
+# Linux notification servers render a subset of HTML in what we send (dunst even in the title):
+# text that comes from the server must show as text, never as markup, links or images.
+_ESCAPE_MARKUP = sys.platform.startswith("linux")
+
+
+def _displayable(text: str, limit: int) -> str:
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return html.escape(text, quote=False) if _ESCAPE_MARKUP else text
 
 
 class DesktopNotifierBackend:
@@ -55,8 +68,8 @@ class DesktopNotifierBackend:
             if previous is not None:
                 await self._notifier.clear(previous)
             identifier = await self._notifier.send(
-                title=notice.title,
-                message=notice.body,
+                title=_displayable(notice.title, MAX_TITLE),
+                message=_displayable(notice.body, MAX_BODY),
                 on_dispatched=dispatched,
                 on_clicked=(lambda: self._clicked(notice)) if self._on_clicked else None,
             )

@@ -1,0 +1,458 @@
+"""A hostile or broken server, live: the app (``python -m app --headless``) signs in at the Telex
+API simulator and connects to a scripted push server that misbehaves on purpose; then to an API
+that answers 10 MB. The app must stay up with bounded memory, say what is wrong in words, drop
+the bad input and keep serving the other channel (a "marker" publication must still notify).
+
+Cases that expose a bug in code this suite does not own are ``xfail(strict=True)`` with the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import io
+import json
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from app.devstack.stack import LocalStack
+from tests.security.conftest import Serve
+from tests.security.support import AppProcess, Launch, headless_args, peak_memory_kib
+
+PING = 1  # seconds between the server's pings; the app gives up after PING + PING_GRACE
+HOSTILE_ENV = {"TELEX_PING_GRACE": "2"}
+MiB = 1024 * 1024
+
+
+def _frame(opcode: int, payload: bytes, *, fin: bool = True, claimed: int | None = None) -> bytes:
+    """A server-to-client WebSocket frame (unmasked), optionally claiming another length."""
+    length = len(payload) if claimed is None else claimed
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if length < 126:
+        head += bytes([length])
+    elif length < 1 << 16:
+        head += bytes([126]) + struct.pack("!H", length)
+    else:
+        head += bytes([127]) + struct.pack("!Q", length)
+    return head + payload
+
+
+def unread(conversation: str, count: int = 1, **extra: Any) -> dict[str, Any]:
+    data = {"channels_id": conversation, "name": conversation, "thread_count": count, **extra}
+    return {
+        "notification_type": "unread_thread_change",
+        "section": "channels_section",
+        "data": data,
+    }
+
+
+@dataclass
+class Conn:
+    """One app connection, as a script drives it."""
+
+    ws: web.WebSocketResponse
+    request: web.Request
+    channels: list[str] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    offset: int = 0
+    pinger: asyncio.Task[None] | None = None
+
+    async def connect_command(self) -> int:
+        while True:
+            msg = await asyncio.wait_for(self.ws.receive(), 10)
+            assert msg.type is aiohttp.WSMsgType.TEXT, msg
+            for line in msg.data.split("\n"):
+                command = json.loads(line)
+                self.received.append(command)
+                if "connect" in command:
+                    self.channels = sorted(command["connect"].get("subs") or {})
+                    return int(command["id"])
+
+    async def accept(self, command_id: int, **result: Any) -> None:
+        """A healthy connect reply: every requested channel live server-side, pings on."""
+        body = {
+            "client": "hostile",
+            "version": "6.9.1",
+            "ping": PING,
+            "pong": True,
+            "subs": {ch: {} for ch in self.channels},
+            **result,
+        }
+        await self.ws.send_str(json.dumps({"id": command_id, "connect": body}))
+        self.pinger = asyncio.create_task(self._ping())
+
+    async def _ping(self) -> None:
+        while not self.ws.closed:
+            await asyncio.sleep(PING)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.ws.send_str("{}")
+
+    def stop_pinging(self) -> None:
+        if self.pinger is not None:
+            self.pinger.cancel()
+
+    async def publish(self, channel: str, data: Any) -> None:
+        self.offset += 1
+        pub = {"data": data, "offset": self.offset}
+        await self.ws.send_str(json.dumps({"push": {"channel": channel, "pub": pub}}))
+
+    def raw(self, data: bytes) -> None:
+        assert self.request.transport is not None
+        self.request.transport.write(data)
+
+    @property
+    def other(self) -> str:
+        """The channel a test leaves alone, to show that it is still served."""
+        return self.channels[-1]
+
+
+Script = Callable[[Conn, int], Awaitable[None]]
+
+
+@dataclass
+class HostilePush:
+    script: Script
+    url: str = ""
+    connections: int = 0
+    pongs: int = 0
+    conns: list[Conn] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        self.connections += 1
+        conn = Conn(ws, request)
+        self.conns.append(conn)
+        try:
+            await self.script(conn, self.connections)
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self.pongs += sum(1 for line in msg.data.split("\n") if line == "{}")
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            conn.stop_pinging()
+        return ws
+
+
+@contextlib.asynccontextmanager
+async def hostile_push(serve: Serve, script: Script) -> AsyncIterator[HostilePush]:
+    server = HostilePush(script)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await server.handle(request)
+
+    server.url = (await serve(handler)).replace("http", "ws") + "/connection/websocket"
+    yield server
+
+
+async def _run(launch: Launch, local: LocalStack, push: HostilePush) -> AppProcess:
+    args = headless_args(local.account.email, local.api_url, push.url, "--log-level", "DEBUG")
+    app = await launch(*args, stdin=local.account.password + "\n", **HOSTILE_ENV)
+    await app.wait_line("2 of 2 channel(s) live")
+    return app
+
+
+async def healthy(conn: Conn, n: int) -> None:
+    await conn.accept(await conn.connect_command())
+
+
+async def _marker_shown(app: AppProcess, push: HostilePush, name: str, since: int) -> None:
+    conn = push.conns[-1]
+    await conn.publish(conn.other, unread(name))
+    await app.wait_line(f"Notification shown: #{name}", since=since)
+
+
+# -- mid-session garbage: dropped, the same connection goes on ------------------------------------
+
+
+async def _binary_and_unknown_things(conn: Conn) -> None:
+    await conn.ws.send_bytes(b"\x00\xff" * 1000)
+    await conn.ws.send_frame(b"\x01\x02", aiohttp.WSMsgType.BINARY)
+    lines = [
+        {"push": {"channel": conn.channels[0], "join": {"info": {"user": "x"}}}},
+        {"push": {"channel": conn.channels[0], "mystery": {}}},
+        {"push": {"channel": "not-ours", "pub": {"data": unread("x"), "offset": 1}}},
+        {"push": {"disconnect": "no"}},
+        {"push": "string"},
+        {"id": "7", "connect": {}},
+        {"something": "else"},
+        [1, 2, 3],
+        "text",
+        {"push": {"channel": conn.channels[0], "pub": {"data": unread("y"), "offset": "x"}}},
+        {"push": {"channel": conn.channels[0], "pub": {"data": unread("z"), "offset": -5}}},
+    ]
+    await conn.ws.send_str("\n".join(json.dumps(line) for line in lines))
+
+
+async def _reply_flood(conn: Conn) -> None:
+    for start in range(0, 50_000, 10_000):
+        replies = (
+            json.dumps({"id": i, "refresh": {}})
+            for i in range(start + 10**6, start + 10**6 + 10_000)
+        )
+        await conn.ws.send_str("\n".join(replies))
+
+
+async def _ping_flood(conn: Conn) -> None:
+    await conn.ws.send_str("\n".join(["{}"] * 20_000))
+    for _ in range(200):
+        await conn.ws.send_str("\n".join(["{}"] * 50))
+
+
+async def _wrong_types_everywhere(conn: Conn) -> None:
+    ch = conn.channels[0]
+    payloads: list[Any] = [
+        None,
+        "garbage",
+        [unread("list")],
+        {"notification_type": "unread_thread_change", "data": "no"},
+        {"notification_type": 5, "data": unread("five")["data"]},
+        unread("neg", -3),
+        unread("str", "7"),  # type: ignore[arg-type]
+        unread("", 3),
+        {"notification_type": "unread_thread_change", "data": {"channels_id": ["x"]}},
+        unread("big", 2**70, mention_count=2**70, name="#" * 10_000),
+        unread("markup", 1, name="<b>bold</b><a href='https://x.example'>x</a>"),
+        unread("nul", 1, name="a\x00b\u202eevil"),
+    ]
+    for payload in payloads:
+        await conn.publish(ch, payload)
+
+
+async def _absurd_numbers(conn: Conn) -> None:
+    ch = conn.channels[0]
+    pub = {"data": unread("huge-offset"), "offset": 2**70, "epoch": "e" * 1000}
+    await conn.ws.send_str(json.dumps({"push": {"channel": ch, "pub": pub}}))
+    await conn.ws.send_str(
+        json.dumps({"push": {"channel": ch, "subscribe": {"ttl": 2**70, "expires": True}}})
+    )
+    await conn.ws.send_str(json.dumps({"push": {"channel": ch, "unsubscribe": {"code": 2**70}}}))
+
+
+MID_SESSION = {
+    "binary-and-unknown-frames": (_binary_and_unknown_things, "binary frame"),
+    "reply-flood-with-unknown-ids": (_reply_flood, None),
+    "ping-flood": (_ping_flood, None),
+    "wrong-types-in-every-field": (_wrong_types_everywhere, None),
+    "absurd-numbers": (_absurd_numbers, None),
+}
+
+
+@pytest.mark.parametrize("case", list(MID_SESSION))
+async def test_garbage_mid_session_is_dropped_and_the_other_channel_still_notifies(
+    case: str, serve: Serve, launch: Launch
+):
+    hostile, logged = MID_SESSION[case]
+    async with LocalStack() as local, hostile_push(serve, healthy) as push:
+        app = await _run(launch, local, push)
+        baseline = peak_memory_kib(app.pid)
+        mark = app.mark()
+        await hostile(push.conns[-1])
+        await _marker_shown(app, push, "marker", mark)
+        if logged:
+            await app.wait_line(logged, since=mark)
+        assert not any("State: reconnecting" in line for line in app.lines[mark:])
+        assert push.connections == 1
+        assert peak_memory_kib(app.pid) - baseline < 100 * 1024, "memory grew by > 100 MiB"
+        if case == "ping-flood":
+            assert 0 < push.pongs <= 20_000 + 200 * 50 + 100
+        assert await app.stop() == 0
+
+
+# -- input that ends the connection: the app says why, reconnects, and serves again --------------
+
+
+async def _huge_frame(conn: Conn) -> None:
+    conn.raw(_frame(0x1, b'{"push":', claimed=1 << 30))  # claims 1 GiB
+    conn.raw(b"x" * MiB)
+
+
+async def _big_real_frame(conn: Conn) -> None:
+    pub = {"data": unread("big", name="x" * (8 * MiB)), "offset": 99}
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await conn.ws.send_str(json.dumps({"push": {"channel": conn.channels[0], "pub": pub}}))
+
+
+async def _never_ending_frame(conn: Conn) -> None:
+    conn.stop_pinging()
+    conn.raw(_frame(0x1, b'{"push":{', fin=False))
+    for _ in range(100):  # a fragment now and then, never the last one
+        await asyncio.sleep(0.1)
+        conn.raw(_frame(0x0, b" ", fin=False))
+
+
+async def _stalled_frame(conn: Conn) -> None:
+    conn.stop_pinging()
+    conn.raw(_frame(0x1, b'{"push":', claimed=4096))  # 4 KiB announced, 8 bytes sent
+
+
+async def _invalid_utf8(conn: Conn) -> None:
+    conn.raw(_frame(0x1, b'{"push":{"channel":"\xff\xfe\xc0"}}'))
+
+
+ENDING = {
+    "frame-claiming-1-GiB": (_huge_frame, "exceeds limit"),
+    "8-MiB-frame": (_big_real_frame, "exceeds limit"),
+    "frame-that-never-ends": (_never_ending_frame, "in time"),
+    "frame-that-stalls": (_stalled_frame, "in time"),
+    "invalid-utf8-text-frame": (_invalid_utf8, "broke"),
+}
+
+
+@pytest.mark.parametrize("case", list(ENDING))
+async def test_input_that_breaks_the_connection_ends_it_in_words_and_the_app_comes_back(
+    case: str, serve: Serve, launch: Launch
+):
+    hostile, reason = ENDING[case]
+
+    async def script(conn: Conn, n: int) -> None:
+        await healthy(conn, n)
+        if n == 1:
+            await asyncio.sleep(0.2)
+            await hostile(conn)
+
+    async with LocalStack() as local, hostile_push(serve, script) as push:
+        app = await _run(launch, local, push)
+        baseline = peak_memory_kib(app.pid)
+        mark = app.mark()
+        line = await app.wait_line("State: reconnecting", since=mark, timeout=10)
+        assert reason in line, line
+        await app.wait_line("2 of 2 channel(s) live", since=mark)
+        await _marker_shown(app, push, "after", mark)
+        assert peak_memory_kib(app.pid) - baseline < 64 * 1024, "memory grew by > 64 MiB"
+        assert await app.stop() == 0
+
+
+async def test_a_connect_reply_with_10000_subs_is_fine(serve: Serve, launch: Launch):
+    async def script(conn: Conn, n: int) -> None:
+        command_id = await conn.connect_command()
+        subs = {f"stranger-{i}/x": {"recoverable": True, "offset": i} for i in range(10_000)}
+        subs.update({ch: {} for ch in conn.channels})
+        await conn.accept(command_id, subs=subs)
+
+    async with LocalStack() as local, hostile_push(serve, script) as push:
+        app = await _run(launch, local, push)
+        await _marker_shown(app, push, "marker", 0)
+        assert await app.stop() == 0
+
+
+# -- known bugs in the realtime client and the policy (not owned here) -----------------------------
+
+
+async def _nested_line(conn: Conn) -> None:
+    await conn.ws.send_str("[" * 100_000 + "]" * 100_000)
+
+
+async def _infinite_count(conn: Conn) -> None:
+    await conn.ws.send_str(
+        f'{{"push":{{"channel":"{conn.channels[0]}","pub":{{"offset":50,"data":{{"notification_type":'
+        '"unread_thread_change","data":{"channels_id":"inf","thread_count":Infinity}}}}}'
+    )
+
+
+KNOWN_BUGS = {  # found by this suite, fixed; each entry names the fix
+    "deeply-nested-line": (
+        _nested_line,
+        "app/realtime/protocol.py decode_frame lets RecursionError out (catches ValueError, "
+        "TypeError); the reader dies and the service pauses ('failed unexpectedly', exit 1). "
+        "Fix: catch RecursionError in decode_frame.",
+    ),
+    "infinite-thread-count": (
+        _infinite_count,
+        "app/policy.py _count: int(inf) raises OverflowError inside on_publications, in the "
+        "reader; the service pauses (exit 1). Fix: math.isfinite check in _count (and the "
+        "realtime client could guard its on_publications callback).",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(KNOWN_BUGS))
+async def test_crashes_found_earlier_stay_fixed(case: str, serve: Serve, launch: Launch):
+    hostile, _fix = KNOWN_BUGS[case]
+    async with LocalStack() as local, hostile_push(serve, healthy) as push:
+        app = await _run(launch, local, push)
+        mark = app.mark()
+        await hostile(push.conns[-1])
+        await asyncio.sleep(0.3)
+        assert app.proc.returncode is None, "the app exited: " + "\n".join(app.lines[mark:])
+        await _marker_shown(app, push, "marker", mark)
+        assert await app.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value"),
+    [
+        pytest.param("ttl", -1, id="ttl-negative"),
+        pytest.param("ping", -1, id="ping-negative"),
+        pytest.param("ttl", "soon", id="ttl-text"),
+        pytest.param("ttl", 10**400, id="ttl-1e400"),
+        pytest.param("ping", 10**400, id="ping-1e400"),
+    ],
+)
+async def test_a_connect_reply_with_absurd_numbers_is_named_malformed(
+    field_name: str, value: Any, serve: Serve, launch: Launch
+):
+    async def script(conn: Conn, n: int) -> None:
+        command_id = await conn.connect_command()
+        if n == 1:
+            await conn.accept(command_id, expires=True, **{field_name: value})
+        else:
+            await conn.accept(command_id)
+
+    async with LocalStack() as local, hostile_push(serve, script) as push:
+        args = headless_args(local.account.email, local.api_url, push.url)
+        env = {**HOSTILE_ENV, "TELEX_REQUEST_TIMEOUT": "2"}  # how long a silent stall lasts
+        app = await launch(*args, stdin=local.account.password + "\n", **env)
+        line = await app.wait_line("State: reconnecting", timeout=10)
+        await app.wait_line("2 of 2 channel(s) live")
+        await _marker_shown(app, push, "marker", 0)
+        assert await app.stop() == 0
+        assert "malformed" in line, line
+
+
+# -- a hostile REST API ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["10-MB-json", "10-MB-gzip-bomb", "chunked-endless", "deeply-nested", "invalid-utf8"],
+)
+async def test_a_hostile_api_reply_ends_sign_in_with_a_reason(
+    body: str, serve: Serve, launch: Launch
+):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if body == "10-MB-json":
+            orgs = [{"id": str(i), "name": "x" * 90} for i in range(100_000)]
+            blob = io.BytesIO(json.dumps({"data": orgs}).encode())  # sent with a Content-Length
+            return web.Response(body=blob, content_type="application/json")
+        if body == "10-MB-gzip-bomb":
+            bomb = gzip.compress(b'{"data": "' + b"0" * (10 * MiB) + b'"}')
+            headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+            return web.Response(body=bomb, headers=headers)
+        if body == "chunked-endless":
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionError):
+                for _ in range(200):
+                    await response.write(b"[" * 65536)
+            return response
+        if body == "deeply-nested":
+            return web.Response(body=("[" * 100_000).encode(), content_type="application/json")
+        return web.Response(body=b'{"data": "\xff\xfe"}', content_type="application/json")
+
+    api = await serve(handler)
+    args = headless_args("a@b.c", api + "/api/v1", api.replace("http", "ws") + "/ws")
+    app = await launch(*args, stdin="pw\n")
+    code = await app.wait_exit()
+    failed = next((line for line in app.lines if "sign-in failed" in line), app.output)
+    assert code == 3, app.output
+    expected = "not JSON" if body in ("deeply-nested", "invalid-utf8") else "larger than 4 MB"
+    assert expected in failed, failed

@@ -1,0 +1,194 @@
+"""The redaction in app/logging_setup.py: the second line of defence behind "never log a secret".
+
+Each case is a line the app or a library could plausibly write: request headers, frames, reprs,
+exception texts and tracebacks. The secret must be gone and the rest of the line readable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from multidict import CIMultiDict
+
+from app.logging_setup import LOG_FILE_NAME, RedactingFormatter, redact, setup_logging
+from tests.security.support import ROOT
+
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsImV4cCI6MTcwMDAwMDAwMH0."
+    "kq3bX9fTjVd0Y0u5sJm2hPqO7R3cT8a1wZzN4eQyL6k"
+)
+OPAQUE = "Zt9Qx3v7Lm2Kp8Rw4Yb6"  # an opaque notification token (not a JWT)
+PASSWORD = 'correct horse, "battery" staple}'
+
+
+def _gone(text: str, *secrets: str) -> None:
+    for secret in secrets:
+        for part in (secret, *secret.split()):
+            if len(part) >= 6:
+                assert part not in text, f"{part!r} survived in {text!r}"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"Authorization: Bearer {OPAQUE}",
+        f"authorization=Bearer {OPAQUE}",
+        f"X-Notification-Token: {OPAQUE}",
+        f"{{'Authorization': 'Bearer {OPAQUE}', 'Accept': 'application/json'}}",
+        f"<CIMultiDict('X-Notification-Token': '{OPAQUE}', 'User-Agent': 'telex-start/1')>",
+        repr(CIMultiDict({"Authorization": f"Bearer {OPAQUE}", "Host": "h"})),
+        f"sent header Bearer {OPAQUE} to the server",
+        f'{{"id":1,"connect":{{"token":"{OPAQUE}","name":"telex-start"}}}}',
+        f'{{"id":2,"subscribe":{{"channel":"o/u","token":"{OPAQUE}"}}}}',
+        f'{{"id":3,"sub_refresh":{{"channel":"o/u","token":"{OPAQUE}"}}}}',
+        f"access_token={OPAQUE}&x=1",
+        f"notification_token: {OPAQUE}",
+        f"refresh_token='{OPAQUE}'",
+        f"GET /api/v1/thing?token={OPAQUE} -> 200",
+        f"Cookie: session={OPAQUE}",
+    ],
+)
+def test_credentials_in_headers_frames_and_urls_are_redacted(line: str):
+    out = redact(line)
+    _gone(out, OPAQUE)
+    assert "[redacted" in out
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"token {JWT}",
+        f"b'{JWT}'",
+        f"connect with {JWT}, then",
+        f"https://example.test/?t={JWT}",
+    ],
+)
+def test_jwts_are_redacted_wherever_they_stand(line: str):
+    out = redact(line)
+    _gone(out, JWT)
+    assert "[redacted" in out
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        json.dumps({"email": "a@b.c", "password": PASSWORD}),
+        repr({"email": "a@b.c", "password": PASSWORD}),
+        f"LoginRequest(email='a@b.c', password={PASSWORD!r})",
+        f"password={json.dumps(PASSWORD)}",
+        f'{{"passwd": {json.dumps(PASSWORD)}}}',
+    ],
+)
+def test_password_fields_are_redacted_whole_even_with_spaces_quotes_and_commas(line: str):
+    """A password is free text: stopping at the first space or quote would leak the rest."""
+    out = redact(line)
+    _gone(out, PASSWORD, "battery", "staple", "horse")
+    assert "a@b.c" not in line or "a@b.c" in out
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "State: connected (connected, 2 of 2 channel(s) live)",
+        "Connection token refreshed",
+        "Subscription token of 0b6e/42 refreshed",
+        "GET /centrifugo/connection -> 200",
+        "The push server refused the connection: token expired (109).",
+        "Notification shown: #general · Acme",
+    ],
+)
+def test_ordinary_lines_are_left_alone(line: str):
+    assert redact(line) == line
+
+
+def _format(record_msg: str, *args: object, exc: BaseException | None = None) -> str:
+    formatter = RedactingFormatter("%(levelname)s %(message)s")
+    exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+    record = logging.LogRecord("t", logging.DEBUG, __file__, 1, record_msg, args, exc_info)
+    return formatter.format(record)
+
+
+def test_exception_text_and_traceback_are_redacted():
+    def fail() -> None:
+        headers = {"X-Notification-Token": OPAQUE}
+        raise RuntimeError(f"request failed with {headers} and {JWT}; password={PASSWORD!r}")
+
+    try:
+        fail()
+    except RuntimeError as exc:
+        out = _format("Request failed", exc=exc)
+    assert "Traceback" in out
+    assert "RuntimeError" in out
+    _gone(out, OPAQUE, JWT, PASSWORD)
+
+
+def test_debug_frame_log_is_redacted():
+    frame = json.dumps(
+        {"id": 1, "connect": {"token": JWT, "subs": {"o/u": {"token": JWT, "recover": True}}}}
+    )
+    out = _format("-> %s", frame.encode())
+    _gone(out, JWT)
+    assert "o/u" in out
+
+
+def test_setup_logging_writes_a_private_redacted_file(tmp_path: Path):
+    log_dir = tmp_path / "logs"
+    saved = logging.getLogger().handlers[:], logging.getLogger().level
+    hooks = sys.excepthook
+    try:
+        path = setup_logging("DEBUG", log_dir, to_stderr=False)
+        logging.getLogger("app.test").debug("Authorization: Bearer %s", OPAQUE)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+    finally:
+        for handler in logging.getLogger().handlers:
+            handler.close()
+        logging.getLogger().handlers[:] = saved[0]
+        logging.getLogger().setLevel(saved[1])
+        sys.excepthook = hooks
+    assert path == log_dir / LOG_FILE_NAME
+    text = path.read_text()
+    assert "Authorization: [redacted]" in text
+    assert OPAQUE not in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log_dir.stat().st_mode) == 0o700
+
+
+_UNHANDLED = f"unhandled: Authorization: Bearer {OPAQUE} password={PASSWORD!r} {JWT}"
+_CRASH = f"""
+import logging, sys, threading
+from pathlib import Path
+from app.logging_setup import setup_logging
+setup_logging("DEBUG", Path(sys.argv[1]), to_stderr=True)
+logging.getLogger("x").info("broken %s %s", {"X-Notification-Token: " + OPAQUE!r})
+t = threading.Thread(target=lambda: (_ for _ in ()).throw(ValueError({"token=" + OPAQUE!r})))
+t.start(); t.join()
+raise RuntimeError({_UNHANDLED!r})
+"""
+
+
+def test_unhandled_exceptions_and_broken_log_calls_do_not_print_secrets(tmp_path: Path):
+    """Python's default crash report and logging's "--- Logging error ---" (which prints the
+    call's raw arguments) both bypass formatters; setup_logging must route them through it."""
+    result = subprocess.run(
+        [sys.executable, "-c", _CRASH, str(tmp_path / "log")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    written = result.stderr + (tmp_path / "log" / LOG_FILE_NAME).read_text()
+    for expected in ("Unhandled error", "RuntimeError", "in thread", "ValueError"):
+        assert expected in written, written
+    assert "could not be written" in written, written
+    _gone(written, OPAQUE, JWT, PASSWORD)

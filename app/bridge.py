@@ -4,7 +4,8 @@ Three threads live in the desktop app (DESIGN.md §2): Tk on the main thread, on
 thread that owns the network, the service and the notifier, and the tray icon's own thread.
 Other threads never call into the loop directly: they give it coroutines through
 :meth:`LoopThread.submit`. Nothing but the Tk thread touches Tk: everyone else posts to a
-:class:`UiQueue` that the Tk thread drains with ``after()``.
+:class:`UiQueue` that the Tk thread drains with ``after()``. Blocking work that is neither
+(waiting for the main app to quit) runs in a throw-away thread: :func:`run_in_thread`.
 """
 
 from __future__ import annotations
@@ -110,6 +111,25 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.run_until_complete(loop.shutdown_default_executor())
+
+
+def run_in_thread(work: Callable[[], T], name: str) -> concurrent.futures.Future[T]:
+    """Run blocking ``work`` in a daemon thread of its own: unlike the loop's executor, a slow
+    job never holds up the exit."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = work()
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 class UiQueue(Generic[Item]):

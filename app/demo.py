@@ -12,7 +12,7 @@ from app.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-DEMO_EVENTS_EVERY = 10.0  # seconds between sample events: soon enough for a first look
+DEMO_EVENTS_EVERY = 5.0  # seconds between sample events (2.5 to 7.5): soon enough for a first look
 
 
 @contextlib.asynccontextmanager

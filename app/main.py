@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -65,12 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send one sample notification and exit (0 if the OS took it)",
     )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check that this installation works (backends, tray, TLS, icons, folders), "
+        "print a JSON report and exit (0 if nothing failed)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("--version", action="version", version=f"{APP_SLUG} {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if sys.stderr is None:  # a windowed build on Windows has no console streams at all
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the app)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -89,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
         return EXIT_USAGE
+    if args.self_test:
+        from app.selftest import self_test_command
+
+        return self_test_command(settings)
     setup_logging(settings.log_level, settings.log_dir, to_stderr=not FROZEN or sys.stderr.isatty())
     logger.info("%s %s starting", APP_NAME, __version__)
     try:
@@ -97,9 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.headless:
             password = None if args.demo else _read_password()
             return asyncio.run(_headless(settings, args.email, password, demo=args.demo))
-        from app.ui.app import run_desktop  # Tk and pystray load only for the desktop mode
-
-        return run_desktop(settings, demo=args.demo)
+        return _desktop_once(settings, demo=args.demo)
     except (ConfigError, NotifierUnavailable) as exc:
         sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
         return EXIT_USAGE
@@ -115,6 +126,27 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise ConfigError("--demo signs in with the demo account; drop --email/--password-stdin.")
     if args.password_stdin and not args.headless:
         raise ConfigError("--password-stdin only works with --headless.")
+
+
+def _desktop_once(settings: Settings, *, demo: bool) -> int:
+    """The desktop mode, once per user: a later launch asks the running one to come forward
+    (login dialog, or the main app when signed in) and exits 0."""
+    from app.single_instance import InstanceError, claim, hand_over
+
+    try:
+        with claim() as instance:
+            if instance is None:
+                if not hand_over():
+                    sys.stderr.write(f"{APP_SLUG}: error: {APP_NAME} runs but does not answer.\n")
+                    return 1
+                logger.info("%s is already running; asked it to come forward", APP_NAME)
+                return EXIT_OK
+            from app.ui.app import run_desktop  # Tk and pystray load only for the desktop mode
+
+            return run_desktop(settings, demo=demo, instance=instance)
+    except InstanceError as exc:
+        sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
+        return 1
 
 
 def _read_password() -> str:
@@ -161,8 +193,13 @@ async def _headless(
     return EXIT_OK  # pragma: no cover  (the context manager returns above)
 
 
+#: A session that dies again this soon after signing in again is not worth another try.
+REAUTH_MIN_INTERVAL = 60.0
+
+
 async def _serve_headless(service: TelexService, email: str, password: str) -> int:
-    """Sign in, then run until a signal; each time the session dies, one new sign-in is tried."""
+    """Sign in, then run until a signal. When the session dies, one new sign-in with the held
+    password; exit 4 if that fails, or if the new session dies right away as well."""
     stop = asyncio.Event()
     _install_signal_handlers(stop)
     try:
@@ -171,6 +208,8 @@ async def _serve_headless(service: TelexService, email: str, password: str) -> i
         logger.error("Sign-in failed: %s", exc)
         sys.stderr.write(f"{APP_SLUG}: sign-in failed: {exc}\n")
         return EXIT_SIGN_IN_FAILED
+    loop = asyncio.get_running_loop()
+    signed_in_again: float | None = None
     while True:
         ended = asyncio.ensure_future(service.wait_ended())
         stopped = asyncio.ensure_future(stop.wait())
@@ -186,13 +225,19 @@ async def _serve_headless(service: TelexService, email: str, password: str) -> i
         if not isinstance(reason, AuthError):
             sys.stderr.write(f"{APP_SLUG}: {reason}\n")
             return 1
+        if signed_in_again is not None and loop.time() - signed_in_again < REAUTH_MIN_INTERVAL:
+            logger.error("The new session ended right away too (%s); giving up", reason)
+            sys.stderr.write(f"{APP_SLUG}: the session ended again right after signing in\n")
+            return EXIT_REAUTH_FAILED
         logger.info("Session ended (%s); signing in again", reason)
         try:
             await service.sign_in(email, password)
         except TelexError as exc:
             kind = "was refused" if isinstance(exc, InvalidCredentials) else "failed"
+            logger.error("Signing in again %s: %s", kind, exc)
             sys.stderr.write(f"{APP_SLUG}: signing in again {kind}: {exc}\n")
             return EXIT_REAUTH_FAILED
+        signed_in_again = loop.time()
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

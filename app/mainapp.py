@@ -1,9 +1,12 @@
-"""Find, launch and close the Telex main app (the Flutter desktop client); open folders.
+"""Find, launch, bring forward and close the Telex main app (the Flutter desktop client).
 
-Where it lives: ``settings.main_app`` when set, else the usual install locations of each OS
-(:func:`candidates`). Launching is detached — the main app outlives Telex Start — and happens
-with the environment a frozen build inherited from the user, not PyInstaller's. Closing ends
-the process we launched, or finds the running app by its executable.
+Where it lives: ``settings.main_app`` when set, then the place the user chose in the "not
+found" dialog, then the usual install locations of each OS (:func:`candidates`). Launching is
+detached — the main app outlives Telex Start — and happens with the environment a frozen build
+inherited from the user, not PyInstaller's. A copy already running (found by its executable,
+whoever started it) is brought forward instead. Closing asks every copy to quit the way its OS
+asks apps (SIGTERM; WM_CLOSE to its windows on Windows) and kills what is still running after a
+timeout. :class:`MainApp` blocks while it waits, so the UI calls it off the Tk thread.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import plistlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import psutil
@@ -27,7 +32,9 @@ from app.errors import TelexError
 
 logger = logging.getLogger(__name__)
 
-CLOSE_WAIT = 1.0  # seconds the UI waits for the processes it started to quit
+CLOSE_TIMEOUT = 5.0  # how long a copy may take to quit when asked, before it is killed
+KILL_WAIT = 2.0
+POLL = 0.05
 
 
 class MainAppNotFound(TelexError):
@@ -108,17 +115,20 @@ def _bundle_executable(bundle: Path) -> str:
 def locate(
     configured: Path | None,
     *,
+    chosen: Path | None = None,
     platform: str = sys.platform,
     search: Iterable[Path] | None = None,
 ) -> MainAppTarget:
     """The main app to launch; :class:`MainAppNotFound` tells the user where we looked."""
+    if configured is not None and configured.exists():
+        return target_for(configured, platform)
+    if chosen is not None and chosen.exists():
+        return target_for(chosen, platform)
     if configured is not None:
-        if configured.exists():
-            return target_for(configured, platform)
         raise MainAppNotFound(
             f"The Telex app was not found at {configured}, the path set with --main-app or "
-            '"main_app" in the settings. Correct the path, or remove it to use the usual '
-            "install location."
+            '"main_app" in the settings. Show Telex Start where it is, correct the path, or '
+            "remove it to use the usual install location."
         )
     places = list(candidates(platform) if search is None else search)
     for place in places:
@@ -127,8 +137,17 @@ def locate(
     looked = "\n".join(f"  {p}" for p in places)
     raise MainAppNotFound(
         f"The Telex desktop app is not installed in the usual places:\n{looked}\n"
-        'Install it, or set its path with --main-app or "main_app" in the settings.'
+        "Install it, or show Telex Start where it is."
     )
+
+
+def is_program(path: Path, platform: str = sys.platform) -> bool:
+    """Could ``path`` be the main app? (What the file chooser accepts.)"""
+    if platform == "darwin" and path.suffix == ".app":
+        return path.is_dir()
+    if platform == "win32":
+        return path.is_file() and path.suffix.lower() == ".exe"
+    return path.is_file() and os.access(path, os.X_OK)
 
 
 def child_environment(environ: Mapping[str, str], *, frozen: bool = FROZEN) -> dict[str, str]:
@@ -222,52 +241,224 @@ def running_processes() -> list[RunningProcess]:
     return result
 
 
-class MainApp:
-    """Opens and closes the main app for the tray menu; used from the Tk thread only."""
+class Opened(Enum):
+    STARTED = "started"
+    BROUGHT_FORWARD = "brought forward"
 
-    def __init__(self, configured: Path | None) -> None:
+
+@dataclass(frozen=True)
+class Closed:
+    asked: int  # copies that quit when asked
+    killed: int  # copies that did not, and were killed
+
+
+class MainApp:
+    """Opens and closes the main app for the menu. Thread-safe; :meth:`close` blocks for up
+    to ``close_timeout`` plus a moment."""
+
+    def __init__(
+        self,
+        configured: Path | None,
+        chosen: Path | None = None,
+        *,
+        close_timeout: float = CLOSE_TIMEOUT,
+    ) -> None:
         self._configured = configured
+        self._chosen = chosen
+        self._close_timeout = close_timeout
+        self._lock = threading.Lock()
         # Every copy we started and have not seen end: kept so they can be closed by pid and
         # reaped (a POSIX child that ended stays a zombie until its parent collects it).
         self._launched: list[subprocess.Popen[bytes]] = []
 
-    def open(self) -> None:
-        """Launch it (again): a running Telex brings its window forward itself."""
-        target = locate(self._configured)  # looked up each time: it may be installed meanwhile
-        self._forget_ended()
-        self._launched.append(launch_detached(target.command))
-        logger.info("Started the main app: %s", " ".join(target.command))
+    def choose(self, path: Path) -> None:
+        """Use ``path`` from now on (the user showed us where Telex is)."""
+        with self._lock:
+            self._chosen = path
 
-    def close(self) -> int:
-        """Ask every running copy to quit (SIGTERM / TerminateProcess); returns how many."""
+    def open(self) -> Opened:
+        """Bring a running copy forward; start one when none runs (or it shows no window)."""
+        with self._lock:
+            target = locate(self._configured, chosen=self._chosen)  # it may move meanwhile
+            if sys.platform != "darwin":  # `open -a` activates a running copy by itself
+                running = self._running(target)
+                if running and bring_forward(running):
+                    logger.info("Brought the main app forward (pid %s)", running[0])
+                    return Opened.BROUGHT_FORWARD
+                if running:
+                    logger.info("The main app runs but shows no window; starting it again")
+            self._forget_ended()
+            self._launched.append(launch_detached(target.command))
+            logger.info("Started the main app: %s", " ".join(target.command))
+            return Opened.STARTED
+
+    def close(self) -> Closed:
+        """Ask every running copy to quit; kill the ones still running after the timeout."""
+        with self._lock:
+            target = None
+            with contextlib.suppress(MainAppNotFound):
+                target = locate(self._configured, chosen=self._chosen)
+            pids = self._running(target)
+            if not pids:
+                raise MainAppNotRunning("Telex is not running, so there was nothing to close.")
+            processes = []
+            for pid in pids:
+                try:
+                    process = psutil.Process(pid)
+                    ask_to_quit(process)
+                except psutil.NoSuchProcess:
+                    continue
+                except psutil.AccessDenied:
+                    logger.warning("Not allowed to close the main app (pid %d)", pid)
+                    continue
+                processes.append(process)
+            alive = self._wait_gone(processes, self._close_timeout)
+            for process in alive:
+                logger.warning("The main app (pid %d) did not quit; killing it", process.pid)
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                    process.kill()
+            still = self._wait_gone(alive, KILL_WAIT)
+            self._forget_ended()
+        closed = Closed(asked=len(processes) - len(alive), killed=len(alive) - len(still))
+        logger.info("Closed the main app: %s", closed)
+        return closed
+
+    def _running(self, target: MainAppTarget | None) -> list[int]:
+        """Copies we started that still run, and any other copy of the same executable."""
         self._forget_ended()
         pids = {child.pid for child in self._launched}
-        with contextlib.suppress(MainAppNotFound):
-            target = locate(self._configured)
+        if target is not None:
             pids.update(matching_processes(target, running_processes(), own_pid=os.getpid()))
-        ended = 0
-        for pid in sorted(pids):
-            try:
-                psutil.Process(pid).terminate()
-            except psutil.NoSuchProcess:
-                continue
-            except psutil.AccessDenied:
-                logger.warning("Not allowed to close the main app (pid %d)", pid)
-                continue
-            ended += 1
-        self._collect_children()
-        if not ended:
-            raise MainAppNotRunning("Telex is not running, so there was nothing to close.")
-        logger.info("Closed the main app (%d process(es))", ended)
-        return ended
+        return sorted(pids)
+
+    def _wait_gone(self, processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+        """The processes still running after ``timeout``; our own children are reaped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._forget_ended()  # reaps our children: a zombie child counts as running
+            alive = [p for p in processes if _still_running(p)]
+            if not alive or time.monotonic() >= deadline:
+                return alive
+            time.sleep(POLL)
 
     def _forget_ended(self) -> None:
         self._launched = [child for child in self._launched if child.poll() is None]
 
-    def _collect_children(self) -> None:
-        """Give the children we just asked to quit a moment to do so, and collect them."""
-        deadline = time.monotonic() + CLOSE_WAIT
-        for child in self._launched:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(max(0.0, deadline - time.monotonic()))
-        self._forget_ended()
+
+def _still_running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def ask_to_quit(process: psutil.Process) -> None:
+    """The polite request: SIGTERM on POSIX; on Windows, where terminating is killing, a close
+    message to the app's windows (as clicking their close box)."""
+    if sys.platform == "win32":
+        if _close_windows(process.pid):
+            return
+        logger.info("The main app (pid %d) has no window to close; ending it", process.pid)
+    process.terminate()
+
+
+def bring_forward(pids: list[int]) -> bool:
+    """Raise and focus a window of one of ``pids``; False when none has one."""
+    try:
+        if sys.platform == "win32":
+            return _activate_windows(set(pids))
+        if os.environ.get("DISPLAY"):
+            return _activate_x11(set(pids))
+    except Exception as exc:  # a desktop we cannot talk to: start it again instead
+        logger.info("Cannot bring the main app forward: %s", exc)
+    return False
+
+
+def _activate_x11(pids: set[int]) -> bool:
+    """EWMH ``_NET_ACTIVE_WINDOW`` through the window manager; without one (a bare X server),
+    map, raise and focus the window directly."""
+    import Xlib.display
+    from Xlib import X, Xatom
+    from Xlib.protocol import event
+
+    display = Xlib.display.Display()
+    try:
+        root = display.screen().root
+        pid_atom = display.intern_atom("_NET_WM_PID")
+        clients = root.get_full_property(display.intern_atom("_NET_CLIENT_LIST"), Xatom.WINDOW)
+        windows = (
+            [display.create_resource_object("window", wid) for wid in clients.value]
+            if clients is not None
+            else root.query_tree().children
+        )
+        found = []
+        for window in windows:
+            prop = window.get_full_property(pid_atom, Xatom.CARDINAL)
+            if prop is not None and prop.value and int(prop.value[0]) in pids:
+                found.append(window)
+        if not found:
+            return False
+        window = found[0]
+        if clients is not None:
+            message = event.ClientMessage(
+                window=window,
+                client_type=display.intern_atom("_NET_ACTIVE_WINDOW"),
+                data=(32, (2, X.CurrentTime, 0, 0, 0)),  # 2: a pager-like request, honoured
+            )
+            mask = X.SubstructureRedirectMask | X.SubstructureNotifyMask
+            root.send_event(message, event_mask=mask)
+        else:
+            window.map()
+            window.raise_window()
+            window.set_input_focus(X.RevertToParent, X.CurrentTime)
+        display.sync()
+        return True
+    finally:
+        display.close()
+
+
+def _top_level_windows(pids: set[int]) -> list[int]:  # pragma: no cover - Windows only
+    if sys.platform != "win32":  # (mypy then skips the rest elsewhere)
+        raise NotImplementedError("Windows only")
+    import ctypes
+    from ctypes import wintypes
+
+    user32 = ctypes.WinDLL("user32")
+    found: list[int] = []
+
+    @ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.HWND, wintypes.LPARAM)
+    def each(hwnd: int, _lparam: int) -> bool:
+        pid = wintypes.DWORD()
+        user32.GetWindowThreadProcessId(hwnd, ctypes.byref(pid))
+        if pid.value in pids and user32.IsWindowVisible(hwnd) and not user32.GetWindow(hwnd, 4):
+            found.append(hwnd)  # visible and unowned (GW_OWNER = 4): a main window
+        return True
+
+    user32.EnumWindows(each, 0)
+    return found
+
+
+def _activate_windows(pids: set[int]) -> bool:  # pragma: no cover - Windows only
+    if sys.platform != "win32":
+        raise NotImplementedError("Windows only")
+    import ctypes
+
+    user32 = ctypes.WinDLL("user32")
+    windows = _top_level_windows(pids)
+    for hwnd in windows[:1]:
+        if user32.IsIconic(hwnd):
+            user32.ShowWindow(hwnd, 9)  # SW_RESTORE
+        user32.SetForegroundWindow(hwnd)
+    return bool(windows)
+
+
+def _close_windows(pid: int) -> bool:  # pragma: no cover - Windows only
+    if sys.platform != "win32":
+        raise NotImplementedError("Windows only")
+    import ctypes
+
+    user32 = ctypes.WinDLL("user32")
+    windows = _top_level_windows({pid})
+    for hwnd in windows:
+        user32.PostMessageW(hwnd, 0x0010, 0, 0)  # WM_CLOSE
+    return bool(windows)

@@ -2,8 +2,9 @@
 
 The same file holds the ``"settings"`` object that :mod:`app.config` reads; this module leaves it
 (and any key it does not know) exactly as it found it. Only harmless things live here — the
-last email address — never a password or a token (DESIGN.md §6). A damaged file never stops
-the app: it is logged and the defaults are used.
+last email address, where the user showed us the main app, whether the menu window was
+introduced — never a password or a token (DESIGN.md §6). A damaged file never stops the app:
+it is logged and the defaults are used.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ SECTION = "preferences"
 @dataclass(frozen=True)
 class Preferences:
     last_email: str | None = None
+    main_app: Path | None = None  # chosen in the "Telex not found" dialog
+    menu_window_introduced: bool = False  # shown once where the tray has no menu
 
     @classmethod
     def from_json(cls, data: object) -> Preferences:
@@ -34,10 +37,22 @@ class Preferences:
         if not isinstance(data, dict):
             return cls()
         email = data.get("last_email")
-        return cls(last_email=email if isinstance(email, str) and email else None)
+        main_app = data.get("main_app")
+        introduced = data.get("menu_window_introduced")
+        return cls(
+            last_email=email if isinstance(email, str) and email else None,
+            main_app=Path(main_app) if isinstance(main_app, str) and main_app else None,
+            menu_window_introduced=introduced is True,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"last_email": self.last_email}
+        """Only what differs from the defaults, so the file stays short and readable."""
+        document: dict[str, Any] = {"last_email": self.last_email}
+        if self.main_app is not None:
+            document["main_app"] = str(self.main_app)
+        if self.menu_window_introduced:
+            document["menu_window_introduced"] = True
+        return document
 
 
 class PreferencesStore:
@@ -79,8 +94,8 @@ class PreferencesStore:
             return None
         try:
             document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            logger.warning("%s is not valid JSON (%s); using default preferences", self.path, exc)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            logger.warning("%s is not usable JSON (%s); using default preferences", self.path, exc)
             return None
         if not isinstance(document, dict):
             logger.warning("%s does not hold a JSON object; using default preferences", self.path)
@@ -94,7 +109,8 @@ class PreferencesStore:
         fd, temp = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, indent=2, ensure_ascii=False)
+                # ASCII escapes: a lone surrogate read from a damaged file still writes back
+                json.dump(document, handle, indent=2, ensure_ascii=True)
                 handle.write("\n")
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -13,7 +13,8 @@
 # (tests/desktop-session.sh). Exits non-zero on the first failing step; pytest collecting nothing
 # (exit code 5) is a failure too.
 #
-# Environment: SKIP_LINT=1 skips ruff and mypy for quick local iterations (ignored when CI is set);
+# Environment: SKIP_LINT=1 skips ruff and mypy, SKIP_FROZEN=1 the build of the frozen binary, for
+# quick local iterations (both ignored when CI is set);
 # PYTHON (interpreter for a new .venv; default: the first python3.x >= 3.11 found),
 # CENTRIFUGO_BIN (use this binary if it is v6.9.1), ARTIFACTS (default <repo>/artifacts:
 # screenshots, dunst/trayer/Xvfb logs, Centrifugo logs of failed tests).
@@ -70,7 +71,8 @@ step "System packages (apt)"
 # Desktop harness: Xvfb (+ xauth for xvfb-run), private session bus, dunst (notification server),
 # trayer (XEmbed system tray), xdotool, ImageMagick `import` (screenshots), xdpyinfo.
 PACKAGES=(ca-certificates dbus dbus-x11 xvfb xauth xdotool dunst libnotify-bin trayer
-    imagemagick x11-utils)
+    imagemagick x11-utils binutils shellcheck
+    gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev pkg-config)
 BASE_PYTHON=""
 if [ -x "$VENV/bin/python" ] && python_ok "$VENV/bin/python"; then
     : # the existing virtualenv is reused
@@ -186,6 +188,18 @@ while IFS= read -r -d '' lock; do
     fi
 done < <(find "$ROOT/tests" -name node_modules -prune -o -name package-lock.json -print0)
 [ -n "$found_npm_project" ] || note "none"
+
+# ------------------------------------------------------------------------------------------------
+step "Frozen Linux binary (build/linux.sh -> dist/telex-start)"
+# ------------------------------------------------------------------------------------------------
+# tests/packaging runs it: --version, --self-test, the archive listing and the headless flow
+# against the real Centrifugo and dunst. Built with the interpreter the .venv was made from.
+if [ "${SKIP_FROZEN:-0}" = 1 ] && ! [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; then
+    note "SKIPPED (SKIP_FROZEN=1; never on CI): the frozen-binary tests use dist/telex-start as it is"
+else
+    PYTHON=$("$PY" -c 'import sys; print(sys._base_executable)') bash "$ROOT/build/linux.sh"
+fi
+export TELEX_FROZEN_BINARY="$ROOT/dist/telex-start"
 
 if [ "${SKIP_LINT:-0}" = 1 ] && ! [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; then
     step "ruff check, ruff format --check, mypy: SKIPPED (SKIP_LINT=1; never on CI)"

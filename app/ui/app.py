@@ -4,8 +4,8 @@ Threads (DESIGN.md §2): Tk owns the main thread and every decision; :class:`Des
 there. The loop thread (:class:`~app.bridge.LoopThread`) runs :class:`Core` — the notifier, the
 service and, with ``--demo``, the local Telex stack. The tray runs in its own thread. Everything
 that reaches the Tk thread arrives through one :class:`~app.bridge.UiQueue`: service events
-(posted by ``emit`` on the loop thread), tray commands (posted by the tray thread), signals, and
-the outcome of background jobs.
+(posted by ``emit`` on the loop thread), tray commands and the tray's status (posted by the tray
+thread), requests of a second launch, signals, and the outcome of background jobs.
 """
 
 from __future__ import annotations
@@ -21,28 +21,53 @@ import threading
 import tkinter as tk
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from app.bridge import LoopThread, UiQueue
+from app.autostart import AutostartError, LoginItem, launch_command, login_item
+from app.bridge import LoopThread, UiQueue, run_in_thread
 from app.config import Settings
 from app.constants import APP_NAME
 from app.errors import ConfigError, TelexError
 from app.events import LoginRequired, NotificationClicked, ShowError, UiEvent
-from app.mainapp import MainApp, MainAppNotRunning, open_folder
+from app.mainapp import (
+    Closed,
+    MainApp,
+    MainAppNotFound,
+    MainAppNotRunning,
+    Opened,
+    is_program,
+    open_folder,
+)
 from app.preferences import PreferencesStore
+from app.ui.control import ControlWindow
 from app.ui.dialogs import (
     WINDOW_CLASS,
+    Corner,
     LoginDialog,
+    MessageAction,
     MessageKind,
     MessageWindow,
     apply_theme,
+    ask_for_program,
 )
-from app.ui.menu import Command, TrayState, TrayView, apply_event, main_app_opened, tray_view
+from app.ui.menu import (
+    Command,
+    TrayState,
+    TrayView,
+    apply_event,
+    main_app_opened,
+    start_at_login_set,
+    tray_view,
+)
+from app.ui.tray import TrayMessage, TrayStatus
 
 if TYPE_CHECKING:
     from app.models import Notice
+    from app.notify.base import Notifier
     from app.service import TelexService
+    from app.single_instance import Primary
 
 logger = logging.getLogger(__name__)
 
@@ -51,22 +76,35 @@ EXIT_START_FAILED = 1
 EXIT_USAGE = 2  # as app.main: bad settings (e.g. --demo in a build without the local stack)
 
 STARTUP_TIMEOUT = 60.0
-SHUTDOWN_TIMEOUT = 10.0
+# Exit ends the process within 2 s: the tray goes first, then the service gets its time to
+# close the WebSocket cleanly; what is still running after that is cancelled.
+TRAY_STOP_TIMEOUT = 0.4
+SHUTDOWN_TIMEOUT = 1.0
+LOOP_GRACE = 0.2
 DRAIN_EVERY_MS = 100
 DOCK_CHECK_EVERY_MS = 2000
 SUCCESS_MESSAGE_MS = 5000
+#: Loggers whose warnings say why a notification was not shown.
+NOTIFIER_LOGGERS = ("app.notify", "desktop_notifier")
 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class NotificationTestResult:
+    backend: str  # the notifier that was asked
+    delivered: bool
+    reason: str | None = None  # why it was not shown, in words for the user
+
+
 class ServiceApi(Protocol):
-    """What the Tk thread asks of the service — always as a coroutine for the loop thread."""
+    """What the Tk thread asks of the loop side — always as a coroutine for the loop thread."""
 
     async def sign_in(self, email: str, password: str) -> object: ...
 
     async def sign_out(self) -> None: ...
 
-    async def send_test_notification(self) -> bool: ...
+    async def send_test_notification(self) -> NotificationTestResult: ...
 
 
 class TrayApi(Protocol):
@@ -77,6 +115,10 @@ class TrayApi(Protocol):
     def keep_docked(self) -> None: ...
 
     def stop(self, timeout: float = ...) -> None: ...
+
+
+MakeTray = Callable[[TrayView, Callable[[TrayMessage], None]], TrayApi]
+ChooseProgram = Callable[[tk.Misc], Path | None]
 
 
 @dataclass(frozen=True)
@@ -96,18 +138,20 @@ class JobDone(Generic[T]):
     then: Callable[[concurrent.futures.Future[T]], None]
 
 
-InboxItem = UiEvent | Command | JobDone[Any]
+InboxItem = UiEvent | Command | TrayStatus | JobDone[Any]
 
 
 class Core:
-    """What lives on the loop thread: the demo stack (if any), the notifier and the service."""
+    """What lives on the loop thread: the demo stack (if any), the notifier and the service;
+    the Tk thread's :class:`ServiceApi`."""
 
     def __init__(self, settings: Settings, *, demo: bool, emit: Callable[[UiEvent], None]):
         self._settings = settings
         self._demo = demo
         self._emit = emit
         self._resources = contextlib.AsyncExitStack()
-        self.service: TelexService | None = None
+        self._service: TelexService | None = None
+        self._notifier: Notifier | None = None
 
     async def start(self) -> LoginDefaults:
         # The network side enters app.ui here, on the loop thread, and nowhere else.
@@ -129,20 +173,75 @@ class Core:
             if service is not None:
                 service.notification_clicked(notice)
 
-        notifier = await create_notifier(settings.notifier, clicked)
+        self._notifier = await create_notifier(settings.notifier, clicked)
         service = await self._resources.enter_async_context(
-            TelexService(settings, notifier, self._emit)
+            TelexService(settings, self._notifier, self._emit)
         )
-        self.service = service
+        self._service = service
         return defaults
+
+    async def sign_in(self, email: str, password: str) -> object:
+        return await self._started().sign_in(email, password)
+
+    async def sign_out(self) -> None:
+        await self._started().sign_out()
+
+    async def send_test_notification(self) -> NotificationTestResult:
+        """Which backend was asked and, when it did not show the notification, why: what it
+        logged while trying, or what kind of backend it is."""
+        service, notifier = self._started(), self._notifier
+        assert notifier is not None
+        with _warnings_of(NOTIFIER_LOGGERS) as warnings:
+            delivered = await service.send_test_notification()
+        if delivered:
+            return NotificationTestResult(notifier.name, delivered=True)
+        if not notifier.on_screen:
+            reason = (
+                "it only writes notifications to the log file, because no notification "
+                "service answered when Telex Start started"
+            )
+        elif warnings:
+            reason = warnings[-1]
+        else:
+            reason = "the notification service did not confirm that it showed it"
+        return NotificationTestResult(notifier.name, delivered=False, reason=reason)
 
     async def aclose(self) -> None:
         """Close the service (drops the session: nobody is signed out), then the stack."""
         await self._resources.aclose()
 
+    def _started(self) -> TelexService:
+        assert self._service is not None, "Core.start() first"
+        return self._service
+
+
+@contextlib.contextmanager
+def _warnings_of(names: tuple[str, ...]) -> Iterator[list[str]]:
+    """Collect the warnings these loggers emit meanwhile (message and exception text)."""
+    collected: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                error = record.exc_info[1]
+                text = f"{text}: {error or type(error).__name__}"
+            collected.append(text)
+
+    handler = Collect(logging.WARNING)
+    loggers = [logging.getLogger(name) for name in names]
+    for each in loggers:
+        each.addHandler(handler)
+    try:
+        yield collected
+    finally:
+        for each in loggers:
+            each.removeHandler(handler)
+
 
 class DesktopApp:
-    """Reacts to service events and tray commands on the Tk thread; owns the dialogs."""
+    """Reacts to service events, tray commands and the tray's status on the Tk thread; owns the
+    windows."""
 
     def __init__(
         self,
@@ -153,10 +252,12 @@ class DesktopApp:
         inbox: UiQueue[InboxItem],
         service: ServiceApi,
         shutdown: Callable[[], Coroutine[Any, Any, None]],
-        make_tray: Callable[[TrayView, Callable[[Command], None]], TrayApi],
+        make_tray: MakeTray,
         main_app: MainApp,
         preferences: PreferencesStore,
+        startup_item: LoginItem,
         login_defaults: LoginDefaults = LoginDefaults(),
+        choose_program: ChooseProgram = ask_for_program,
     ) -> None:
         self._root = root
         self._settings = settings
@@ -167,12 +268,19 @@ class DesktopApp:
         self._main_app = main_app
         self._preferences_store = preferences
         self._preferences = preferences.load()
+        self._startup_item = startup_item
         self._login_defaults = login_defaults
-        self._state = TrayState()
+        self._choose_program = choose_program
+        self._state = TrayState(start_at_login=self._starts_at_login())
         self._tray = make_tray(tray_view(self._state), inbox.post)
-        self._login = LoginDialog(root, on_submit=self._sign_in, on_cancel=self._login_cancelled)
-        self._error = MessageWindow(root, MessageKind.ERROR)
-        self._info = MessageWindow(root, MessageKind.INFO)
+        self._tray_status: TrayStatus | None = None
+        self._corner = Corner()
+        self._login = LoginDialog(
+            root, self._corner, on_submit=self._sign_in, on_cancel=self._login_cancelled
+        )
+        self._error = MessageWindow(root, self._corner, MessageKind.ERROR)
+        self._info = MessageWindow(root, self._corner, MessageKind.INFO)
+        self._menu_window = ControlWindow(root, self._corner, inbox.post)
         self._sign_in_job: concurrent.futures.Future[object] | None = None
         self._signing_in_as = ""
         self._exiting = False
@@ -222,6 +330,8 @@ class DesktopApp:
                 self._command(item)
             elif isinstance(item, JobDone):
                 item.then(item.future)
+            elif isinstance(item, TrayStatus):
+                self._tray_reported(item)
             else:
                 self._event(item)
         except Exception:
@@ -230,6 +340,7 @@ class DesktopApp:
     def _event(self, event: UiEvent) -> None:
         self._set_state(apply_event(self._state, event))
         if isinstance(event, LoginRequired):
+            self._info.close()  # "Signed in" is no longer true
             self._open_login(email=event.email, message=event.reason)
         elif isinstance(event, ShowError):
             self._error.show(event.title, event.message)
@@ -246,20 +357,59 @@ class DesktopApp:
             case Command.OPEN_MAIN_APP:
                 self._open_main_app()
             case Command.CLOSE_MAIN_APP:
-                self._close_main_app()
+                self._when_done(run_in_thread(self._main_app.close, "close-main-app"), self._closed)
             case Command.TEST_NOTIFICATION:
                 self._in_background(self._service.send_test_notification(), self._test_sent)
+            case Command.START_AT_LOGIN:
+                self._toggle_start_at_login()
             case Command.OPEN_LOG_FOLDER:
                 self._open_log_folder()
+            case Command.SHOW_WINDOW:
+                self._show_menu_window(focus=True)
+            case Command.ACTIVATE:  # launched again: the user is looking for us
+                if self._state.signed_in:
+                    self._open_main_app()
+                else:
+                    self._open_login()
             case Command.EXIT:
                 self._exit()
 
     def _in_background(
         self, coro: Coroutine[Any, Any, T], then: Callable[[concurrent.futures.Future[T]], None]
     ) -> concurrent.futures.Future[T]:
-        future = self._loop.submit(coro)
+        return self._when_done(self._loop.submit(coro), then)
+
+    def _when_done(
+        self,
+        future: concurrent.futures.Future[T],
+        then: Callable[[concurrent.futures.Future[T]], None],
+    ) -> concurrent.futures.Future[T]:
         future.add_done_callback(lambda done: self._inbox.post(JobDone(done, then)))
         return future
+
+    # -- the tray ----------------------------------------------------------------------------
+
+    def _tray_reported(self, status: TrayStatus) -> None:
+        """Where the tray cannot show the menu, the menu window stands in: at once when there
+        is no icon at all, and once ever (to introduce it) when the icon has no menu."""
+        self._tray_status = status
+        if status.menu_reachable:
+            return
+        if not status.host:
+            self._show_menu_window(focus=False)
+        elif not self._preferences.menu_window_introduced:
+            self._show_menu_window(focus=False)
+            self._remember(menu_window_introduced=True)
+
+    def _show_menu_window(self, *, focus: bool) -> None:
+        status = self._tray_status
+        no_icon = status is not None and not status.host
+        problem = None if status is None else status.problem
+        if no_icon:
+            problem = f"{problem} Closing this window minimises it; Exit ends {APP_NAME}."
+        self._menu_window.show(
+            tray_view(self._state), problem=problem, focus=focus, minimise_on_close=no_icon
+        )
 
     # -- sign-in ---------------------------------------------------------------------------
 
@@ -293,8 +443,7 @@ class DesktopApp:
             return
         email = self._signing_in_as
         self._login.close()
-        self._preferences = dataclasses.replace(self._preferences, last_email=email)
-        self._preferences_store.save(self._preferences)
+        self._remember(last_email=email)
         logger.info("Signed in as %s", email)
         self._info.show(
             "Signed in",
@@ -309,24 +458,77 @@ class DesktopApp:
             job.cancel()
             self._in_background(self._service.sign_out(), self._report_failure)
 
-    # -- the other commands ----------------------------------------------------------------
+    # -- the main app --------------------------------------------------------------------------
 
     def _open_main_app(self) -> None:
-        try:
-            self._main_app.open()
-        except TelexError as exc:
-            logger.warning("Cannot open the main app: %s", exc)
-            self._error.show(exc.title, exc.message)
-            return
-        self._set_state(main_app_opened(self._state))
+        self._when_done(run_in_thread(self._main_app.open, "open-main-app"), self._opened)
 
-    def _close_main_app(self) -> None:
+    def _opened(self, future: concurrent.futures.Future[Opened]) -> None:
+        error = future.exception()
+        if isinstance(error, MainAppNotFound):
+            logger.warning("Cannot open the main app: %s", error)
+            self._error.show(
+                error.title,
+                error.message,
+                actions=(MessageAction("Choose…", self._choose_main_app),),
+            )
+        elif error is not None:
+            self._report_failure(future)
+        else:
+            self._set_state(main_app_opened(self._state))
+
+    def _choose_main_app(self, parent: tk.Misc) -> None:
+        """The user shows where Telex is; the place is remembered and opened right away."""
+        path = self._choose_program(parent)
+        if path is None:
+            return
+        if not is_program(path):
+            self._error.show(
+                "Not a program",
+                f"{path} is not a program {APP_NAME} can start. Choose the Telex app itself.",
+                actions=(MessageAction("Choose…", self._choose_main_app),),
+            )
+            return
+        logger.info("Main app location chosen: %s", path)
+        self._main_app.choose(path)
+        self._remember(main_app=path)
+        self._open_main_app()
+
+    def _closed(self, future: concurrent.futures.Future[Closed]) -> None:
+        error = future.exception()
+        if isinstance(error, MainAppNotRunning):
+            self._info.show(error.title, error.message, close_after_ms=SUCCESS_MESSAGE_MS)
+        elif error is not None:
+            self._report_failure(future)
+        elif future.result().killed:
+            self._info.show(
+                "Telex was stopped",
+                "Telex did not close when asked, so it was stopped.",
+                close_after_ms=SUCCESS_MESSAGE_MS,
+            )
+
+    # -- the other commands ----------------------------------------------------------------
+
+    def _toggle_start_at_login(self) -> None:
+        item = self._startup_item
         try:
-            self._main_app.close()
-        except MainAppNotRunning as exc:
-            self._info.show(exc.title, exc.message, close_after_ms=SUCCESS_MESSAGE_MS)
-        except TelexError as exc:
+            if self._state.start_at_login:
+                item.disable()
+            else:
+                item.enable(launch_command())
+        except AutostartError as exc:
+            logger.warning("%s", exc)
             self._error.show(exc.title, exc.message)
+        enabled = self._starts_at_login()
+        logger.info("Start at login: %s", "on" if enabled else "off")
+        self._set_state(start_at_login_set(self._state, enabled))
+
+    def _starts_at_login(self) -> bool:
+        try:
+            return self._startup_item.is_enabled()
+        except OSError as exc:
+            logger.warning("Cannot tell whether %s starts at login: %s", APP_NAME, exc)
+            return False
 
     def _open_log_folder(self) -> None:
         try:
@@ -335,15 +537,19 @@ class DesktopApp:
             logger.warning("Cannot open the log folder: %s", exc)
             self._error.show("Cannot open the log folder", str(exc))
 
-    def _test_sent(self, future: concurrent.futures.Future[bool]) -> None:
+    def _test_sent(self, future: concurrent.futures.Future[NotificationTestResult]) -> None:
         if future.cancelled() or future.exception() is not None:
             self._report_failure(future)
-        elif not future.result():
-            self._error.show(
-                "Test notification not shown",
-                "The system did not take the test notification. Check that notifications "
-                f"are allowed for {APP_NAME}; the log folder has details.",
-            )
+            return
+        result = future.result()
+        if result.delivered:
+            return
+        logger.warning("Test notification not shown by %s: %s", result.backend, result.reason)
+        self._error.show(
+            "Test notification not shown",
+            f"The “{result.backend}” notification backend did not show it: {result.reason}. "
+            "The log folder has details.",
+        )
 
     def _report_failure(self, future: concurrent.futures.Future[Any]) -> None:
         error = None if future.cancelled() else future.exception()
@@ -360,19 +566,26 @@ class DesktopApp:
             return
         self._exiting = True
         logger.info("Exiting")
-        self._tray.stop()
+        self._tray.stop(TRAY_STOP_TIMEOUT)
         self._login.close()
         self._error.close()
         self._info.close()
-        if not self._loop.stop(self._shutdown(), SHUTDOWN_TIMEOUT):
-            logger.warning("The service did not stop cleanly within %.0f s", SHUTDOWN_TIMEOUT)
+        self._menu_window.close()
+        if not self._loop.stop(self._shutdown(), SHUTDOWN_TIMEOUT, LOOP_GRACE):
+            logger.warning("The service did not stop cleanly within %.1f s", SHUTDOWN_TIMEOUT)
         self._root.destroy()
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _set_state(self, state: TrayState) -> None:
         self._state = state
-        self._tray.show(tray_view(state))
+        view = tray_view(state)
+        self._tray.show(view)
+        self._menu_window.update(view)
+
+    def _remember(self, **changes: Any) -> None:
+        self._preferences = dataclasses.replace(self._preferences, **changes)
+        self._preferences_store.save(self._preferences)
 
 
 def _log_callback_exception(
@@ -402,17 +615,18 @@ def _exit_on_signals(post: Callable[[Command], None]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def run_desktop(settings: Settings, *, demo: bool) -> int:
-    """Compose and run the desktop mode; returns the process exit code."""
+def run_desktop(settings: Settings, *, demo: bool, instance: Primary | None = None) -> int:
+    """Compose and run the desktop mode; returns the process exit code. ``instance`` (this
+    process is the only one of the user) hears later launches."""
     try:
-        return _compose_and_run(settings, demo=demo)
+        return _compose_and_run(settings, demo=demo, instance=instance)
     finally:
         # Everything Tk is unreachable now. Collect it here, on the thread that created it:
         # freed on another thread, Tk aborts the process (python/cpython#113770).
         gc.collect()
 
 
-def _compose_and_run(settings: Settings, *, demo: bool) -> int:
+def _compose_and_run(settings: Settings, *, demo: bool, instance: Primary | None) -> int:
     _sharp_on_high_dpi_windows()
     try:
         root = tk.Tk(className=WINDOW_CLASS)  # first: on macOS Tk must own NSApplication
@@ -421,7 +635,7 @@ def _compose_and_run(settings: Settings, *, demo: bool) -> int:
         return EXIT_START_FAILED
     root.withdraw()
     apply_theme(root)
-    from app.ui.tray import TrayIcon  # pystray picks its backend on import, from the display
+    from app.ui.tray import TrayIcon
 
     inbox: UiQueue[InboxItem] = UiQueue()
     loop = LoopThread()
@@ -432,19 +646,22 @@ def _compose_and_run(settings: Settings, *, demo: bool) -> int:
     except Exception as exc:
         loop.stop(core.aclose(), SHUTDOWN_TIMEOUT)
         return _start_failed(root, exc)
-    assert core.service is not None
+    preferences = PreferencesStore(settings.config_dir)
     app = DesktopApp(
         root,
         settings=settings,
         loop=loop,
         inbox=inbox,
-        service=core.service,
+        service=core,
         shutdown=core.aclose,
         make_tray=TrayIcon,
-        main_app=MainApp(settings.main_app),
-        preferences=PreferencesStore(settings.config_dir),
+        main_app=MainApp(settings.main_app, preferences.load().main_app),
+        preferences=preferences,
+        startup_item=login_item(),
         login_defaults=login_defaults,
     )
+    if instance is not None:
+        instance.serve(lambda _request: inbox.post(Command.ACTIVATE))
     return app.run()
 
 
@@ -468,7 +685,7 @@ def _start_failed(root: tk.Tk, error: BaseException) -> int:
     else:
         title, message = "Cannot start", f"{APP_NAME} could not start: {error}"
         logger.error("Cannot start", exc_info=error)
-    window = MessageWindow(root, MessageKind.ERROR)
+    window = MessageWindow(root, Corner(), MessageKind.ERROR)
     window.show(title, message)
     window.wait()
     root.destroy()

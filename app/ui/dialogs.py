@@ -1,4 +1,4 @@
-"""The only windows of the app: the login dialog and short message windows (info or error).
+"""The login dialog, short message windows (info or error), and the corner they share.
 
 Plain Tk with themed ttk widgets, created and used on the Tk thread only. Windows open at the
 bottom-right corner of the screen, next to the tray, above the taskbar, and stay on top: a tray
@@ -8,12 +8,16 @@ the password lives in the entry until it is handed to ``on_submit`` and is wiped
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sys
 import tkinter as tk
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import Enum
+from functools import partial
+from pathlib import Path
 from tkinter import font as tkfont
 from tkinter import ttk
 
@@ -73,14 +77,57 @@ def apply_theme(root: tk.Tk) -> None:
         root.iconphoto(True, tk.PhotoImage(master=root, file=str(icon_file)))
 
 
-def place_bottom_right(window: tk.Toplevel) -> None:
-    """Put ``window`` in the bottom-right corner of the work area (above the taskbar)."""
-    window.update_idletasks()
-    width, height = window.winfo_reqwidth(), window.winfo_reqheight()
-    right, bottom = _work_area_corner(window)
-    x = max(0, right - width - EDGE_MARGIN)
-    y = max(0, bottom - height - EDGE_MARGIN)
-    window.geometry(f"{width}x{height}+{x}+{y}")
+CHOOSE_PROGRAM_TITLE = "Where is Telex?"
+
+
+def ask_for_program(parent: tk.Misc) -> Path | None:
+    """Tk's file chooser for the main app (an ``.exe`` on Windows, an ``.app`` on macOS)."""
+    from tkinter import filedialog
+
+    kinds = {"win32": [("Programs", "*.exe")], "darwin": [("Applications", "*.app")]}
+    try:
+        name = filedialog.askopenfilename(
+            parent=parent,
+            title=CHOOSE_PROGRAM_TITLE,
+            initialdir=Path.home(),
+            filetypes=[*kinds.get(sys.platform, []), ("All files", "*")],
+        )
+    except tk.TclError:  # the app exited while the chooser was open
+        return None
+    return Path(name) if name else None
+
+
+class Corner:
+    """The bottom-right corner of the work area, next to the tray, shared by every window of the
+    app: windows stack upwards from it, dialogs nearest the corner and the menu window above
+    them, so none hides another (Tk thread)."""
+
+    def __init__(self) -> None:
+        self._windows: list[tuple[int, int, tk.Toplevel]] = []  # (rank, opened, window)
+        self._opened = itertools.count()
+
+    def place(self, window: tk.Toplevel, *, rank: int = 0) -> None:
+        """Put ``window`` in the stack (or re-place it after its size changed)."""
+        if not any(entry[2] is window for entry in self._windows):
+            self._windows.append((rank, next(self._opened), window))
+        self._restack()
+
+    def remove(self, window: tk.Toplevel) -> None:
+        self._windows = [entry for entry in self._windows if entry[2] is not window]
+        self._restack()
+
+    def _restack(self) -> None:
+        self._windows = [entry for entry in self._windows if entry[2].winfo_exists()]
+        bottom: int | None = None
+        for _rank, _opened, window in sorted(self._windows, key=lambda entry: entry[:2]):
+            window.update_idletasks()
+            width, height = window.winfo_reqwidth(), window.winfo_reqheight()
+            right, corner_bottom = _work_area_corner(window)
+            bottom = corner_bottom if bottom is None else bottom
+            x = max(0, right - width - EDGE_MARGIN)
+            y = max(0, bottom - height - EDGE_MARGIN)
+            window.geometry(f"{width}x{height}+{x}+{y}")
+            bottom = y
 
 
 def _work_area_corner(window: tk.Misc) -> tuple[int, int]:
@@ -96,19 +143,23 @@ def _work_area_corner(window: tk.Misc) -> tuple[int, int]:
     return window.winfo_screenwidth(), window.winfo_screenheight() - BOTTOM_RESERVE
 
 
-def _bring_forward(window: tk.Toplevel, entry: tk.Misc, ready_log: str) -> None:
-    """On top and focused: a tray app's window must not open behind the others."""
+def bring_forward(
+    window: tk.Toplevel, entry: tk.Misc, ready_log: str, *, focus: bool = True
+) -> None:
+    """On top (and focused, unless the user did not ask for it): a tray app's window must not
+    open behind the others, nor take the keyboard from what the user is typing into."""
     window.deiconify()
     window.attributes("-topmost", True)
     window.lift()
 
-    def focus() -> None:
+    def ready() -> None:
         if window.winfo_exists():
-            window.focus_force()
-            entry.focus_set()
+            if focus:
+                window.focus_force()
+                entry.focus_set()
             logger.info(ready_log)
 
-    window.after(FOCUS_DELAY_MS, focus)
+    window.after(FOCUS_DELAY_MS, ready)
 
 
 class LoginDialog:
@@ -122,11 +173,13 @@ class LoginDialog:
     def __init__(
         self,
         root: tk.Tk,
+        corner: Corner,
         *,
         on_submit: Callable[[str, str], None],
         on_cancel: Callable[[], None],
     ) -> None:
         self._root = root
+        self._corner = corner
         self._on_submit = on_submit
         self._on_cancel = on_cancel
         self._window: tk.Toplevel | None = None
@@ -150,7 +203,7 @@ class LoginDialog:
             _replace_text(self._password, password)
         self._show_message(message or "", error=False)
         target = self._password if self._email.get() else self._email
-        _bring_forward(self._window, target, "Login dialog ready")
+        bring_forward(self._window, target, "Login dialog ready")
 
     def failed(self, message: str) -> None:
         """Sign-in was refused: show why, keep the email, empty the password field."""
@@ -160,7 +213,7 @@ class LoginDialog:
         self._password.delete(0, tk.END)
         self._show_message(message, error=True)
         logger.info("Login dialog shows the error: %s", message)
-        _bring_forward(self._window, self._password, "Login dialog ready")
+        bring_forward(self._window, self._password, "Login dialog ready")
 
     def close(self) -> None:
         window, self._window = self._window, None
@@ -168,6 +221,7 @@ class LoginDialog:
         if window is not None:
             self._password.delete(0, tk.END)
             window.destroy()
+            self._corner.remove(window)
 
     # -- inside ----------------------------------------------------------------------------
 
@@ -251,7 +305,7 @@ class LoginDialog:
         else:
             self._message.grid_remove()  # no empty gap above the buttons
         if self._window is not None:
-            place_bottom_right(self._window)  # the message may add lines: stay in the corner
+            self._corner.place(self._window)  # the message may add lines: stay in the corner
 
 
 def _replace_text(entry: ttk.Entry, text: str) -> None:
@@ -264,15 +318,39 @@ class MessageKind(Enum):
     ERROR = "::tk::icons::error"
 
 
-class MessageWindow:
-    """One short message at a time (a newer one replaces it); OK, Return or Escape close it."""
+@dataclass(frozen=True)
+class MessageAction:
+    """An extra button of a message window. ``run`` gets the window, still open, as the parent
+    of any dialog it opens (a dialog of the hidden root would stay hidden); the window closes
+    when ``run`` returns, unless ``run`` showed a new message in it."""
 
-    def __init__(self, root: tk.Tk, kind: MessageKind) -> None:
+    label: str
+    run: Callable[[tk.Toplevel], None]
+
+
+class MessageWindow:
+    """One short message at a time (a newer one replaces it); OK or Escape close it, Return
+    presses the focused button."""
+
+    def __init__(self, root: tk.Tk, corner: Corner, kind: MessageKind) -> None:
         self._root = root
+        self._corner = corner
         self._kind = kind
         self._window: tk.Toplevel | None = None
 
-    def show(self, title: str, message: str, *, close_after_ms: int | None = None) -> None:
+    @property
+    def showing(self) -> str | None:
+        """The title on screen, if any."""
+        return None if self._window is None else str(self._window.title())
+
+    def show(
+        self,
+        title: str,
+        message: str,
+        *,
+        close_after_ms: int | None = None,
+        actions: Sequence[MessageAction] = (),
+    ) -> None:
         self.close()
         window = tk.Toplevel(self._root, class_=WINDOW_CLASS)
         window.withdraw()
@@ -287,14 +365,22 @@ class MessageWindow:
         ttk.Label(frame, text=message, wraplength=WRAP, justify=tk.LEFT).grid(
             row=1, column=1, sticky="w", pady=(4, 0)
         )
-        ok = ttk.Button(frame, text="OK", command=self.close, default="active")
-        ok.grid(row=2, column=0, columnspan=2, sticky="e", pady=(14, 0))
-        for key in ("<Return>", "<KP_Enter>", "<Escape>"):
-            window.bind(key, lambda _event: self.close())
+        buttons = ttk.Frame(frame)
+        buttons.grid(row=2, column=0, columnspan=2, sticky="e", pady=(14, 0))
+        ok = ttk.Button(buttons, text="OK", command=self.close)
+        ok.pack(side=tk.RIGHT)
+        first = ok  # the leftmost button gets the focus: an action when there is one
+        for action in reversed(actions):
+            first = ttk.Button(buttons, text=action.label, command=partial(self._run, action.run))
+            first.pack(side=tk.RIGHT, padx=(0, 8))
+        first.configure(default="active")
+        for key in ("<Return>", "<KP_Enter>"):
+            window.bind(key, lambda _event: self._press_focused(window, ok))
+        window.bind("<Escape>", lambda _event: self.close())
         window.protocol("WM_DELETE_WINDOW", self.close)
         self._window = window
-        place_bottom_right(window)
-        _bring_forward(window, ok, f"Message shown: {title}")
+        self._corner.place(window)
+        bring_forward(window, first, f"Message shown: {title}")
         if close_after_ms is not None:
             window.after(close_after_ms, lambda: self._close_if(window))
 
@@ -302,11 +388,26 @@ class MessageWindow:
         window, self._window = self._window, None
         if window is not None:
             window.destroy()
+            self._corner.remove(window)
 
     def wait(self) -> None:
         """Block (running Tk events) until the user has closed the message."""
         if self._window is not None:
             self._root.wait_window(self._window)
+
+    def _run(self, action: Callable[[tk.Toplevel], None]) -> None:
+        window = self._window
+        if window is None:
+            return
+        window.attributes("-topmost", False)  # the dialog it opens goes on top of it
+        action(window)
+        if self._window is window:
+            self.close()
+
+    @staticmethod
+    def _press_focused(window: tk.Toplevel, default: ttk.Button) -> None:
+        focused = window.focus_get()
+        (focused if isinstance(focused, ttk.Button) else default).invoke()
 
     def _close_if(self, window: tk.Toplevel) -> None:
         if self._window is window:

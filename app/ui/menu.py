@@ -38,14 +38,18 @@ class IconKind(StrEnum):
 
 
 class Command(Enum):
-    """What the user can ask for from the tray (and what a signal asks for: EXIT)."""
+    """What the user can ask for from the tray or the menu window; a signal asks for EXIT and a
+    second launch of the app for ACTIVATE."""
 
     LOGIN = "login"
     LOGOUT = "logout"
     OPEN_MAIN_APP = "open main app"
     CLOSE_MAIN_APP = "close main app"
     TEST_NOTIFICATION = "test notification"
+    START_AT_LOGIN = "start at login"  # toggles
     OPEN_LOG_FOLDER = "open log folder"
+    SHOW_WINDOW = "show window"  # a tray icon without a menu was clicked
+    ACTIVATE = "activate"
     EXIT = "exit"
 
 
@@ -55,6 +59,7 @@ class TrayState:
     email: str | None = None
     retry_in: float | None = None
     unread: int = 0  # notifications shown since the main app was last opened
+    start_at_login: bool = False  # what the OS login item says, not a wish
 
     @property
     def signed_in(self) -> bool:
@@ -69,7 +74,7 @@ def apply_event(state: TrayState, event: UiEvent) -> TrayState:
         except ValueError:  # a state this version does not know: not connected, at least
             phase = Phase.RECONNECTING
         if phase is Phase.SIGNED_OUT:
-            return TrayState()
+            return TrayState(start_at_login=state.start_at_login)
         return dataclasses.replace(state, phase=phase, retry_in=event.retry_in)
     if isinstance(event, SignedIn):
         return dataclasses.replace(state, email=event.email, unread=0)
@@ -77,6 +82,10 @@ def apply_event(state: TrayState, event: UiEvent) -> TrayState:
         # Only news from an organisation counts as unread; a test notification does not.
         return dataclasses.replace(state, unread=state.unread + 1)
     return state
+
+
+def start_at_login_set(state: TrayState, enabled: bool) -> TrayState:
+    return dataclasses.replace(state, start_at_login=enabled)
 
 
 def main_app_opened(state: TrayState) -> TrayState:
@@ -141,6 +150,7 @@ class MenuEntry:
     enabled: bool = True
     visible: bool = True
     default: bool = False  # activated by a left click where the backend supports it
+    checked: bool | None = None  # None: not a check item
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,7 @@ def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
         MenuEntry("Close Main App", Command.CLOSE_MAIN_APP),
         Separator(),
         MenuEntry("Test Notifications", Command.TEST_NOTIFICATION),
+        MenuEntry("Start at login", Command.START_AT_LOGIN, checked=state.start_at_login),
         MenuEntry("Open log folder", Command.OPEN_LOG_FOLDER),
         Separator(),
         MenuEntry("Exit", Command.EXIT),

@@ -1,116 +1,374 @@
-"""The pystray icon: shows a :class:`~app.ui.menu.TrayView` and turns clicks into commands.
+"""The tray icon: shows a :class:`~app.ui.menu.TrayView`, turns clicks into commands, and says
+once what this desktop's tray can do (:class:`TrayStatus`).
 
-Threads (DESIGN.md §2, desktop-harness.md §4): on Windows and Linux the icon runs in its own
-thread (``threading.Thread(target=icon.run)``; ``run_detached`` leaves gtk/appindicator menus
-dead inside a Tk app). On macOS AppKit wants the main thread, which Tk already runs, so the icon
-is attached to Tk's NSApplication with ``run_detached`` before ``mainloop``. Either way,
-:meth:`TrayIcon.show` is called on the Tk thread, and menu callbacks (tray thread) only post a
-:class:`~app.ui.menu.Command`.
+Threads (DESIGN.md §2): pystray belongs to the tray thread. It is imported, built, run, updated
+and stopped there — on Windows and Linux a thread of its own running ``icon.run()``
+(``run_detached`` leaves gtk/appindicator menus dead inside a Tk app); on macOS the main thread,
+which AppKit insists on and Tk already runs, so the icon is attached to Tk's NSApplication. The
+Tk thread never calls pystray: :meth:`TrayIcon.show` and :meth:`TrayIcon.stop` queue the work and
+wake the tray thread the way its backend allows (a GLib idle callback, an X client message, a
+window message). Menu callbacks run on the tray thread and only post a Command.
+
+pystray's xorg backend (Linux without PyGObject) has no menu, and a desktop without a tray host
+shows no icon at all; the status says so, and the app offers the same actions in a window.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pystray
-from PIL import Image
-
-from app.constants import APP_SLUG
+from app.constants import APP_NAME, APP_SLUG
 from app.ui.icons import tray_image
-from app.ui.menu import Command, IconKind, MenuEntry, MenuLine, TrayView
+from app.ui.menu import Command, MenuEntry, MenuLine, TrayView
 
-_XORG = pystray.Icon.__module__ == "pystray._xorg"  # the backend pystray chose on import
-if _XORG:
-    from app.ui import xorg  # needs python-xlib, which only Linux has
+if TYPE_CHECKING:
+    from app.ui.xorg import XorgTray
 
 logger = logging.getLogger(__name__)
 
-PostCommand = Callable[[Command], None]
+HOST_WAIT = 2.0  # a tray host starting with the session may come up just after us
+HOST_POLL = 0.2
+STOP_TIMEOUT = 0.5
+SNI_WATCHER = "org.kde.StatusNotifierWatcher"  # the AppIndicator / KDE tray host on D-Bus
+
+
+@dataclass(frozen=True)
+class TrayStatus:
+    """What the tray can do here, reported once by the tray thread."""
+
+    backend: str  # pystray's backend: appindicator, gtk, xorg, win32, darwin; "none" if it failed
+    has_menu: bool
+    host: bool  # a tray host is there to show the icon
+    problem: str | None = None  # why the menu is missing, in words for the user
+
+    @property
+    def menu_reachable(self) -> bool:
+        return self.has_menu and self.host
+
+
+TrayMessage = Command | TrayStatus
+Post = Callable[[TrayMessage], None]
+Call = Callable[[Any], None]  # work for the tray thread; gets the pystray icon
+
+
+def tray_status(backend: str, *, has_menu: bool, host: bool) -> TrayStatus:
+    if not host:
+        problem = (
+            "No system tray was found on this desktop, so Telex Start shows no tray icon."
+            if backend != "win32"
+            else "The taskbar's notification area is not available."
+        )
+    elif not has_menu:
+        problem = (
+            "This desktop only gets a basic tray icon without a menu from Telex Start "
+            "(GTK/AppIndicator support is not installed). Click the icon to open this window."
+        )
+    else:
+        problem = None
+    return TrayStatus(backend, has_menu=has_menu, host=host, problem=problem)
+
+
+def build_menu(pystray: Any, lines: tuple[MenuLine, ...], post: Post, *, has_menu: bool) -> Any:
+    """The pystray menu for ``lines``. Without menu support, one hidden default item: a click
+    on the icon then opens the window with the same actions."""
+    if not has_menu:
+        action = _poster(post, Command.SHOW_WINDOW)
+        return pystray.Menu(pystray.MenuItem(APP_NAME, action, default=True, visible=False))
+
+    def item(line: MenuLine) -> Any:
+        if not isinstance(line, MenuEntry):
+            return pystray.Menu.SEPARATOR
+        checked = None if line.checked is None else (lambda _item, on=line.checked: on)
+        return pystray.MenuItem(
+            line.label,
+            None if line.command is None else _poster(post, line.command),
+            checked=checked,
+            enabled=line.enabled,
+            visible=line.visible,
+            default=line.default,
+        )
+
+    return pystray.Menu(*(item(line) for line in lines))
+
+
+def _poster(post: Post, command: Command) -> Callable[[], None]:
+    def action() -> None:  # runs on the tray thread: hand over, do nothing else
+        logger.debug("Tray: %s", command.value)
+        post(command)
+
+    return action
 
 
 class TrayIcon:
-    """One pystray icon for the life of the app; built from, and updated with, TrayViews."""
+    """One pystray icon for the life of the app. Public methods are for the Tk thread."""
 
-    def __init__(self, view: TrayView, post: PostCommand) -> None:
+    def __init__(self, view: TrayView, post: Post) -> None:
         self._post = post
-        self._view = view
-        self._icon = pystray.Icon(
-            APP_SLUG, _backend_image(view.icon), _backend_title(view.tooltip), self._menu(view.menu)
-        )
+        self._lock = threading.Lock()
+        self._wanted = view  # guarded by _lock: the newest view the Tk thread asked for
+        self._calls: queue.SimpleQueue[Call] = queue.SimpleQueue()
+        self._wake: Callable[[], None] | None = None  # set once the tray thread can be woken
         self._thread: threading.Thread | None = None
-        self._xorg = xorg.XorgTray(self._icon) if _XORG else None
+        self._xorg: XorgTray | None = None
+        self._stopping = False
+        # tray thread only
+        self._icon: Any = None
+        self._shown: TrayView | None = None
+        self._has_menu = True
 
     def start(self) -> None:
-        logger.info("Tray icon backend: %s", type(self._icon).__module__)
+        self._calls.put(_show_icon)
         if sys.platform == "darwin":
-            self._icon.run_detached()
+            self._attach_to_main_thread()
             return
-        self._thread = threading.Thread(target=self._icon.run, name="tray", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="tray", daemon=True)
         self._thread.start()
 
     def show(self, view: TrayView) -> None:
-        """Apply a new view; parts that did not change are left alone (each update costs a
-        round trip to the tray host, and on Windows a temporary .ico file)."""
-        previous, self._view = self._view, view
-        if not self._alive():
-            return  # a dead xorg icon thread would leave this one waiting for it forever
-        if view.icon != previous.icon:
-            self._icon.icon = _backend_image(view.icon)
-        if view.tooltip != previous.tooltip:
-            self._icon.title = _backend_title(view.tooltip)
-        if view.menu != previous.menu:
-            self._icon.menu = self._menu(view.menu)
+        """Show ``view``; a burst of views costs one update (the newest) on the tray thread."""
+        with self._lock:
+            self._wanted = view
+        self._call(self._apply)
 
     def keep_docked(self) -> None:
         """Ask the tray host again when it has not embedded the icon (xorg only; called now and
-        then from the Tk thread). Re-setting the image is what makes the backend ask."""
-        if self._xorg is not None and self._alive() and self._xorg.needs_docking():
-            self._icon.icon = self._icon.icon
+        then from the Tk thread)."""
+        xorg = self._xorg
+        if xorg is not None and not self._stopping and xorg.needs_docking():
+            self._call(xorg.redock)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._xorg is not None:
-            self._xorg.close()
-        if not self._alive():
-            logger.warning("The tray thread had already ended")
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        if self._stopping:
             return
-        self._icon.stop()
+        self._call(_stop_icon)
+        self._stopping = True
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.warning("The tray thread did not end within %.1f s", timeout)
+        if self._xorg is not None:
+            self._xorg.close()
 
-    def _alive(self) -> bool:
-        """False once the icon's thread has ended: pystray logs why ("An error occurred in the
-        main loop"); from then on the icon is gone, so nothing is sent to it."""
-        return self._thread is None or self._thread.is_alive()
+    # -- handing work to the tray thread ---------------------------------------------------
 
-    def _menu(self, lines: tuple[MenuLine, ...]) -> pystray.Menu:
-        return pystray.Menu(*(self._item(line) for line in lines))
+    def _call(self, work: Call) -> None:
+        if self._stopping:
+            return
+        self._calls.put(work)
+        wake = self._wake
+        if wake is not None:
+            wake()
 
-    def _item(self, line: MenuLine) -> pystray.MenuItem:
-        if not isinstance(line, MenuEntry):
-            return pystray.Menu.SEPARATOR
-        command = line.command
-        action = None if command is None else self._poster(command)
-        return pystray.MenuItem(
-            line.label, action, enabled=line.enabled, visible=line.visible, default=line.default
+    def _drain(self) -> None:
+        """Tray thread: run what was queued, in order."""
+        icon = self._icon
+        while icon is not None:
+            try:
+                work = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                work(icon)
+            except Exception:
+                logger.exception("Tray update failed")
+
+    def _apply(self, icon: Any) -> None:
+        with self._lock:
+            view = self._wanted
+        shown, self._shown = self._shown, view
+        if shown is None or view.icon != shown.icon:
+            icon.icon = self._image(view)
+        if shown is None or view.tooltip != shown.tooltip:
+            icon.title = self._title(view.tooltip)
+        if self._has_menu and (shown is None or view.menu != shown.menu):
+            icon.menu = self._menu(view)
+
+    # -- the tray thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            icon, status, wake = self._build()
+        except Exception as exc:
+            logger.warning("No tray icon: %s", exc, exc_info=True)
+            self._post(
+                TrayStatus(
+                    "none",
+                    has_menu=False,
+                    host=False,
+                    problem=f"The tray icon could not be created ({exc or type(exc).__name__}).",
+                )
+            )
+            return
+        self._post(status)
+
+        def ready(_icon: Any) -> None:  # pystray's setup thread: only wake the tray thread
+            self._wake = wake
+            wake()
+
+        try:
+            icon.run(setup=ready)
+        except Exception:
+            logger.exception("The tray icon stopped")
+        finally:
+            self._wake = None
+            self._icon = None
+        logger.info("Tray icon stopped")
+
+    def _attach_to_main_thread(self) -> None:
+        """macOS: the icon shares the main thread with Tk; work runs right where it is asked."""
+        icon, status, _wake = self._build()
+        self._post(status)
+        icon.run_detached(setup=lambda _icon: None)
+        self._wake = self._drain
+        self._drain()
+
+    def _build(self) -> tuple[Any, TrayStatus, Callable[[], None]]:
+        import pystray  # picks its backend from the platform, the display and PYSTRAY_BACKEND
+
+        backend = pystray.Icon.__module__.rsplit("._", 1)[-1]
+        logger.info("Tray icon backend: %s", pystray.Icon.__module__)
+        self._has_menu = bool(pystray.Icon.HAS_MENU)
+        if backend in ("gtk", "appindicator"):
+            from gi.repository import GLib  # type: ignore[import-untyped, import-not-found]
+
+            GLib.set_prgname(APP_SLUG)  # the WM_CLASS of its menus, not "__main__.py"
+        with self._lock:
+            view = self._wanted
+        self._shown = view
+        icon = pystray.Icon(
+            APP_SLUG, self._image(view), self._title(view.tooltip), self._menu(view)
         )
+        self._icon = icon
+        wake = self._waker(backend, icon)
+        status = tray_status(backend, has_menu=self._has_menu, host=_wait_for_host(backend))
+        if status.problem:
+            logger.warning("Tray: %s", status.problem)
+        return icon, status, wake
 
-    def _poster(self, command: Command) -> Callable[[], None]:
-        def post() -> None:  # runs on the tray thread: hand over, do nothing else
-            logger.debug("Tray: %s", command.value)
-            self._post(command)
+    def _waker(self, backend: str, icon: Any) -> Callable[[], None]:
+        if backend in ("gtk", "appindicator"):
+            from gi.repository import GLib  # type: ignore[import-untyped, import-not-found]
 
-        return post
+            def drain_once() -> bool:
+                self._drain()
+                return False  # GLib.SOURCE_REMOVE: run once
+
+            return lambda: GLib.idle_add(drain_once)
+        if backend == "xorg":
+            from app.ui.xorg import XorgTray
+
+            self._xorg = XorgTray(icon, on_wake=self._drain)
+            return self._xorg.wake
+        if backend == "win32":
+            return _win32_waker(icon, self._drain)
+        return self._drain  # no loop of its own (macOS shares Tk's): run in place
+
+    def _menu(self, view: TrayView) -> Any:
+        import pystray
+
+        return build_menu(pystray, view.menu, self._post, has_menu=self._has_menu)
+
+    def _image(self, view: TrayView) -> Any:
+        image = tray_image(view.icon)
+        if self._xorg_backend():
+            from app.ui.xorg import flat_image
+
+            return flat_image(image)
+        return image
+
+    def _title(self, text: str) -> str:
+        if self._xorg_backend():
+            from app.ui.xorg import latin1_title
+
+            return latin1_title(text)
+        return text
+
+    @staticmethod
+    def _xorg_backend() -> bool:
+        import pystray
+
+        return bool(pystray.Icon.__module__ == "pystray._xorg")
 
 
-def _backend_image(kind: IconKind) -> Image.Image:
-    image = tray_image(kind)
-    return xorg.flat_image(image) if _XORG else image
+def _show_icon(icon: Any) -> None:
+    icon.visible = True
 
 
-def _backend_title(text: str) -> str:
-    return xorg.latin1_title(text) if _XORG else text
+def _stop_icon(icon: Any) -> None:
+    icon.visible = False  # gone from the tray at once, even if the loop takes a moment
+    icon.stop()
+
+
+def _wait_for_host(backend: str) -> bool:
+    """Is there a tray host to show the icon? Waits a little for one that starts with us."""
+    if backend in ("win32", "darwin", "_base"):
+        return True
+    deadline = time.monotonic() + HOST_WAIT
+    while True:
+        if _xembed_host() or (backend == "appindicator" and _sni_host()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(HOST_POLL)
+
+
+def _xembed_host() -> bool:
+    """A system tray (XEmbed) owns ``_NET_SYSTEM_TRAY_S<screen>`` on the X display."""
+    try:
+        from app.ui.xorg import xembed_tray_owned
+
+        return xembed_tray_owned()
+    except Exception as exc:  # no X display (Wayland), no python-xlib
+        logger.debug("No XEmbed tray: %s", exc)
+        return False
+
+
+def _sni_host() -> bool:
+    """A StatusNotifierItem host (what AppIndicator talks to) is on the session bus."""
+    try:
+        from gi.repository import Gio, GLib  # type: ignore[import-untyped, import-not-found]
+
+        bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+        reply = bus.call_sync(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "NameHasOwner",
+            GLib.Variant("(s)", (SNI_WATCHER,)),
+            GLib.VariantType("(b)"),
+            Gio.DBusCallFlags.NONE,
+            1000,
+            None,
+        )
+        return bool(reply.unpack()[0])
+    except Exception as exc:
+        logger.debug("No StatusNotifierItem host: %s", exc)
+        return False
+
+
+def _win32_waker(icon: Any, drain: Callable[[], None]) -> Callable[[], None]:  # pragma: no cover
+    """A private window message to the icon's window; pystray's window procedure looks the
+    message up in ``_message_handlers``, on the tray thread that owns the window."""
+    if sys.platform != "win32":  # (mypy then skips the rest elsewhere)
+        raise NotImplementedError("Windows only")
+    import ctypes
+    from ctypes import wintypes
+
+    wm_wake = 0x8000 + 0x54  # WM_APP + n: pystray itself only uses WM_USER + 10 and + 11
+    icon._message_handlers[wm_wake] = lambda _wparam, _lparam: drain()
+    post_message = ctypes.WinDLL("user32").PostMessageW
+    post_message.argtypes = (wintypes.HWND, wintypes.UINT, wintypes.WPARAM, wintypes.LPARAM)
+
+    def wake() -> None:
+        hwnd = icon._hwnd  # made by run(); ready() wakes once it exists
+        if hwnd:
+            post_message(hwnd, wm_wake, 0, 0)
+
+    return wake

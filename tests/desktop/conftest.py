@@ -1,5 +1,5 @@
-"""Fixtures for the desktop tests: the app as a subprocess on the test X display, and a
-stand-in for the Telex main app.
+"""Fixtures for the desktop tests: the app as a subprocess on the test X display (with its thread
+audit), and a stand-in for the Telex main app.
 
 The app's log lines (stderr) are the test's eyes: wait on them, never on sleeps.
 """
@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,15 +24,30 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.desktop.audited_app import AUDIT_PREFIX
+
 ROOT = Path(__file__).resolve().parents[2]
+#: Exit (menu, SIGINT, SIGTERM) must end the process within this many seconds.
+EXIT_WITHIN = 2.0
+_AUDIT = re.compile(rf"{AUDIT_PREFIX} (\d+) Tk calls, (\d+) pystray calls, (\d+) off their thread")
+
+
+def has_gi() -> bool:
+    """PyGObject with GTK 3 (pystray's gtk and appindicator backends)."""
+    code = "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+needs_gi = pytest.mark.skipif(not has_gi(), reason="needs PyGObject (pystray gtk/appindicator)")
 
 
 class AppProcess:
-    """``python -m app``; stderr lines are collected by a reader thread."""
+    """The app under the thread audit; stderr lines are collected by a reader thread."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "app", *args],
+            [sys.executable, "-m", "tests.desktop.audited_app", *args],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -50,12 +68,16 @@ class AppProcess:
 
     def wait_line(self, text: str, timeout: float = 10.0, *, since: int = 0) -> str:
         """The first log line from index ``since`` on that contains ``text``."""
+        return self.lines[self.wait_index(text, timeout, since=since)]
+
+    def wait_index(self, text: str, timeout: float = 10.0, *, since: int = 0) -> int:
+        """Where that line is: ``since=index + 1`` then looks only at what came after it."""
         deadline = time.monotonic() + timeout
         checked = since
         while True:
-            for line in self.lines[checked:]:
-                if text in line:
-                    return line
+            for index in range(checked, len(self.lines)):
+                if text in self.lines[index]:
+                    return index
             checked = max(checked, len(self.lines))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -68,8 +90,7 @@ class AppProcess:
                 self._incoming.put(None)  # keep the end marker for later waits
                 break
             self.lines.append(line_or_end)
-        tail = "\n".join(self.lines[-40:])
-        raise AssertionError(f"no log line with {text!r} within {timeout}s; last lines:\n{tail}")
+        raise AssertionError(f"no log line with {text!r} within {timeout}s; {self.tail()}")
 
     def mark(self) -> int:
         """A position in the log: pass as ``since=`` to look only at what comes after."""
@@ -83,15 +104,36 @@ class AppProcess:
                 return len(self.lines)
             self.lines.append(line)
 
-    def signal(self, sig: signal.Signals, timeout: float = 15.0) -> int:
-        """Send ``sig`` and return the exit code; the log tail tells why if it does not end."""
-        self.proc.send_signal(sig)
+    def tail(self, count: int = 40) -> str:
+        self.mark()
+        return "last lines:\n" + "\n".join(self.lines[-count:])
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.mark()
-            tail = "\n".join(self.lines[-40:])
-            raise AssertionError(f"still running {timeout}s after {sig.name}:\n{tail}") from None
+            raise AssertionError(f"still running after {timeout}s; {self.tail()}") from None
+
+    def timed_exit(self, trigger: Callable[[], object]) -> tuple[int, float]:
+        """Exit code and seconds from ``trigger()`` (the user's action) to the process end."""
+        started = time.monotonic()
+        trigger()
+        code = self.wait_exit()
+        return code, time.monotonic() - started
+
+    def signal(self, sig: signal.Signals) -> tuple[int, float]:
+        return self.timed_exit(lambda: self.proc.send_signal(sig))
+
+    def audit(self) -> tuple[int, int, int]:
+        """The thread audit of an app that has ended: (Tk calls, pystray calls, violations)."""
+        self._reader.join(5)
+        self.mark()
+        for line in reversed(self.lines):
+            match = _AUDIT.search(line)
+            if match:
+                tk_calls, pystray_calls, violations = map(int, match.groups())
+                return tk_calls, pystray_calls, violations
+        raise AssertionError(f"no thread audit in the output; {self.tail()}")
 
     def stop(self) -> None:
         """Kill it if a test left it running; close the pipe once the reader has drained it."""
@@ -103,60 +145,153 @@ class AppProcess:
         self.proc.stderr.close()
 
 
+def assert_clean_exit(app: AppProcess, code: int, seconds: float) -> None:
+    """Ended with 0 within the budget, nothing touched Tk or pystray off its thread."""
+    assert code == 0, app.tail()
+    assert seconds < EXIT_WITHIN, f"exit took {seconds:.2f}s; {app.tail()}"
+    tk_calls, pystray_calls, violations = app.audit()
+    assert violations == 0, app.tail(60)
+    assert tk_calls > 0, "the audit saw no Tk call: it is not watching"
+    assert pystray_calls > 0, "the audit saw no pystray call: it is not watching"
+
+
 @dataclass(frozen=True)
 class FakeMainApp:
+    """A stand-in for the Telex binary: a Tk window that says which process it is (as GTK and
+    Flutter apps do), notes its pid when it starts and "closed" when asked to quit."""
+
     executable: Path
     started_marker: Path  # one line per start: the pid
+    closed_marker: Path  # one line per polite exit: the pid
 
     def pids(self) -> list[int]:
         if not self.started_marker.exists():
             return []
         return [int(line) for line in self.started_marker.read_text().split()]
 
-    def wait_started(self, timeout: float = 5.0) -> int:
+    def wait_started(self, count: int = 1, timeout: float = 10.0) -> int:
         deadline = time.monotonic() + timeout
-        while not self.pids():
+        while len(self.pids()) < count:
             assert time.monotonic() < deadline, "the main app was not started"
             time.sleep(0.02)
         return self.pids()[-1]
 
+    def closed(self) -> list[int]:
+        if not self.closed_marker.exists():
+            return []
+        return [int(line) for line in self.closed_marker.read_text().split()]
+
+
+STAND_IN = """\
+import os, signal, sys, tkinter as tk
+import Xlib.display, Xlib.Xatom
+
+started, closed, ignore_term = sys.argv[1], sys.argv[2], sys.argv[3] == "ignore"
+root = tk.Tk()
+root.title("Telex stand-in")
+root.geometry("240x120+80+80")
+root.update()
+display = Xlib.display.Display()
+frame = display.create_resource_object("window", root.winfo_id())
+while frame.query_tree().parent.id != display.screen().root.id:  # up to the top-level window
+    frame = frame.query_tree().parent
+frame.change_property(
+    display.intern_atom("_NET_WM_PID"), Xlib.Xatom.CARDINAL, 32, [os.getpid()]
+)
+display.flush()
+
+def quit_politely(*_):
+    with open(closed, "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    root.destroy()
+
+if ignore_term:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+else:
+    signal.signal(signal.SIGTERM, lambda *_: root.after(0, quit_politely))
+def tick():  # Python runs signal handlers only between Tk's callbacks
+    root.after(100, tick)
+
+tick()
+with open(started, "a") as out:
+    out.write(f"{os.getpid()}\\n")
+root.mainloop()
+"""
+
+
+def make_fake_main_app(folder: Path, *, ignore_term: bool = False) -> FakeMainApp:
+    folder.mkdir(parents=True, exist_ok=True)
+    started, closed = folder / "started", folder / "closed"
+    program = folder / "stand_in.py"
+    program.write_text(STAND_IN)
+    executable = folder / "telex"
+    mode = "ignore" if ignore_term else "obey"
+    executable.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" "{program}" "{started}" "{closed}" {mode}\n'
+    )
+    executable.chmod(0o755)
+    return FakeMainApp(executable, started, closed)
+
+
+def kill_fake_main_apps(fake: FakeMainApp) -> None:
+    for pid in fake.pids():
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            if str(fake.started_marker) in process.cmdline():
+                process.kill()
+
 
 @pytest.fixture
 def fake_main_app(tmp_path: Path) -> Iterator[FakeMainApp]:
-    """A stand-in for the Telex binary: notes its pid, then stays up like an app does. Copies
-    still running at the end are killed by that pid."""
-    marker = tmp_path / "main-app-started"
-    script = tmp_path / "bin" / "telex"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(f'#!/bin/sh\necho $$ >> "{marker}"\nexec sleep 60\n')
-    script.chmod(0o755)
-    fake = FakeMainApp(script, marker)
+    fake = make_fake_main_app(tmp_path / "telex-app")
     yield fake
-    for pid in fake.pids():
-        with contextlib.suppress(psutil.Error):
-            proc = psutil.Process(pid)
-            if proc.cmdline() == ["sleep", "60"]:
-                proc.kill()
+    kill_fake_main_apps(fake)
+
+
+@pytest.fixture
+def runtime_dir() -> Iterator[Path]:
+    """A private XDG_RUNTIME_DIR: the single-instance lock and socket of this test's apps
+    (short, as Unix socket paths must be)."""
+    folder = Path(tempfile.mkdtemp(prefix="xdg-run-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 LaunchApp = Callable[..., AppProcess]
 
 
 @pytest.fixture
-def launch_app(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[LaunchApp]:
-    """Start the desktop app with its config and logs in ``tmp_path`` and the fake main app."""
+def app_env(tmp_path: Path, fake_main_app: FakeMainApp, runtime_dir: Path) -> dict[str, str]:
+    """The environment of the apps of one test: config, logs, runtime and autostart folders in
+    the test's own space, the stand-in main app, no TELEX_* leaking in from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEX_")}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        TELEX_CONFIG_DIR=str(tmp_path / "config"),
+        TELEX_LOG_DIR=str(tmp_path / "logs"),
+        TELEX_MAIN_APP=str(fake_main_app.executable),
+        XDG_RUNTIME_DIR=str(runtime_dir),
+        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),
+    )
+    return env
+
+
+@pytest.fixture
+def launch_app(app_env: dict[str, str]) -> Iterator[LaunchApp]:
+    """Start the desktop app; ``backend`` picks pystray's backend (``None``: pystray's choice),
+    ``env`` adds to the test's environment."""
     started: list[AppProcess] = []
 
-    def launch(*args: str, backend: str = "xorg") -> AppProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TELEX_")}
-        env.update(
-            PYSTRAY_BACKEND=backend,
-            PYTHONUNBUFFERED="1",
-            TELEX_CONFIG_DIR=str(tmp_path / "config"),
-            TELEX_LOG_DIR=str(tmp_path / "logs"),
-            TELEX_MAIN_APP=str(fake_main_app.executable),
-        )
-        app = AppProcess(list(args), env)
+    def launch(
+        *args: str, backend: str | None = "xorg", env: dict[str, str] | None = None
+    ) -> AppProcess:
+        full = dict(app_env)
+        if backend is not None:
+            full["PYSTRAY_BACKEND"] = backend
+        else:
+            full.pop("PYSTRAY_BACKEND", None)
+        full.update(env or {})
+        app = AppProcess(list(args), full)
         started.append(app)
         return app
 

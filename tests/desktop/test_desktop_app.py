@@ -2,8 +2,8 @@
 thread, with a scripted service and a recording tray standing in for pystray.
 
 Tray menu items are "clicked" the way :class:`app.ui.tray.TrayIcon` does it — by posting their
-:class:`~app.ui.menu.Command` — and the effects are checked: service calls, windows, the main
-app process, the tray view.
+:class:`~app.ui.menu.Command` from another thread — and the effects are checked: service calls,
+windows, the main app process, the login item, the tray view.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from pathlib import Path
 from tkinter import ttk
 from typing import TypeVar
 
+import psutil
 import pytest
 
+from app.autostart import XdgAutostart
 from app.bridge import LoopThread, UiQueue
 from app.config import Settings
 from app.errors import InvalidCredentials
@@ -31,10 +33,12 @@ from app.events import LoginRequired, NotificationClicked, Notified, ShowError, 
 from app.mainapp import MainApp, MainAppNotRunning
 from app.models import Notice
 from app.preferences import PreferencesStore
-from app.ui.app import DesktopApp, InboxItem, LoginDefaults
+from app.ui.app import DesktopApp, InboxItem, LoginDefaults, NotificationTestResult
+from app.ui.control import MENU_TITLE
 from app.ui.dialogs import LOGIN_TITLE, apply_theme
-from app.ui.menu import Command, IconKind, TrayView
-from tests.desktop.conftest import FakeMainApp
+from app.ui.menu import Command, IconKind, MenuEntry, TrayView
+from app.ui.tray import TrayMessage, TrayStatus, tray_status
+from tests.desktop.conftest import FakeMainApp, kill_fake_main_apps, make_fake_main_app
 from tests.support.desktop import screenshot
 
 pytestmark = pytest.mark.desktop
@@ -42,10 +46,12 @@ pytestmark = pytest.mark.desktop
 EMAIL = "ada@example.com"
 PASSWORD = "correct horse"
 ORG_NOTICE = Notice(key="c1", title="general", body="3 unread threads", org_id="org-1")
+NO_HOST = tray_status("appindicator", has_menu=True, host=False)
+NO_MENU = tray_status("xorg", has_menu=False, host=True)
 
 
 class ScriptedService:
-    """Runs on the loop thread like the real service; records calls, answers as told."""
+    """Runs on the loop thread like the real one (Core); records calls, answers as told."""
 
     def __init__(self, emit: Callable[[InboxItem], None]) -> None:
         self.emit = emit
@@ -53,7 +59,7 @@ class ScriptedService:
         self.refuse_sign_in = False
         self.hold_sign_in: asyncio.Event | None = None
         self.sign_in_cancelled = threading.Event()
-        self.delivered = True
+        self.test_result = NotificationTestResult("desktop", delivered=True)
 
     async def sign_in(self, email: str, password: str) -> object:
         self.calls.append(("sign_in", email, password))
@@ -72,15 +78,15 @@ class ScriptedService:
         self.calls.append(("sign_out",))
         self.emit(StateChanged("signed out", "signed out"))
 
-    async def send_test_notification(self) -> bool:
+    async def send_test_notification(self) -> NotificationTestResult:
         self.calls.append(("test_notification",))
-        return self.delivered
+        return self.test_result
 
 
 @dataclass
 class RecordingTray:
     views: list[TrayView]
-    post: Callable[[Command], None]
+    post: Callable[[TrayMessage], None]
     started: bool = False
     stopped: bool = False
 
@@ -98,7 +104,12 @@ class RecordingTray:
 
     def click(self, command: Command) -> None:
         """What a menu item's callback does on the tray thread."""
-        threading.Thread(target=self.post, args=(command,)).start()
+        self.report(command)
+
+    def report(self, message: TrayMessage) -> None:
+        poster = threading.Thread(target=self.post, args=(message,))
+        poster.start()
+        poster.join()  # in order, as the tray thread would
 
 
 @dataclass
@@ -110,14 +121,16 @@ class Desktop:
     loop: LoopThread
     settings: Settings
     main_app: FakeMainApp
+    autostart: XdgAutostart
     shutdown_ran: threading.Event
+    chosen: list[Path | None]
     trays: list[RecordingTray] = field(default_factory=list)
 
     @property
     def tray(self) -> RecordingTray:
-        return self.trays[0]
+        return self.trays[-1]
 
-    def pump(self, until: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    def pump(self, until: Callable[[], object], what: str, timeout: float = 8.0) -> None:
         """Run Tk's event loop (which drains the inbox) until ``until()`` is true."""
         deadline = time.monotonic() + timeout
         while not until():
@@ -129,15 +142,45 @@ class Desktop:
         return {
             w.title(): w
             for w in self.root.winfo_children()
-            if isinstance(w, tk.Toplevel) and w.winfo_exists()
+            if isinstance(w, tk.Toplevel) and w.winfo_exists() and w.state() == "normal"
         }
 
-    def wait_window(self, title: str) -> tk.Toplevel:
-        self.pump(lambda: title in self.windows(), f"the window {title!r}")
+    def wait_window(self, title: str, timeout: float = 8.0) -> tk.Toplevel:
+        self.pump(lambda: title in self.windows(), f"the window {title!r}", timeout)
         return self.windows()[title]
+
+    def wait_started(self, fake: FakeMainApp | None = None) -> int:
+        """Pump Tk (the command waits in the inbox) until the stand-in main app runs."""
+        fake = fake or self.main_app
+        self.pump(fake.pids, "the main app to start", timeout=10)
+        return fake.pids()[-1]
 
     def wait_closed(self, title: str) -> None:
         self.pump(lambda: title not in self.windows(), f"the window {title!r} to close")
+
+    def new_app(self, **changes: object) -> DesktopApp:
+        """A second controller on the same root, reading the same preferences."""
+
+        def make_tray(view: TrayView, post: Callable[[TrayMessage], None]) -> RecordingTray:
+            self.trays.append(RecordingTray([view], post))
+            return self.trays[-1]
+
+        options: dict[str, object] = {
+            "settings": self.settings,
+            "loop": self.loop,
+            "inbox": UiQueue(),  # its own: the first controller is still draining the other
+            "service": self.service,
+            "shutdown": lambda: asyncio.sleep(0),
+            "make_tray": make_tray,
+            "main_app": MainApp(self.settings.main_app),
+            "preferences": PreferencesStore(self.settings.config_dir),
+            "startup_item": self.autostart,
+            "login_defaults": LoginDefaults(),
+            **changes,
+        }
+        app = DesktopApp(self.root, **options)  # type: ignore[arg-type]
+        app.start()
+        return app
 
 
 W = TypeVar("W", bound=tk.Misc)
@@ -156,6 +199,15 @@ def label_texts(window: tk.Misc) -> list[str]:
     return [str(w.cget("text")) for w in widgets(window, ttk.Label)]
 
 
+def button(window: tk.Misc, text: str) -> ttk.Button:
+    return {str(b.cget("text")): b for b in widgets(window, ttk.Button)}[text]
+
+
+def close_box(window: tk.Toplevel) -> None:
+    """What the window manager does when the user clicks the close box."""
+    window.tk.call(window.protocol("WM_DELETE_WINDOW"))
+
+
 @dataclass
 class LoginForm:
     email: ttk.Entry
@@ -166,8 +218,7 @@ class LoginForm:
     @classmethod
     def of(cls, window: tk.Toplevel) -> LoginForm:
         email, password = widgets(window, ttk.Entry)
-        buttons = {str(b.cget("text")): b for b in widgets(window, ttk.Button)}
-        return cls(email, password, buttons["Login"], buttons["Cancel"])
+        return cls(email, password, button(window, "Login"), button(window, "Cancel"))
 
     def fill(self, email: str, password: str) -> None:
         for entry, text in ((self.email, email), (self.password, password)):
@@ -199,9 +250,11 @@ def desktop(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[Desktop]:
     settings = Settings(
         config_dir=tmp_path / "config", log_dir=tmp_path / "logs", main_app=fake_main_app.executable
     )
+    autostart = XdgAutostart(tmp_path / "xdg-config")
+    chosen: list[Path | None] = []
     trays: list[RecordingTray] = []
 
-    def make_tray(view: TrayView, post: Callable[[Command], None]) -> RecordingTray:
+    def make_tray(view: TrayView, post: Callable[[TrayMessage], None]) -> RecordingTray:
         trays.append(RecordingTray([view], post))
         return trays[-1]
 
@@ -216,8 +269,22 @@ def desktop(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[Desktop]:
         make_tray=make_tray,
         main_app=main_app,
         preferences=PreferencesStore(settings.config_dir),
+        startup_item=autostart,
+        choose_program=lambda _parent: chosen.pop(0),
     )
-    desktop = Desktop(root, app, service, inbox, loop, settings, fake_main_app, shutdown_ran, trays)
+    desktop = Desktop(
+        root,
+        app,
+        service,
+        inbox,
+        loop,
+        settings,
+        fake_main_app,
+        autostart,
+        shutdown_ran,
+        chosen,
+        trays,
+    )
     app.start()
     yield desktop
     if not app.exited:
@@ -225,7 +292,7 @@ def desktop(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[Desktop]:
         desktop.pump(lambda: app.exited, "exit")
     loop.stop(timeout=5)
     with contextlib.suppress(MainAppNotRunning):  # close (and reap) what the test started
-        main_app.close()
+        MainApp(settings.main_app, close_timeout=1).close()
 
 
 def test_login_opens_at_start_validates_then_signs_in(desktop: Desktop) -> None:
@@ -279,24 +346,10 @@ def test_cancel_while_signing_in_stops_the_sign_in(desktop: Desktop) -> None:
 
 
 def test_the_remembered_email_fills_the_next_login(desktop: Desktop) -> None:
-    PreferencesStore(desktop.settings.config_dir).save(
-        dataclasses.replace(PreferencesStore(desktop.settings.config_dir).load(), last_email=EMAIL)
-    )
+    store = PreferencesStore(desktop.settings.config_dir)
+    store.save(dataclasses.replace(store.load(), last_email=EMAIL))
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
-    # a fresh controller reads the preferences again
-    app = DesktopApp(
-        desktop.root,
-        settings=desktop.settings,
-        loop=desktop.loop,
-        inbox=desktop.inbox,
-        service=desktop.service,
-        shutdown=lambda: asyncio.sleep(0),
-        make_tray=lambda view, post: RecordingTray([view], post),
-        main_app=MainApp(desktop.settings.main_app),
-        preferences=PreferencesStore(desktop.settings.config_dir),
-        login_defaults=LoginDefaults(),
-    )
-    app.start()
+    desktop.new_app()  # a fresh controller reads the preferences again
     form = LoginForm.of(desktop.wait_window(LOGIN_TITLE))
     assert form.email.get() == EMAIL
     assert form.password.get() == ""
@@ -312,17 +365,12 @@ def test_tray_commands(desktop: Desktop, tmp_path: Path, monkeypatch: pytest.Mon
     tray.click(Command.LOGOUT)
     desktop.pump(lambda: ("sign_out",) in desktop.service.calls, "Log out")
 
-    desktop.service.delivered = False
-    tray.click(Command.TEST_NOTIFICATION)
-    desktop.wait_window("Telex Start - Test notification not shown")
-
     tray.click(Command.OPEN_MAIN_APP)
-    desktop.pump(desktop.main_app.pids, "the main app to start")
-    pid = desktop.main_app.pids()[-1]
+    pid = desktop.wait_started()
     tray.click(Command.CLOSE_MAIN_APP)
-    desktop.pump(lambda: not _alive(pid), "the main app to be closed")
-    tray.click(Command.CLOSE_MAIN_APP)
-    desktop.wait_window("Telex Start - Telex is not running")
+    desktop.pump(lambda: desktop.main_app.closed() == [pid], "the main app to quit when asked")
+    tray.click(Command.CLOSE_MAIN_APP)  # after the first one has seen the process end
+    desktop.wait_window("Telex Start - Telex is not running", timeout=20)
 
     opened = tmp_path / "opened-folder"
     fake_opener = tmp_path / "opener" / "xdg-open"
@@ -341,6 +389,91 @@ def test_tray_commands(desktop: Desktop, tmp_path: Path, monkeypatch: pytest.Mon
     assert not desktop.loop.running
 
 
+def test_a_main_app_that_ignores_close_is_killed(desktop: Desktop, tmp_path: Path) -> None:
+    stubborn = make_fake_main_app(tmp_path / "stubborn", ignore_term=True)
+    try:
+        LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+        app = desktop.new_app(main_app=MainApp(stubborn.executable, close_timeout=0.5))
+        desktop.tray.click(Command.OPEN_MAIN_APP)
+        pid = desktop.wait_started(stubborn)
+        started = time.monotonic()
+        desktop.tray.click(Command.CLOSE_MAIN_APP)
+        window = desktop.wait_window("Telex Start - Telex was stopped")
+        assert time.monotonic() - started >= 0.5, "killed before it had time to quit"
+        assert "did not close when asked" in " ".join(label_texts(window))
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        assert stubborn.closed() == []
+        assert not app.exited
+    finally:
+        kill_fake_main_apps(stubborn)
+
+
+def test_a_missing_main_app_can_be_chosen_and_is_remembered(
+    desktop: Desktop, tmp_path: Path
+) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    missing = tmp_path / "missing" / "telex"
+    desktop.new_app(main_app=MainApp(missing), choose_program=lambda _p: desktop.chosen.pop(0))
+    desktop.tray.click(Command.OPEN_MAIN_APP)
+    window = desktop.wait_window("Telex Start - Telex not found")
+    assert any(str(missing) in text for text in label_texts(window))
+
+    # A file that is not a program is refused, and the user can choose again.
+    not_a_program = tmp_path / "notes.txt"
+    not_a_program.write_text("hello")
+    desktop.chosen.append(not_a_program)
+    button(window, "Choose…").invoke()
+    again = desktop.wait_window("Telex Start - Not a program")
+    desktop.chosen.append(desktop.main_app.executable)
+    button(again, "Choose…").invoke()
+    desktop.wait_started()
+    desktop.wait_closed("Telex Start - Not a program")
+    saved = json.loads((desktop.settings.config_dir / "config.json").read_text())
+    assert saved["preferences"]["main_app"] == str(desktop.main_app.executable)
+    # ... and the next start uses it.
+    assert PreferencesStore(desktop.settings.config_dir).load().main_app == (
+        desktop.main_app.executable
+    )
+
+
+def test_start_at_login_is_off_until_toggled(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    entry = desktop.autostart.path
+    assert not entry.exists()
+    assert not desktop.app.state.start_at_login
+
+    desktop.tray.click(Command.START_AT_LOGIN)
+    desktop.pump(lambda: desktop.app.state.start_at_login, "start at login on")
+    assert "Exec=" in entry.read_text()
+    checked = [
+        line.checked
+        for line in desktop.tray.views[-1].menu
+        if isinstance(line, MenuEntry) and line.command is Command.START_AT_LOGIN
+    ]
+    assert checked == [True]
+
+    desktop.tray.click(Command.START_AT_LOGIN)
+    desktop.pump(lambda: not desktop.app.state.start_at_login, "start at login off")
+    assert not entry.exists()
+
+
+def test_the_test_notification_says_which_backend_failed_and_why(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.tray.click(Command.TEST_NOTIFICATION)
+    desktop.pump(lambda: ("test_notification",) in desktop.service.calls, "the test")
+    desktop.root.update()
+    assert "Telex Start - Test notification not shown" not in desktop.windows()
+
+    desktop.service.test_result = NotificationTestResult(
+        "desktop", delivered=False, reason="org.freedesktop.Notifications is not running"
+    )
+    desktop.tray.click(Command.TEST_NOTIFICATION)
+    window = desktop.wait_window("Telex Start - Test notification not shown")
+    text = " ".join(label_texts(window))
+    assert "“desktop” notification backend" in text
+    assert "org.freedesktop.Notifications is not running" in text
+
+
 def test_service_events(desktop: Desktop) -> None:
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
     post = desktop.inbox.post
@@ -349,7 +482,7 @@ def test_service_events(desktop: Desktop) -> None:
     desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.UNREAD, "the unread icon")
 
     post(NotificationClicked(ORG_NOTICE))  # opens the main app, which clears unread
-    desktop.pump(desktop.main_app.pids, "the main app to start")
+    desktop.wait_started()
     desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.CONNECTED, "unread cleared")
 
     post(ShowError("Push connection failed", "The push server refused the connection."))
@@ -363,17 +496,83 @@ def test_service_events(desktop: Desktop) -> None:
     assert LoginForm.of(login).email.get() == EMAIL
 
 
-def test_main_app_not_installed_is_an_error_window(desktop: Desktop, tmp_path: Path) -> None:
+def test_a_later_launch_brings_up_login_or_the_main_app(desktop: Desktop) -> None:
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
-    desktop.main_app.executable.unlink()
-    desktop.tray.click(Command.OPEN_MAIN_APP)
-    window = desktop.wait_window("Telex Start - Telex not found")
-    assert any(str(desktop.main_app.executable) in text for text in label_texts(window))
+    desktop.inbox.post(Command.ACTIVATE)
+    desktop.wait_window(LOGIN_TITLE)
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.inbox.post(StateChanged("connected", "connected"))
+    desktop.inbox.post(Command.ACTIVATE)
+    desktop.wait_started()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
+def test_without_a_tray_host_the_menu_window_opens_and_follows_the_state(
+    desktop: Desktop,
+) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.tray.report(NO_HOST)
+    window = desktop.wait_window(MENU_TITLE)
+    texts = label_texts(window)
+    assert "Signed out" in texts
+    assert any(str(NO_HOST.problem) in text and "minimises" in text for text in texts)
+    focused = window.focus_get()
+    assert focused is None or not str(focused).startswith(str(window)), "took the keyboard"
+
+    desktop.inbox.post(StateChanged("connected", "connected"))
+    desktop.pump(
+        lambda: "Signed in — connected" in label_texts(window), "the status line to follow"
+    )
+    assert not button(window, "Login").winfo_ismapped()
+    assert button(window, "Log out").winfo_ismapped()
+
+    # Its buttons do what the tray menu does; without a tray it stays available.
+    button(window, "Log out").invoke()
+    desktop.pump(lambda: ("sign_out",) in desktop.service.calls, "Log out from the window")
+    [check] = widgets(window, ttk.Checkbutton)
+    assert not check.instate(["selected"])
+    check.invoke()
+    desktop.pump(lambda: desktop.app.state.start_at_login, "start at login from the window")
+    assert check.instate(["selected"])
+    assert desktop.autostart.is_enabled()
+    close_box(window)  # minimises it (a bare X server has no one to do that): never hides it
+    desktop.root.update()
+    assert window.state() in ("iconic", "normal")
+
+
+def test_a_menu_less_tray_introduces_the_menu_window_once(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.tray.report(NO_MENU)
+    window = desktop.wait_window(MENU_TITLE)
+    assert str(NO_MENU.problem) in label_texts(window)
+    close_box(window)
+    desktop.wait_closed(MENU_TITLE)
+
+    desktop.new_app()
+    desktop.tray.report(NO_MENU)
+    desktop.wait_window(LOGIN_TITLE)
+    desktop.root.update()
+    assert MENU_TITLE not in desktop.windows(), "introduced once is enough"
+
+    desktop.tray.click(Command.SHOW_WINDOW)  # a click on the icon
+    window = desktop.wait_window(MENU_TITLE)
+    button(window, "Open Main App").invoke()
+    desktop.wait_started()
+    desktop.wait_closed(MENU_TITLE)  # like a menu, it goes once something is picked
+
+
+def test_windows_share_the_corner_without_hiding_each_other(desktop: Desktop) -> None:
+    login = desktop.wait_window(LOGIN_TITLE)
+    desktop.tray.report(NO_HOST)
+    menu = desktop.wait_window(MENU_TITLE)
+    desktop.root.update()
+    assert menu.winfo_y() + menu.winfo_height() <= login.winfo_y(), "the menu window is above"
+    assert login.winfo_y() + login.winfo_height() > login.winfo_screenheight() - 100
+    screenshot("desktop-app-corner")
+
+
+def test_a_tray_with_a_menu_needs_no_menu_window(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.tray.report(TrayStatus("gtk", has_menu=True, host=True))
+    desktop.tray.click(Command.LOGIN)  # handled after the status
+    desktop.wait_window(LOGIN_TITLE)
+    assert MENU_TITLE not in desktop.windows()

@@ -171,3 +171,16 @@ def test_loop_events_can_post_to_the_ui_queue(loop_thread: LoopThread) -> None:
     got: list[str] = []
     queue.drain(got.append)
     assert got == ["test-loop"]
+
+
+def test_run_in_thread_runs_off_the_calling_thread_and_reports_back() -> None:
+    from app.bridge import run_in_thread
+
+    assert run_in_thread(lambda: threading.current_thread().name, "job").result(5) == "job"
+    assert run_in_thread(lambda: threading.current_thread().daemon, "job").result(5)
+
+    def fail() -> None:
+        raise OSError("no such program")
+
+    with pytest.raises(OSError, match="no such program"):
+        run_in_thread(fail, "job").result(5)

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from app.mainapp import (
+    Closed,
     MainApp,
     MainAppNotFound,
     MainAppNotRunning,
@@ -22,6 +23,7 @@ from app.mainapp import (
     RunningProcess,
     candidates,
     child_environment,
+    is_program,
     locate,
     matching_processes,
     target_for,
@@ -96,7 +98,34 @@ def test_not_installed_lists_where_we_looked(tmp_path: Path) -> None:
     with pytest.raises(MainAppNotFound) as caught:
         locate(None, platform="linux", search=places)
     assert all(str(p) in caught.value.message for p in places)
-    assert "--main-app" in caught.value.message
+    assert "show Telex Start where it is" in caught.value.message
+
+
+def test_a_chosen_location_is_used_when_the_setting_is_missing(tmp_path: Path) -> None:
+    chosen = tmp_path / "chosen" / "telex"
+    chosen.parent.mkdir()
+    chosen.touch()
+    assert locate(tmp_path / "gone", chosen=chosen, platform="linux").executable == chosen
+    assert locate(None, chosen=chosen, platform="linux", search=[]).executable == chosen
+    # ... but a setting that exists wins over it
+    configured = tmp_path / "configured"
+    configured.touch()
+    assert locate(configured, chosen=chosen, platform="linux").executable == configured
+
+
+@posix_only
+def test_is_program(tmp_path: Path) -> None:
+    script = tmp_path / "telex"
+    script.write_text("#!/bin/sh\n")
+    assert not is_program(script, "linux")
+    script.chmod(0o755)
+    assert is_program(script, "linux")
+    assert not is_program(tmp_path, "linux")
+    assert is_program(tmp_path / "x.exe", "win32") is False  # not there
+    (tmp_path / "x.exe").touch()
+    assert is_program(tmp_path / "x.exe", "win32")
+    (tmp_path / "Telex.app").mkdir()
+    assert is_program(tmp_path / "Telex.app", "darwin")
 
 
 def test_matching_processes_by_executable_then_by_name(tmp_path: Path) -> None:
@@ -156,7 +185,7 @@ def test_open_then_close_the_app_we_started(fake_main_app: Path, tmp_path: Path)
             time.sleep(0.02)
         assert (tmp_path / "started").read_text() == "started\n"
         assert os.getsid(launched.pid) == launched.pid  # its own session: it outlives us
-        assert app.close() == 1
+        assert app.close() == Closed(asked=1, killed=0)
         assert wait_gone(launched.pid)
         with pytest.raises(MainAppNotRunning, match="not running"):
             app.close()
@@ -188,8 +217,33 @@ def test_close_finds_a_copy_we_did_not_start(
     while psutil.Process(proc.pid).exe() != str(binary):  # exec has happened
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    assert MainApp(binary).close() == 1
+    assert MainApp(binary).close() == Closed(asked=1, killed=0)
     assert proc.wait(5) == -15  # SIGTERM
+
+
+@posix_only
+def test_a_copy_that_ignores_the_request_is_killed(tmp_path: Path) -> None:
+    stubborn = tmp_path / "telex"
+    stubborn.write_text(
+        f"#!/bin/sh\ntrap '' TERM\necho ready > {tmp_path / 'ready'}\n"
+        "while :; do sleep 0.05; done\n"
+    )
+    stubborn.chmod(0o755)
+    app = MainApp(stubborn, close_timeout=0.3)
+    app.open()
+    [launched] = app._launched
+    try:
+        deadline = time.monotonic() + 5
+        while not (tmp_path / "ready").exists():  # the trap is set
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        started = time.monotonic()
+        assert app.close() == Closed(asked=0, killed=1)
+        assert time.monotonic() - started >= 0.3
+        assert launched.wait(5) == -9  # SIGKILL
+    finally:
+        launched.kill()
+        launched.wait(5)
 
 
 def test_open_when_not_installed_raises_not_found(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from app.ui.menu import (
     icon_kind,
     main_app_opened,
     menu_entries,
+    start_at_login_set,
     status_line,
     tooltip,
     tray_view,
@@ -100,6 +101,7 @@ def test_menu_order_labels_and_the_default_action() -> None:
         "Close Main App",
         "---",
         "Test Notifications",
+        "Start at login",
         "Open log folder",
         "---",
         "Exit",
@@ -194,3 +196,34 @@ def test_events_the_tray_does_not_show_leave_the_state_alone() -> None:
 def test_views_compare_by_value() -> None:
     assert tray_view(state(Phase.CONNECTED)) == tray_view(state(Phase.CONNECTED))
     assert tray_view(state(Phase.CONNECTED)) != tray_view(state(Phase.CONNECTED, unread=1))
+
+
+def test_start_at_login_is_a_check_item_that_shows_the_os_state() -> None:
+    assert entries_by_command(TrayState())[Command.START_AT_LOGIN].checked is False
+    on = start_at_login_set(state(Phase.CONNECTED), True)
+    assert entries_by_command(on)[Command.START_AT_LOGIN].checked is True
+    others = [e for c, e in entries_by_command(on).items() if c is not Command.START_AT_LOGIN]
+    assert all(entry.checked is None for entry in others)
+
+
+def test_signing_out_keeps_start_at_login() -> None:
+    on = start_at_login_set(state(Phase.CONNECTED, unread=2), True)
+    assert apply_event(on, StateChanged("signed out", "signed out")) == TrayState(
+        start_at_login=True
+    )
+
+
+@pytest.mark.parametrize("tray_state", [TrayState(), state(Phase.CONNECTED)])
+def test_every_command_of_the_menu_is_reachable_from_it(tray_state: TrayState) -> None:
+    """Menu, menu window and keyboard navigation all rely on this: visible entries carry every
+    command but the ones that are not menu entries."""
+    shown = {
+        e.command
+        for e in menu_entries(tray_state)
+        if isinstance(e, MenuEntry) and e.visible and e.command
+    }
+    hidden_by_design = {Command.SHOW_WINDOW, Command.ACTIVATE}
+    login_or_logout = {Command.LOGOUT} if tray_state.signed_in else {Command.LOGIN}
+    assert shown == set(Command) - hidden_by_design - (
+        {Command.LOGIN, Command.LOGOUT} - login_or_logout
+    )

@@ -99,3 +99,30 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
     assert not store.save(Preferences(last_email="new@example.com"))
     assert store.load().last_email == "old@example.com"
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_the_chosen_main_app_and_the_menu_window_flag_round_trip(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path)
+    chosen = Preferences(
+        last_email="ada@example.com",
+        main_app=tmp_path / "Telex" / "telex",
+        menu_window_introduced=True,
+    )
+    assert store.save(chosen)
+    assert store.load() == chosen
+    assert json.loads(store.path.read_text())["preferences"] == {
+        "last_email": "ada@example.com",
+        "main_app": str(tmp_path / "Telex" / "telex"),
+        "menu_window_introduced": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"main_app": 42, "menu_window_introduced": "yes"},
+        {"main_app": "", "menu_window_introduced": 1},
+    ],
+)
+def test_unusable_new_values_fall_back_to_defaults(section: dict[str, object]) -> None:
+    assert Preferences.from_json(section) == Preferences()

@@ -1,4 +1,5 @@
-"""The pystray wiring, with pystray's dummy backend (no display): labels, flags, callbacks."""
+"""The pystray wiring with pystray's dummy backend (no display): the menu built from the model,
+the menu-less variant, and what the tray status says."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from app.ui.menu import Command, Phase, TrayState, tray_view
+from app.ui.menu import Command, Phase, TrayState, menu_entries
+from app.ui.tray import TrayMessage, build_menu, tray_status
+
+EMAIL = "ada@example.com"
 
 
 @pytest.fixture(scope="module")
@@ -27,61 +31,93 @@ def pystray_dummy() -> Any:
     return pystray
 
 
-@pytest.fixture
-def tray(pystray_dummy: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[Command]]:
-    # The dummy backend cannot draw a menu; record that it was asked to instead.
-    monkeypatch.setattr(pystray_dummy.Icon, "_update_menu", lambda self: None, raising=False)
-    from app.ui.tray import TrayIcon
-
-    posted: list[Command] = []
-    icon = TrayIcon(tray_view(TrayState()), posted.append)
-    return icon, posted
+def menu_for(pystray: Any, state: TrayState, *, has_menu: bool = True) -> tuple[Any, list[Any]]:
+    posted: list[TrayMessage] = []
+    menu = build_menu(pystray, menu_entries(state), posted.append, has_menu=has_menu)
+    return menu, posted
 
 
-def items(tray_icon: Any) -> list[Any]:
-    return list(tray_icon._icon.menu.items)
-
-
-def test_menu_mirrors_the_model(tray: tuple[Any, list[Command]]) -> None:
-    icon, _ = tray
-    texts = [item.text for item in items(icon)]
+def test_the_menu_mirrors_the_model(pystray_dummy: Any) -> None:
+    menu, _ = menu_for(pystray_dummy, TrayState())
+    items = [item for item in menu.items if item is not pystray_dummy.Menu.SEPARATOR]
+    texts = [item.text for item in items]
     assert texts[0] == "Signed out"
-    assert "Login" in texts
-    assert "Exit" in texts
-    status = items(icon)[0]
-    assert not status.enabled
-    visible = {item.text: item.visible for item in items(icon) if item.text}
-    assert visible["Login"]
-    assert not visible["Log out"]
+    assert not items[0].enabled
+    assert texts[1:] == [
+        "Login",
+        "Log out",
+        "Open Main App",
+        "Close Main App",
+        "Test Notifications",
+        "Start at login",
+        "Open log folder",
+        "Exit",
+    ]
+    by_text = {item.text: item for item in items}
+    assert by_text["Login"].visible
+    assert not by_text["Log out"].visible
+    assert by_text["Start at login"].checked is False
+    assert by_text["Open Main App"].checked is None
+    assert len(menu.items) - len(items) == 4  # the separators
 
 
-def test_menu_items_only_post_commands(tray: tuple[Any, list[Command]]) -> None:
-    icon, posted = tray
-    by_text = {item.text: item for item in items(icon)}
-    for text in ("Login", "Open Main App", "Close Main App", "Test Notifications", "Exit"):
-        by_text[text](icon._icon)
+def test_a_signed_in_menu(pystray_dummy: Any) -> None:
+    state = TrayState(phase=Phase.CONNECTED, email=EMAIL, start_at_login=True)
+    menu, _ = menu_for(pystray_dummy, state)
+    by_text = {item.text: item for item in menu.items}
+    assert f"Signed in as {EMAIL} — connected" in by_text
+    assert not by_text["Login"].visible
+    assert by_text["Log out"].visible
+    assert by_text["Start at login"].checked is True
+
+
+def test_menu_items_only_post_commands(pystray_dummy: Any) -> None:
+    menu, posted = menu_for(pystray_dummy, TrayState())
+    by_text = {item.text: item for item in menu.items}
+    icon = object()
+    for text in (
+        "Login",
+        "Open Main App",
+        "Close Main App",
+        "Test Notifications",
+        "Start at login",
+        "Exit",
+    ):
+        by_text[text](icon)
     assert posted == [
         Command.LOGIN,
         Command.OPEN_MAIN_APP,
         Command.CLOSE_MAIN_APP,
         Command.TEST_NOTIFICATION,
+        Command.START_AT_LOGIN,
         Command.EXIT,
     ]
 
 
-def test_the_default_action_opens_the_main_app(tray: tuple[Any, list[Command]]) -> None:
-    icon, posted = tray
-    icon._icon.menu(icon._icon)  # what a left click does where the backend has one
+def test_the_default_action_opens_the_main_app(pystray_dummy: Any) -> None:
+    menu, posted = menu_for(pystray_dummy, TrayState())
+    menu(object())  # what a left click does where the backend has one
     assert posted == [Command.OPEN_MAIN_APP]
 
 
-def test_show_applies_a_new_state(tray: tuple[Any, list[Command]]) -> None:
-    icon, _ = tray
-    before = icon._icon.icon
-    icon.show(tray_view(TrayState(phase=Phase.CONNECTED, email="ada@example.com")))
-    assert icon._icon.icon is not before
-    assert icon._icon.title == "Telex Start: Signed in as ada@example.com — connected"
-    texts = {item.text: item for item in items(icon)}
-    assert texts["Signed in as ada@example.com — connected"]
-    assert not texts["Login"].visible
-    assert texts["Log out"].visible
+def test_without_menu_support_a_click_opens_the_menu_window(pystray_dummy: Any) -> None:
+    menu, posted = menu_for(pystray_dummy, TrayState(), has_menu=False)
+    [item] = menu.items
+    assert not item.visible
+    menu(object())
+    assert posted == [Command.SHOW_WINDOW]
+
+
+def test_the_status_says_why_the_menu_is_missing() -> None:
+    fine = tray_status("gtk", has_menu=True, host=True)
+    assert fine.menu_reachable
+    assert fine.problem is None
+    no_menu = tray_status("xorg", has_menu=False, host=True)
+    assert not no_menu.menu_reachable
+    assert no_menu.problem is not None
+    assert "without a menu" in no_menu.problem
+    assert "Click the icon" in no_menu.problem
+    no_host = tray_status("appindicator", has_menu=True, host=False)
+    assert not no_host.menu_reachable
+    assert no_host.problem is not None
+    assert "No system tray was found" in no_host.problem

@@ -1,0 +1,92 @@
+"""The loop side of the desktop app: the test notification names the backend that was asked and,
+when nothing was shown, why — with the real service and a scripted notifier."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from app.config import Settings
+from app.models import Notice
+from app.ui.app import Core, NotificationTestResult
+
+
+class ScriptedNotifier:
+    def __init__(self, name: str, *, on_screen: bool, send: Callable[[], bool]) -> None:
+        self.name = name
+        self.on_screen = on_screen
+        self._send = send
+        self.sent: list[Notice] = []
+
+    async def send(self, notice: Notice) -> bool:
+        self.sent.append(notice)
+        return self._send()
+
+    async def close(self) -> None:
+        pass
+
+
+async def run_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notifier: ScriptedNotifier
+) -> NotificationTestResult:
+    async def create_notifier(_requested: str, _clicked: object = None) -> ScriptedNotifier:
+        return notifier
+
+    monkeypatch.setattr("app.notify.create_notifier", create_notifier)
+    core = Core(Settings(config_dir=tmp_path, log_dir=tmp_path), demo=False, emit=lambda _e: None)
+    await core.start()
+    try:
+        return await core.send_test_notification()
+    finally:
+        await core.aclose()
+
+
+async def test_a_shown_test_notification(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notifier = ScriptedNotifier("desktop", on_screen=True, send=lambda: True)
+    result = await run_test(tmp_path, monkeypatch, notifier)
+    assert result == NotificationTestResult("desktop", delivered=True)
+    assert [n.body for n in notifier.sent] == ["Notifications are working."]
+
+
+async def test_a_failing_backend_says_what_went_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail() -> bool:
+        error = ConnectionError("org.freedesktop.Notifications was not provided by any service")
+        logging.getLogger("app.notify.desktop").warning(
+            "Showing a notification failed", exc_info=error
+        )
+        return False
+
+    result = await run_test(
+        tmp_path, monkeypatch, ScriptedNotifier("desktop", on_screen=True, send=fail)
+    )
+    assert result == NotificationTestResult(
+        "desktop",
+        delivered=False,
+        reason="Showing a notification failed: "
+        "org.freedesktop.Notifications was not provided by any service",
+    )
+
+
+async def test_a_silent_refusal_still_gets_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notifier = ScriptedNotifier("desktop", on_screen=True, send=lambda: False)
+    result = await run_test(tmp_path, monkeypatch, notifier)
+    assert not result.delivered
+    assert result.reason == "the notification service did not confirm that it showed it"
+
+
+async def test_the_log_backend_is_not_on_screen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notifier = ScriptedNotifier("log", on_screen=False, send=lambda: True)
+    result = await run_test(tmp_path, monkeypatch, notifier)
+    assert result.backend == "log"
+    assert not result.delivered
+    assert result.reason is not None
+    assert "only writes notifications to the log file" in result.reason

@@ -234,9 +234,13 @@ def matching_processes(
 
 
 def running_processes() -> list[RunningProcess]:
+    """Every process that still runs: a zombie has ended (and hides its executable, so it
+    would otherwise match by name alone)."""
     result = []
-    for proc in psutil.process_iter(["pid", "name", "exe"]):
+    for proc in psutil.process_iter(["pid", "name", "exe", "status"]):
         info = proc.info
+        if info.get("status") == psutil.STATUS_ZOMBIE:
+            continue
         result.append(RunningProcess(info["pid"], info.get("name") or "", info.get("exe")))
     return result
 
@@ -301,6 +305,7 @@ class MainApp:
             pids = self._running(target)
             if not pids:
                 raise MainAppNotRunning("Telex is not running, so there was nothing to close.")
+            logger.info("Asking the main app to quit (pid %s)", ", ".join(map(str, pids)))
             processes = []
             for pid in pids:
                 try:
@@ -326,7 +331,9 @@ class MainApp:
     def _running(self, target: MainAppTarget | None) -> list[int]:
         """Copies we started that still run, and any other copy of the same executable."""
         self._forget_ended()
-        pids = {child.pid for child in self._launched}
+        # A child that has ended may not be collectable yet (its other threads still exit);
+        # it is a zombie meanwhile, and no longer counts.
+        pids = {child.pid for child in self._launched if _pid_running(child.pid)}
         if target is not None:
             pids.update(matching_processes(target, running_processes(), own_pid=os.getpid()))
         return sorted(pids)
@@ -348,6 +355,13 @@ class MainApp:
 def _still_running(process: psutil.Process) -> bool:
     try:
         return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        return _still_running(psutil.Process(pid))
     except psutil.NoSuchProcess:
         return False
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.constants import APP_NAME, APP_SLUG
 from app.ui.icons import tray_image
-from app.ui.menu import Command, MenuEntry, MenuLine, TrayView
+from app.ui.menu import Command, IconKind, MenuEntry, MenuLine, TrayView
 
 if TYPE_CHECKING:
     from app.ui.xorg import XorgTray
@@ -121,6 +121,7 @@ class TrayIcon:
         # tray thread only
         self._icon: Any = None
         self._shown: TrayView | None = None
+        self._shown_icon: IconKind | None = None  # the image may lag the view (xorg docking)
         self._has_menu = True
 
     def start(self) -> None:
@@ -138,11 +139,12 @@ class TrayIcon:
         self._call(self._apply)
 
     def keep_docked(self) -> None:
-        """Ask the tray host again when it has not embedded the icon (xorg only; called now and
-        then from the Tk thread)."""
+        """xorg only, called now and then from the Tk thread: ask the tray host again when it
+        has not embedded the icon; once it has, show the image that had to wait for that."""
         xorg = self._xorg
-        if xorg is not None and not self._stopping and xorg.needs_docking():
-            self._call(xorg.redock)
+        if xorg is None or self._stopping:
+            return
+        self._call(xorg.redock if xorg.needs_docking() else self._apply)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         if self._stopping:
@@ -183,8 +185,12 @@ class TrayIcon:
         with self._lock:
             view = self._wanted
         shown, self._shown = self._shown, view
-        if shown is None or view.icon != shown.icon:
-            icon.icon = self._image(view)
+        if view.icon != self._shown_icon:
+            if self._xorg is None:
+                icon.icon = self._image(view)
+                self._shown_icon = view.icon
+            elif self._xorg.show_image(icon, self._image(view)):  # waits until docked
+                self._shown_icon = view.icon
         if shown is None or view.tooltip != shown.tooltip:
             icon.title = self._title(view.tooltip)
         if self._has_menu and (shown is None or view.menu != shown.menu):
@@ -241,7 +247,7 @@ class TrayIcon:
             GLib.set_prgname(APP_SLUG)  # the WM_CLASS of its menus, not "__main__.py"
         with self._lock:
             view = self._wanted
-        self._shown = view
+        self._shown, self._shown_icon = view, view.icon
         icon = pystray.Icon(
             APP_SLUG, self._image(view), self._title(view.tooltip), self._menu(view)
         )

@@ -110,11 +110,10 @@ class XorgTray:
         try:
             if self._display.get_selection_owner(self._tray_selection) == X.NONE:
                 return False
-            embedded = self._window.query_tree().parent.id != self._root_id
         except Xlib.error.XError as exc:
-            logger.debug("Cannot check the tray icon: %s", exc)
+            logger.debug("Cannot check the tray: %s", exc)
             return False
-        if embedded:
+        if self.embedded():
             self._undocked_checks = 0
             return False
         self._undocked_checks += 1
@@ -124,6 +123,29 @@ class XorgTray:
         self._asked_again += 1
         level = logging.INFO if self._asked_again == 1 else logging.DEBUG
         logger.log(level, "The tray host has not embedded the icon; asking again")
+        return True
+
+    def embedded(self) -> bool:
+        """The tray host has taken the icon in (any thread).
+
+        Until then a new image must wait: the backend sends a dock request with every image,
+        and a host asked twice embeds the icon twice.
+        """
+        try:
+            return bool(self._window.query_tree().parent.id != self._root_id)
+        except Xlib.error.XError as exc:
+            logger.debug("Cannot check the tray icon: %s", exc)
+            return False
+
+    def show_image(self, icon: Any, image: Image.Image) -> bool:
+        """Tray thread: draw ``image`` in the docked icon. The backend's own way (setting
+        ``icon.icon``) sends a dock request with every image, and trayer, asked again, gives
+        the docked icon a one-pixel slot. False when not docked yet: nothing drawn."""
+        if not self.embedded():
+            return False
+        icon._icon = image
+        icon._icon_data = None  # the backend scales the image again on the next draw
+        icon._draw()
         return True
 
     @staticmethod

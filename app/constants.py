@@ -23,6 +23,10 @@ ENVIRONMENTS: Final = {
     ),
 }
 
+#: Where the update check finds the newest release (GitHub's "latest release" API). The public
+#: repository is not settled yet: this is the place to change it (setting ``update_url``).
+RELEASES_URL: Final = "https://api.github.com/repos/telex-im/telex-start/releases/latest"
+
 FROZEN: Final = bool(getattr(sys, "frozen", False))
 
 

@@ -6,10 +6,14 @@ instance brings itself forward (login dialog, or the main app when signed in) an
 ``ok``. Nothing else ever crosses: no token, no password, no path.
 
 * POSIX: ``flock`` on ``instance.lock`` and a Unix socket ``instance.sock`` in a per-user
-  runtime folder only the user can enter (mode 0700, checked). Linux also checks the peer's uid.
+  runtime folder only the user can enter (mode 0700, checked); each connection's peer uid is
+  checked too (``SO_PEERCRED`` on Linux, ``LOCAL_PEERCRED`` on macOS).
 * Windows: the named mutex ``TelexStartSingleInstance`` (the installer's ``AppMutex`` looks for
   it to ask the user to quit Telex Start before an update) and a named pipe per user and
-  session, which the pipe's default ACL keeps other users from writing to.
+  session whose ACL lets in this user alone, and which refuses clients on other machines.
+
+The server reads one bounded message per connection with a deadline, so a client that says
+nothing or stops half-way cannot hold it up; an unknown word is logged and ignored.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from enum import Enum
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
+from typing import Any, Protocol
 
 from app.constants import APP_SLUG
 from app.errors import TelexError
@@ -43,8 +48,10 @@ SOCKET_FILE = "instance.sock"
 REPLY_OK = b"ok"
 MAX_MESSAGE = 64
 HAND_OVER_TIMEOUT = 5.0  # the first instance may still be starting: it listens before it serves
-READ_TIMEOUT = 2.0  # a client that connects and says nothing does not hold the server up
+READ_TIMEOUT = 2.0  # a client that says nothing, or stops half-way, does not hold the server up
 STOP_TIMEOUT = 0.5
+PIPE_REJECT_REMOTE_CLIENTS = 0x8  # winbase.h; not in _winapi
+PIPE_BUFFER = 8192
 
 
 class InstanceError(TelexError):
@@ -61,6 +68,14 @@ class InstanceRequest(Enum):
 class Endpoint:
     address: str
     family: str  # multiprocessing.connection family: "AF_UNIX" or "AF_PIPE"
+
+
+class InstanceListener(Protocol):
+    """What :class:`Primary` needs of a listener (multiprocessing's, or the private pipe's)."""
+
+    def accept(self) -> Connection: ...
+
+    def close(self) -> None: ...
 
 
 # -- where ------------------------------------------------------------------------------------
@@ -109,7 +124,9 @@ class Primary:
     """This process is the one instance: it holds the lock and, when it could open one, a
     listener, until :meth:`close`."""
 
-    def __init__(self, release: Callable[[], None], listener: Listener | None, where: Endpoint):
+    def __init__(
+        self, release: Callable[[], None], listener: InstanceListener | None, where: Endpoint
+    ):
         self._release = release
         self._listener = listener
         self._endpoint = where
@@ -138,7 +155,7 @@ class Primary:
                 listener.close()  # also removes the socket file
         self._release()
 
-    def _serve(self, listener: Listener, handle: Callable[[InstanceRequest], None]) -> None:
+    def _serve(self, listener: InstanceListener, handle: Callable[[InstanceRequest], None]) -> None:
         while not self._closing:
             try:
                 connection = listener.accept()
@@ -160,26 +177,51 @@ class Primary:
 
 def _read_request(connection: Connection) -> InstanceRequest | None:
     try:
-        if not _peer_is_this_user(connection) or not connection.poll(READ_TIMEOUT):
+        if not _guard(connection) or not connection.poll(READ_TIMEOUT):
             return None
-        return InstanceRequest(connection.recv_bytes(MAX_MESSAGE).decode("ascii"))
-    except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
-        logger.info("Ignored a malformed single-instance request: %s", exc)
+        word = connection.recv_bytes(MAX_MESSAGE)
+    except (OSError, EOFError) as exc:  # too long, cut short, or too slow
+        logger.info("Ignored a broken single-instance request: %r", exc)
+        return None
+    try:
+        return InstanceRequest(word.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        logger.warning("Ignored an unknown single-instance request (%d bytes)", len(word))
         return None
 
 
-def _peer_is_this_user(connection: Connection) -> bool:
-    """Linux tells who is at the other end of a Unix socket; the folder's mode already keeps
-    others out, this is the second lock on the door."""
-    if not sys.platform.startswith("linux"):
+def _guard(connection: Connection) -> bool:
+    """A Unix socket gets a read/write deadline and its peer's uid checked; the folder's mode
+    already keeps others out, this is the second lock on the door. (A Windows pipe is guarded
+    by its ACL, and a message there arrives whole.)"""
+    if sys.platform == "win32":
         return True
     with socket.socket(fileno=os.dup(connection.fileno())) as sock:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
+        deadline = struct.pack("ll", int(READ_TIMEOUT), int(READ_TIMEOUT % 1 * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, deadline)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, deadline)
+        uid = peer_uid(sock)
+    if uid is None:
+        return True  # a POSIX system that does not say: the folder's mode alone guards
     if uid != os.geteuid():
         logger.warning("Refused a single-instance request from uid %d", uid)
         return False
     return True
+
+
+def peer_uid(sock: Any, platform: str = sys.platform) -> int | None:
+    """The uid of the process at the other end of a connected Unix socket, where the system
+    tells: ``SO_PEERCRED`` (Linux: pid, uid, gid) or ``LOCAL_PEERCRED`` (macOS and the BSDs: a
+    ``struct xucred`` starting with version and uid)."""
+    if platform.startswith("linux"):
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", creds)[1])
+    if platform == "darwin" or "bsd" in platform:
+        sol_local = getattr(socket, "SOL_LOCAL", 0)
+        local_peercred = getattr(socket, "LOCAL_PEERCRED", 1)
+        xucred = sock.getsockopt(sol_local, local_peercred, struct.calcsize("2Ih16I"))
+        return int(struct.unpack_from("2I", xucred)[1])
+    return None
 
 
 @contextlib.contextmanager
@@ -230,6 +272,104 @@ def _claim_windows() -> Primary | None:  # pragma: no cover - Windows only
     return Primary(lambda: kernel32.CloseHandle(handle), _listen(where), where)
 
 
+def pipe_sddl(user_sid: str) -> str:
+    """A protected DACL with one entry: full access for this user. Nobody else (not Everyone,
+    not Anonymous, which the default pipe ACL lets read) may open the pipe."""
+    return f"D:P(A;;GA;;;{user_sid})"
+
+
+def private_pipe_listener_class(base: Any, winapi: Any, security_attributes: int) -> Any:
+    """multiprocessing's ``PipeListener`` with its pipes made as :func:`pipe_sddl` says and
+    closed to remote clients; only ``_new_handle`` (where CPython creates each pipe instance)
+    differs. ``base`` and ``winapi`` are parameters so the code path can be read with fakes."""
+
+    class PrivatePipeListener(base):  # type: ignore[misc, valid-type]
+        def _new_handle(self, first: bool = False) -> int:
+            flags = winapi.PIPE_ACCESS_DUPLEX | winapi.FILE_FLAG_OVERLAPPED
+            if first:  # fails if someone else already made a pipe of this name
+                flags |= winapi.FILE_FLAG_FIRST_PIPE_INSTANCE
+            mode = (
+                winapi.PIPE_TYPE_MESSAGE
+                | winapi.PIPE_READMODE_MESSAGE
+                | winapi.PIPE_WAIT
+                | PIPE_REJECT_REMOTE_CLIENTS
+            )
+            handle: int = winapi.CreateNamedPipe(
+                self._address,
+                flags,
+                mode,
+                winapi.PIPE_UNLIMITED_INSTANCES,
+                PIPE_BUFFER,
+                PIPE_BUFFER,
+                winapi.NMPWAIT_WAIT_FOREVER,
+                security_attributes,
+            )
+            return handle
+
+    return PrivatePipeListener
+
+
+def _private_pipe_listener(address: str) -> InstanceListener:  # pragma: no cover - Windows only
+    if sys.platform != "win32":
+        raise NotImplementedError("Windows only")
+    import _winapi
+    import ctypes
+    from ctypes import wintypes
+    from multiprocessing.connection import PipeListener  # type: ignore[attr-defined]
+
+    class SecurityAttributes(ctypes.Structure):
+        _fields_ = (
+            ("nLength", wintypes.DWORD),
+            ("lpSecurityDescriptor", ctypes.c_void_p),
+            ("bInheritHandle", wintypes.BOOL),
+        )
+
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
+    descriptor = ctypes.c_void_p()
+    if not advapi32.ConvertStringSecurityDescriptorToSecurityDescriptorW(
+        pipe_sddl(_windows_user_sid()), 1, ctypes.byref(descriptor), None
+    ):
+        raise OSError(ctypes.get_last_error(), "cannot build the pipe's security descriptor")
+    attributes = SecurityAttributes(ctypes.sizeof(SecurityAttributes), descriptor, False)
+    cls = private_pipe_listener_class(PipeListener, _winapi, ctypes.addressof(attributes))
+    listener: Any = cls(address)
+    listener.security_attributes = attributes  # the pipe instances made later need it alive
+    return listener  # type: ignore[no-any-return]
+
+
+def _windows_user_sid() -> str:  # pragma: no cover - Windows only
+    """The SID of this process's user, as text (S-1-5-21-...)."""
+    if sys.platform != "win32":
+        raise NotImplementedError("Windows only")
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
+    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+    token = wintypes.HANDLE()
+    token_query, token_user = 0x0008, 1
+    if not advapi32.OpenProcessToken(
+        kernel32.GetCurrentProcess(), token_query, ctypes.byref(token)
+    ):
+        raise OSError(ctypes.get_last_error(), "OpenProcessToken failed")
+    try:
+        size = wintypes.DWORD()
+        advapi32.GetTokenInformation(token, token_user, None, 0, ctypes.byref(size))
+        buffer = ctypes.create_string_buffer(size.value)
+        if not advapi32.GetTokenInformation(token, token_user, buffer, size, ctypes.byref(size)):
+            raise OSError(ctypes.get_last_error(), "GetTokenInformation failed")
+        sid = ctypes.c_void_p.from_buffer(buffer)  # TOKEN_USER starts with the SID pointer
+        text = wintypes.LPWSTR()
+        if not advapi32.ConvertSidToStringSidW(sid, ctypes.byref(text)):
+            raise OSError(ctypes.get_last_error(), "ConvertSidToStringSidW failed")
+        value = str(text.value)
+        kernel32.LocalFree(text)
+        return value
+    finally:
+        kernel32.CloseHandle(token)
+
+
 def _windows_session() -> int:  # pragma: no cover - Windows only
     if sys.platform != "win32":
         raise NotImplementedError("Windows only")
@@ -243,10 +383,12 @@ def _windows_session() -> int:  # pragma: no cover - Windows only
     return session.value
 
 
-def _listen(where: Endpoint) -> Listener | None:
+def _listen(where: Endpoint) -> InstanceListener | None:
     """Without a listener the lock still keeps a second client from starting; later launches
     then cannot reach this one and say so."""
     try:
+        if where.family == "AF_PIPE":
+            return _private_pipe_listener(where.address)
         return Listener(where.address, where.family, backlog=4)
     except OSError as exc:
         logger.warning("Later launches cannot reach this one (%s: %s)", where.address, exc)

@@ -11,10 +11,8 @@ monotonic clock, so one long sleep would check far less often than daily. The st
 remembers the newest release found, so an update stays on offer after a restart without asking
 the network again.
 
-Use (the tray wiring, on the loop thread)::
-
-    checker = UpdateChecker.for_settings(settings)
-    task = asyncio.create_task(checker.run(on_update=post_to_tray, enabled=prefs_allow_updates))
+The desktop app runs :meth:`UpdateChecker.run` on the loop thread (``app.ui.app.Core``) and
+offers what it finds in the tray menu; the user can switch the check off there.
 """
 
 from __future__ import annotations
@@ -36,15 +34,13 @@ from packaging.version import InvalidVersion, Version
 
 from app import __version__
 from app.config import check_secure_url
+from app.constants import RELEASES_URL
 
 if TYPE_CHECKING:
     from app.config import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Where releases are published. The project's public repository is not settled yet: this is the
-#: place to change it (or pass ``url=`` to :class:`UpdateChecker`).
-RELEASES_URL: Final = "https://api.github.com/repos/telex-im/telex-start/releases/latest"
 CHECK_INTERVAL: Final = 24 * 3600.0
 RETRY_INTERVAL: Final = 4 * 3600.0  # after a failed check
 POLL_INTERVAL: Final = 3600.0
@@ -121,6 +117,8 @@ async def fetch_latest_release(session: aiohttp.ClientSession, url: str) -> Rele
         document = json.loads(body)
     except ValueError:
         raise UpdateCheckError("the release document is not JSON") from None
+    except RecursionError:  # not a ValueError: it would escape the checker
+        raise UpdateCheckError("the release document is nested too deeply") from None
     if not isinstance(document, dict):
         raise UpdateCheckError("the release document is not a JSON object")
     if document.get("draft") or document.get("prerelease"):
@@ -151,15 +149,16 @@ class UpdateChecker:
         self._clock = clock
 
     @classmethod
-    def for_settings(cls, settings: Settings, url: str = RELEASES_URL) -> UpdateChecker:
-        """The checker the app uses: its TLS rules and proxy settings, state in the config dir."""
+    def for_settings(cls, settings: Settings) -> UpdateChecker:
+        """The checker the app uses: its URL, TLS rules and proxy settings; state in the config
+        dir."""
         from app.net import http_session, ssl_context
 
         context = ssl_context(settings)
         return cls(
             state_file=settings.config_dir / STATE_FILE_NAME,
             session_factory=lambda: http_session(settings, context),
-            url=url,
+            url=settings.update_url,
         )
 
     def remembered(self) -> Release | None:
@@ -226,8 +225,8 @@ class UpdateChecker:
             state = json.loads(self._state_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, ValueError) as exc:
-            logger.debug("Ignoring the update state %s: %s", self._state_file, exc)
+        except (OSError, ValueError, RecursionError) as exc:
+            logger.debug("Ignoring the update state %s: %r", self._state_file, exc)
             return {}
         return state if isinstance(state, dict) else {}
 

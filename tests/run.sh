@@ -9,12 +9,12 @@
 #
 # Steps: apt packages (sudo when not root) → virtualenv .venv (requirements-dev.txt) → real
 # Centrifugo v6.9.1 (go install) → npm packages of the JS conformance tests → ruff check →
-# ruff format --check → mypy → pytest inside Xvfb + a private D-Bus session with dunst and trayer
-# (tests/desktop-session.sh). Exits non-zero on the first failing step; pytest collecting nothing
-# (exit code 5) is a failure too.
+# ruff format --check → mypy → pip-audit → pytest inside Xvfb + a private D-Bus session with dunst
+# and trayer (tests/desktop-session.sh). Exits non-zero on the first failing step; pytest collecting
+# nothing (exit code 5) is a failure too.
 #
-# Environment: SKIP_LINT=1 skips ruff and mypy, SKIP_FROZEN=1 the build of the frozen binary, for
-# quick local iterations (both ignored when CI is set);
+# Environment: SKIP_LINT=1 skips ruff, mypy and pip-audit, SKIP_FROZEN=1 the build of the frozen
+# binary, for quick local iterations (both ignored when CI is set);
 # PYTHON (interpreter for a new .venv; default: the first python3.x >= 3.11 found),
 # CENTRIFUGO_BIN (use this binary if it is v6.9.1), ARTIFACTS (default <repo>/artifacts:
 # screenshots, dunst/trayer/Xvfb logs, Centrifugo logs of failed tests).
@@ -210,6 +210,18 @@ else
     "$VENV/bin/ruff" format --check .
     step "mypy (strict, pyproject.toml)"
     "$VENV/bin/mypy"
+fi
+
+# ------------------------------------------------------------------------------------------------
+step "Dependency audit (pip-audit: requirements.txt, build/requirements-build.txt)"
+# ------------------------------------------------------------------------------------------------
+# Fails on a known vulnerability that has a fix. A vulnerability service that cannot be reached
+# is a loud WARNING, not a pass and not a failure (AUDIT_STRICT=1 makes it fail): see
+# tests/security/dependency_audit.py. Skipped with SKIP_LINT=1 (never on CI).
+if [ "${SKIP_LINT:-0}" = 1 ] && ! [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; then
+    note "SKIPPED (SKIP_LINT=1; never on CI)"
+else
+    "$PY" -m tests.security.dependency_audit || die "dependency audit (see above)"
 fi
 
 # ------------------------------------------------------------------------------------------------

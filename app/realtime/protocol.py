@@ -260,7 +260,7 @@ def parse_publication(obj: Any) -> Publication:
     epoch = body.get("epoch", "")
     return Publication(
         data=body["data"],
-        offset=_uint(body.get("offset", 0), "offset"),
+        offset=_offset(body.get("offset", 0)),
         epoch=epoch if isinstance(epoch, str) else "",
     )
 
@@ -276,7 +276,7 @@ def parse_subscribe_result(obj: Any) -> SubscribeResult:
         recoverable=bool(body.get("recoverable", False)),
         positioned=bool(body.get("positioned", False)),
         epoch=str(body.get("epoch", "")),
-        offset=_uint(body.get("offset", 0), "offset"),
+        offset=_offset(body.get("offset", 0)),
         recovered=bool(body.get("recovered", False)),
         was_recovering=bool(body.get("was_recovering", False)),
         publications=tuple(parse_publication(p) for p in pubs),
@@ -327,6 +327,16 @@ def _uint(value: Any, what: str) -> int:
 
 
 _UINT32_MAX = 2**32 - 1
+_UINT64_MAX = 2**64 - 1
+
+
+def _offset(value: Any) -> int:
+    """A stream position: a uint64 in the protocol schema. A larger one is malformed; taken as
+    it is, it would make every later publication look like a replay and be skipped."""
+    offset = _uint(value, "offset")
+    if offset > _UINT64_MAX:
+        raise ProtocolError("offset is out of range")
+    return offset
 
 
 def _seconds(value: Any, what: str) -> int:

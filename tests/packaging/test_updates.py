@@ -123,8 +123,10 @@ async def test_the_same_or_an_older_release_is_not_offered(tmp_path, release_ser
 
 async def test_the_request_carries_nothing_personal(tmp_path, release_server):
     release_server.answer(body=release_json())
-    settings = load_settings({"config_dir": str(tmp_path)}, environ={})
-    checker = UpdateChecker.for_settings(settings, url=release_server.url)
+    settings = load_settings(
+        {"config_dir": str(tmp_path), "update_url": release_server.url}, environ={}
+    )
+    checker = UpdateChecker.for_settings(settings)
 
     await checker.check()
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,16 @@ async def launch(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[AppPro
     yield start
     for app in apps:
         await app.stop()
+
+
+@pytest.fixture
+def core_files_allowed() -> Iterator[None]:
+    """Processes started by the test inherit a core file limit above 0 (as on many desktops),
+    so that the app's own "no core files" is what is seen."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
 
 
 @contextlib.asynccontextmanager

@@ -340,6 +340,14 @@ def listening_sockets(pid: int) -> list[str]:
     return found
 
 
+def core_file_limit(pid: int) -> str:
+    """The process's soft "Max core file size" as the kernel enforces it ("0": no core file)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max core file size"):
+            return line.split()[4]
+    raise AssertionError(f"no core file limit for {pid}")
+
+
 def peak_memory_kib(pid: int) -> int:
     """VmHWM: the most resident memory the process has used so far."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

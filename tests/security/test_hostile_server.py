@@ -267,6 +267,25 @@ async def test_garbage_mid_session_is_dropped_and_the_other_channel_still_notifi
         assert await app.stop() == 0
 
 
+async def test_an_offset_beyond_uint64_is_dropped_and_the_same_channel_still_notifies(
+    serve: Serve, launch: Launch
+):
+    """Taken as it is, offset 2**70 would make every later publication of that channel look
+    like a replay (skipped); the decoder must call it malformed instead."""
+    async with LocalStack() as local, hostile_push(serve, healthy) as push:
+        app = await _run(launch, local, push)
+        conn = push.conns[-1]
+        channel = conn.channels[0]
+        mark = app.mark()
+        pub = {"data": unread("beyond"), "offset": 2**70}
+        await conn.ws.send_str(json.dumps({"push": {"channel": channel, "pub": pub}}))
+        await app.wait_line("offset is out of range", since=mark)
+        await conn.publish(channel, unread("next"))  # offset 1, the next one of that channel
+        await app.wait_line("Notification shown: #next", since=mark)
+        assert not any("#beyond" in line for line in app.lines[mark:])
+        assert await app.stop() == 0
+
+
 # -- input that ends the connection: the app says why, reconnects, and serves again --------------
 
 

@@ -18,10 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from app.devstack.stack import LocalStack
 from tests.security.support import (
     PrivateTree,
     TokenLedger,
+    core_file_limit,
     find_secrets,
     headless_args,
     launch_app,
@@ -51,6 +54,7 @@ def _new_files_in_system_temp(since: float, skip: Path) -> list[tuple[str, bytes
     return blobs
 
 
+@pytest.mark.usefixtures("core_files_allowed")
 async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
     started = time.time()
     tree = PrivateTree(tmp_path / "private")
@@ -75,6 +79,7 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
         await app.wait_line("2 of 2 channel(s) live")
         seen += proc_blobs(app.pid)
         assert listening_sockets(app.pid) == []  # nothing listens on a network interface
+        assert core_file_limit(app.pid) == "0"  # a crash writes no core file
         await sim.post_message(EMAIL, org_ids[0], "general")
         await app.wait_line("Notification shown")
         await app.wait_line("Connection token refreshed", timeout=3 * TOKEN_TTL)

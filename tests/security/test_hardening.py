@@ -1,0 +1,114 @@
+"""Small hardening: no core files, stream offsets beyond uint64, a deeply nested release
+document; each checked against the real code path."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from app.realtime import protocol as proto
+from app.updates import STATE_FILE_NAME, UpdateChecker
+from tests.security.conftest import Serve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_CORE_LIMIT_PROBE = """
+import resource
+from app.main import main
+before = resource.getrlimit(resource.RLIMIT_CORE)
+try:
+    main(["--version"])
+except SystemExit:
+    pass
+print(before, resource.getrlimit(resource.RLIMIT_CORE))
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX core files")
+def test_the_app_turns_core_dumps_off_before_anything_else() -> None:
+    """Started with core files allowed, the app's entry point sets RLIMIT_CORE to 0 (a crash
+    would otherwise write the tokens in memory into a core file)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    allowed = hard if hard != resource.RLIM_INFINITY else 1 << 30
+    assert allowed > 0, "the test needs a hard core limit above 0"
+
+    def allow_core_files() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (allowed, hard))
+
+    ran = subprocess.run(
+        [sys.executable, "-c", _CORE_LIMIT_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        preexec_fn=allow_core_files,
+    )
+    before, after = ran.stdout.strip().splitlines()[-1].split(") (")
+    assert before == f"({allowed}, {hard}"
+    assert after == "0, 0)"
+
+
+@pytest.mark.parametrize("offset", [2**64, 2**70, 10**40])
+def test_an_offset_beyond_uint64_is_malformed(offset: int, caplog: pytest.LogCaptureFixture):
+    pub = {"push": {"channel": "o/u", "pub": {"data": {"x": 1}, "offset": offset}}}
+    assert proto.decode_frame(f"{json.dumps(pub)}\n{{}}") == [proto.Ping()]
+    assert "offset is out of range" in caplog.text
+    with pytest.raises(proto.ProtocolError, match="offset is out of range"):
+        proto.parse_subscribe_result({"recoverable": True, "offset": offset})
+
+
+def test_the_largest_uint64_offset_is_taken() -> None:
+    pub = {"push": {"channel": "o/u", "pub": {"data": {"x": 1}, "offset": 2**64 - 1}}}
+    [message] = proto.decode_frame(json.dumps(pub))
+    assert isinstance(message, proto.PublicationPush)
+    assert message.publication.offset == 2**64 - 1
+    assert proto.parse_subscribe_result({"offset": 2**64 - 1}).offset == 2**64 - 1
+
+
+@pytest.fixture
+async def nested_release(serve: Serve) -> str:
+    """A release endpoint whose answer nests 100 000 lists deep (small: 200 kB)."""
+    body = "[" * 100_000 + "]" * 100_000
+
+    async def latest(request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="application/json")
+
+    return await serve(latest) + "/latest"
+
+
+async def test_a_deeply_nested_release_document_fails_the_check_quietly(
+    tmp_path: Path, nested_release: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    checker = UpdateChecker(
+        state_file=tmp_path / STATE_FILE_NAME,
+        session_factory=aiohttp.ClientSession,
+        url=nested_release,
+        current_version="1.0.0",
+    )
+    with caplog.at_level("INFO", logger="app.updates"):
+        result = await checker.check()
+    assert result.update is None
+    assert result.error == "the release document is nested too deeply"
+    assert "Update check failed: the release document is nested too deeply" in caplog.text
+    assert not checker.due(), "the next check is scheduled as after any failure"
+
+
+def test_a_deeply_nested_update_state_file_is_ignored(tmp_path: Path) -> None:
+    state = tmp_path / STATE_FILE_NAME
+    state.write_text("[" * 100_000 + "]" * 100_000)
+    checker = UpdateChecker(
+        state_file=state,
+        session_factory=aiohttp.ClientSession,
+        url="http://127.0.0.1:9/latest",
+        current_version="1.0.0",
+    )
+    assert checker.due()
+    assert checker.remembered() is None

@@ -101,6 +101,8 @@ class PushServerConfig:
     history_size: int = 1000
     history_ttl: float = 300.0
     ssl_context: ssl.SSLContext | None = None
+    channel_limit: int = _CHANNEL_LIMIT  # client.channel_limit: subscriptions per connection
+    message_size_limit: int = _MESSAGE_SIZE_LIMIT  # websocket.message_size_limit, in bytes
 
     def __post_init__(self) -> None:
         if not 0 < self.pong_timeout < self.ping_interval:
@@ -112,6 +114,8 @@ class PushServerConfig:
             raise ValueError("history_size and history_ttl must be positive")
         if self.expired_close_delay < 0 or self.stale_close_delay <= 0:
             raise ValueError("expired_close_delay must be >= 0 and stale_close_delay > 0")
+        if self.channel_limit < 1 or self.message_size_limit < 1:
+            raise ValueError("channel_limit and message_size_limit must be positive")
 
 
 @dataclass(frozen=True)
@@ -636,7 +640,7 @@ class _Connection:
         if not all(_known_namespace(sub.channel) for sub in sub_requests):
             raise _Disconnect(_BAD_REQUEST)
         channels = self._client_requested_channels(sub_requests, claims.user)
-        if len(channels) > _CHANNEL_LIMIT:
+        if len(channels) > self._config.channel_limit:
             raise _Disconnect(_CHANNEL_LIMIT_REACHED)
         now = int(time.time())
         if claims.expire_at and claims.expire_at < now:
@@ -729,7 +733,7 @@ class _Connection:
             raise _ReplyError(_BAD_REQUEST_ERROR)
         if channel in self.subs:
             raise _ReplyError(_ALREADY_SUBSCRIBED)
-        if len(self.subs) >= _CHANNEL_LIMIT:
+        if len(self.subs) >= self._config.channel_limit:
             raise _ReplyError(_LIMIT_EXCEEDED)
         _check_channel(channel)
         token = sub_request.token
@@ -1159,7 +1163,7 @@ class PushServer:
     async def _handle_ws(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             protocols=_SUBPROTOCOLS,
-            max_msg_size=_MESSAGE_SIZE_LIMIT,
+            max_msg_size=self.config.message_size_limit,
             compress=False,
             timeout=_CLOSE_WAIT,
         )

@@ -305,6 +305,8 @@ class TelexApiSimulator:
         self._by_notification: dict[str, _Session] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self._requests: list[tuple[str, str]] = []
+        self._in_flight = 0
+        self._peak_in_flight = 0
         self._down: DownMode | None = None
 
         self._app = self._build_app()
@@ -511,7 +513,14 @@ class TelexApiSimulator:
         return list(self._requests)
 
     def clear_requests(self) -> None:
+        """Forget the request log, and the peak of requests in flight with it."""
         self._requests.clear()
+        self._peak_in_flight = self._in_flight
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most API requests handled at once since start or :meth:`clear_requests`."""
+        return self._peak_in_flight
 
     def revoke_sessions(self, email: str) -> int:
         """End every live session of the user (admin "revoke"): tokens die with them."""
@@ -795,6 +804,16 @@ class TelexApiSimulator:
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             return await self._admin_guard(request, handler)
         self._requests.append((request.method, path))
+        self._in_flight += 1
+        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            return await self._serve(request, handler, path)
+        finally:
+            self._in_flight -= 1
+
+    async def _serve(
+        self, request: web.Request, handler: _Handler, path: str
+    ) -> web.StreamResponse:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         if self._down == "reset":

@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 
 from app.devstack.stack import LocalStack, PushTarget
-from tests.e2e.test_headless_flow import ROOT, AppProcess, app_env
+from tests.support.app_process import AppProcess, headless_args, launch
 from tests.support.centrifugo import find_centrifugo, free_port, run_centrifugo
 from tests.support.proxy import TcpProxy
 
@@ -90,30 +90,17 @@ async def _stack(server: str, token_ttl: int, workdir: Path) -> AsyncIterator[Lo
 
 
 async def _launch(local: LocalStack, proxy: TcpProxy, home: Path) -> AppProcess:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        "--headless",
-        "--email",
-        local.account.email,
-        "--password-stdin",
-        "--api-url",
-        local.api_url,
-        "--ws-url",
-        proxy.url("/connection/websocket"),
-        "--notifier",
-        "log",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env=app_env(home),
+    return await launch(
+        headless_args(
+            local.account.email,
+            local.api_url,
+            proxy.url("/connection/websocket"),
+            "--notifier",
+            "log",
+        ),
+        home=home,
+        stdin=local.account.password + "\n",
     )
-    assert proc.stdin is not None
-    proc.stdin.write((local.account.password + "\n").encode())
-    proc.stdin.close()
-    return AppProcess(proc)
 
 
 def _count(app: AppProcess, text: str) -> int:

@@ -11,6 +11,12 @@ from typing import Any
 import pytest
 
 from app.devstack.stack import LocalStack, PushTarget
+from tests.desktop.conftest import (  # noqa: F401  (the desktop app's fixtures, for clicks)
+    app_env,
+    fake_main_app,
+    launch_app,
+    runtime_dir,
+)
 from tests.support.centrifugo import find_centrifugo, run_centrifugo
 
 #: (push server, connect-time subs honoured) — every end-to-end case runs against all four.

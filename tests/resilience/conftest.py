@@ -15,7 +15,6 @@ import contextlib
 import itertools
 import re
 import secrets
-import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +27,7 @@ import pytest
 from app.devstack.stack import LocalStack, PushTarget
 from app.devstack.telex_api import SimOrganisation
 from app.service import GAP_NOTICE_BODY
-from tests.e2e.test_headless_flow import ROOT, AppProcess, app_env
+from tests.support.app_process import AppProcess, headless_args, launch
 from tests.support.centrifugo import CentrifugoInstance, find_centrifugo, free_port, run_centrifugo
 from tests.support.proxy import TcpProxy
 
@@ -61,6 +60,10 @@ APP_SETTINGS = {
     "TELEX_RETRY_MIN_DELAY": "0.1",
     "TELEX_RETRY_MAX_DELAY": "0.3",
 }
+
+#: For tests that account for every single publication (transport, not delivery): no
+#: coalescing, no summaries, so each post is one notification.
+EVERY_EVENT = {"TELEX_COALESCE_WINDOW": "0", "TELEX_SUMMARY_THRESHOLD": "1000000"}
 
 _NOTIFICATION = re.compile(r"app\.notify\.log_only: Notification: (?P<title>.*) — (?P<body>.*)$")
 _STATE = re.compile(r"app\.service: State: (?P<state>[a-z ]+) \((?P<detail>.*)\)$")
@@ -152,35 +155,19 @@ class Rig:
 
     async def launch(self, *extra: str, env: dict[str, str] | None = None) -> AppProcess:
         """The headless app through the proxy, signed in as the demo account."""
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "app",
-            "--headless",
-            "--email",
-            self.email,
-            "--password-stdin",
-            "--api-url",
-            self.local.api_url,
-            "--ws-url",
-            self.proxy.url("/connection/websocket"),
-            "--notifier",
-            "log",
-            *extra,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-            env={
-                **app_env(self.tmp_path / f"home-{len(self.apps)}"),
-                **APP_SETTINGS,
-                **(env or {}),
-            },
+        app = await launch(
+            headless_args(
+                self.email,
+                self.local.api_url,
+                self.proxy.url("/connection/websocket"),
+                "--notifier",
+                "log",
+                *extra,
+            ),
+            home=self.tmp_path / f"home-{len(self.apps)}",
+            stdin=self.local.account.password + "\n",
+            env={**APP_SETTINGS, **(env or {})},
         )
-        assert proc.stdin is not None
-        proc.stdin.write((self.local.account.password + "\n").encode())
-        proc.stdin.close()
-        app = AppProcess(proc)
         self.apps.append(app)
         return app
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_headless_flow import AppProcess
 from tests.resilience.conftest import (
+    EVERY_EVENT,
     GAP,
     Rig,
     backoff_violations,
@@ -30,6 +30,7 @@ from tests.resilience.conftest import (
     timed_notifications,
     wait_state,
 )
+from tests.support.app_process import AppProcess
 
 CHAOS_SECONDS = 60.0
 CHANNELS = ((0, "general"), (0, "random"), (1, "general"), (1, "design"))
@@ -166,7 +167,7 @@ async def test_chaos_cuts_lose_nothing_and_repeat_nothing(tmp_path: Path):
         rig(("builtin", True), tmp_path / "builtin") as builtin,
     ):
         rigs = (real, builtin)
-        apps = [await r.launch() for r in rigs]
+        apps = [await r.launch(env=EVERY_EVENT) for r in rigs]
         for app in apps:
             await wait_state(app, "connected")
         publishing = asyncio.gather(

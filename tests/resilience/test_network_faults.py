@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from app.devstack.telex_api import PublishError
-from tests.e2e.test_headless_flow import AppProcess
 from tests.resilience.conftest import (
     GAP,
     PING_GRACE,
@@ -26,6 +25,7 @@ from tests.resilience.conftest import (
     states,
     wait_state,
 )
+from tests.support.app_process import AppProcess
 
 
 @pytest.mark.parametrize("server", SERVERS_BOTH_MODES)

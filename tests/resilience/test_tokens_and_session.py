@@ -15,6 +15,7 @@ from app.events import LoginRequired, StateChanged, UiEvent
 from app.notify.log_only import LogNotifier
 from app.service import SessionState, TelexService
 from tests.resilience.conftest import (
+    EVERY_EVENT,
     SERVERS,
     Rig,
     connected_count,
@@ -63,7 +64,7 @@ async def test_tokens_of_a_few_seconds_keep_one_session_for_a_minute(tmp_path: P
         rigs = (real, builtin)
         for r in rigs:
             r.proxy.set_delay(0.05)  # a little latency both ways, as on a real network
-        apps = [await r.launch() for r in rigs]
+        apps = [await r.launch(env=EVERY_EVENT) for r in rigs]
         for app in apps:
             await wait_state(app, "connected")
         expected = await asyncio.gather(*(_traffic(r, n, LONG_RUN) for n, r in enumerate(rigs)))

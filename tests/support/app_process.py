@@ -1,0 +1,124 @@
+"""The app as a subprocess, as a user runs it: ``python -m app ...`` (or the frozen binary) with a
+private home, its log lines (stderr) collected as they come.
+
+Shared by the end-to-end, resilience and benchmark suites, so that each does not grow its own
+launcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def app_env(home: Path) -> dict[str, str]:
+    """A private home: config, logs and caches of the run land in the given folder; no
+    ``TELEX_*`` setting leaks in from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEX_")}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_STATE_HOME=str(home / ".local/state"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def headless_args(email: str, api_url: str, ws_url: str, *extra: str) -> list[str]:
+    """Sign in as ``email`` (password on stdin) without tray or windows."""
+    return [
+        "--headless",
+        "--email",
+        email,
+        "--password-stdin",
+        "--api-url",
+        api_url,
+        "--ws-url",
+        ws_url,
+        *extra,
+    ]
+
+
+class AppProcess:
+    """The app as a subprocess; its log lines (stderr) are collected as they come."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._new_line = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        async for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip())
+            self._new_line.set()
+
+    def mark(self) -> int:
+        """A position in the log: pass as ``since=`` to look only at what comes after."""
+        return len(self.lines)
+
+    async def wait_line(self, text: str, timeout: float = 15.0, *, since: int = 0) -> str:
+        """The first line (from line ``since`` on) containing ``text``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for line in self.lines[since:]:
+                    if text in line:
+                        return line
+                if self.proc.returncode is not None and self._reader.done():
+                    raise AssertionError(
+                        f"app exited ({self.proc.returncode}) before {text!r}:\n"
+                        + "\n".join(self.lines[-30:])
+                    )
+                self._new_line.clear()
+                await self._new_line.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM, then SIGKILL after 10 s; returns the exit code."""
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        try:
+            async with asyncio.timeout(10):
+                code = await self.proc.wait()
+        except TimeoutError:
+            self.proc.kill()
+            code = await self.proc.wait()
+        await self._reader
+        return code
+
+
+async def launch(
+    args: Sequence[str],
+    *,
+    home: Path,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    executable: Sequence[str] = (sys.executable, "-m", "app"),
+    keep_stdout: bool = False,
+) -> AppProcess:
+    """Start the app (``executable``: the source by default, or the frozen binary) with a
+    private home under ``home``; ``stdin`` is written and the pipe closed."""
+    proc = await asyncio.create_subprocess_exec(
+        *executable,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE if keep_stdout else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env={**app_env(home), **(env or {})},
+    )
+    assert proc.stdin is not None
+    if stdin is not None:
+        proc.stdin.write(stdin.encode())
+    proc.stdin.close()
+    return AppProcess(proc)

@@ -132,6 +132,22 @@ def run_in_thread(work: Callable[[], T], name: str) -> concurrent.futures.Future
     return future
 
 
+def call_on_loop(
+    loop: asyncio.AbstractEventLoop, handler: Callable[[Item], None]
+) -> Callable[[Item], bool]:
+    """``handler`` for callers on any thread (an OS library calling back on its own): each call
+    is queued to run on ``loop``, in call order. Returns False when the loop has closed."""
+
+    def call(item: Item) -> bool:
+        try:
+            loop.call_soon_threadsafe(handler, item)
+        except RuntimeError:  # the loop is closed: the app is exiting
+            return False
+        return True
+
+    return call
+
+
 class UiQueue(Generic[Item]):
     """Work for the Tk thread. Any thread may :meth:`post`; only the Tk thread may
     :meth:`drain`."""

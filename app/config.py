@@ -10,6 +10,7 @@ import ipaddress
 import json
 import math
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
-from app.constants import APP_AUTHOR, APP_SLUG, ENVIRONMENTS
+from app.constants import APP_AUTHOR, APP_SLUG, ENVIRONMENTS, RELEASES_URL
 from app.errors import ConfigError
 
 ENV_PREFIX = "TELEX_"
@@ -44,13 +45,26 @@ class Settings:
     ping_grace: float = 10.0
     reconnect_min_delay: float = 0.5
     reconnect_max_delay: float = 20.0
+    # Delivery (app.delivery): later events of one conversation within the window are shown as
+    # one update at its end (0: no coalescing); more than summary_threshold conversations at
+    # once (live within flood_window, or in one recovered backlog) become one summary.
+    coalesce_window: float = 3.0
+    flood_window: float = 1.0
+    summary_threshold: int = 4
+    backlog_settle: float = 2.0  # a backlog round that nobody ends is shown after this quiet
+    pause_check_interval: float = 30.0  # how often a pause looks at the wall clock
+    # How a click passes its conversation to a main app that is not running yet: arguments
+    # (split like a shell) with {channel} and {organisation} filled in; "" passes nothing.
+    main_app_conversation_args: str = "--channel={channel}"
+    # The newest release is looked up here about once a day (app.updates); "" never checks.
+    update_url: str = RELEASES_URL
     config_dir: Path = Path(platformdirs.user_config_dir(APP_SLUG, APP_AUTHOR))
     log_dir: Path = Path(platformdirs.user_log_dir(APP_SLUG, APP_AUTHOR))
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _PATH_FIELDS = {"ca_file", "main_app", "config_dir", "log_dir"}
-_MAY_BE_ZERO = {"request_retries"}
+_MAY_BE_ZERO = {"request_retries", "coalesce_window"}  # 0: every event pops
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -152,6 +166,19 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     return value
 
 
+def conversation_args(template: str, channel: str, organisation: str) -> tuple[str, ...]:
+    """The main app's arguments that open one conversation (``main_app_conversation_args``)."""
+    try:
+        parts = shlex.split(template)
+        return tuple(part.format(channel=channel, organisation=organisation) for part in parts)
+    except (ValueError, KeyError, IndexError) as exc:
+        why = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else str(exc)
+        raise ConfigError(
+            f"main_app_conversation_args {template!r} is not usable ({why}); write arguments "
+            "with {channel} and {organisation} where the conversation goes."
+        ) from None
+
+
 def load_settings(
     cli: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
@@ -207,5 +234,8 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
         raise ConfigError(f"The CA file {ca_file} does not exist.")
     if values.get("reconnect_min_delay", 0.5) > values.get("reconnect_max_delay", 20.0):
         raise ConfigError("reconnect_min_delay must not exceed reconnect_max_delay.")
+    conversation_args(values.get("main_app_conversation_args", ""), "c", "o")  # checks it
+    if update_url := values.get("update_url"):
+        values["update_url"] = check_secure_url("Update URL", update_url, "https", "http")
     values = {k: v for k, v in values.items() if v is not None or k in ("ca_file", "main_app")}
     return Settings(**values)

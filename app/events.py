@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from app.models import Notice, Organisation
 
@@ -46,4 +47,31 @@ class NotificationClicked:
     notice: Notice
 
 
-UiEvent = StateChanged | SignedIn | LoginRequired | ShowError | Notified | NotificationClicked
+@dataclass(frozen=True)
+class PauseChanged:
+    """Notifications were paused (``until`` None: until resumed) or resumed; ``at`` is the
+    wall-clock time of the change, so the tray can say "until tomorrow 08:00"."""
+
+    paused: bool
+    until: datetime | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class UpdateAvailable:
+    """A release newer than this one exists; ``url`` is its https:// download page."""
+
+    version: str
+    url: str
+
+
+UiEvent = (
+    StateChanged
+    | SignedIn
+    | LoginRequired
+    | ShowError
+    | Notified
+    | NotificationClicked
+    | PauseChanged
+    | UpdateAvailable
+)

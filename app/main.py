@@ -59,12 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-url", help="Telex API base URL (https://…/api/v1)")
     parser.add_argument("--ws-url", help="Centrifugo WebSocket URL (wss://…)")
     parser.add_argument("--ca-file", help="PEM file with extra certificate authorities to trust")
-    parser.add_argument("--notifier", help="notification backend: auto (default), desktop, log")
+    parser.add_argument(
+        "--notifier",
+        help="notification backend: auto (default: the best of this OS), desktop, win10toast, "
+        "pyobjus, tray, log",
+    )
     parser.add_argument("--main-app", help="path of the Telex main app executable")
     parser.add_argument(
         "--test-notification",
         action="store_true",
-        help="send one sample notification and exit (0 if the OS took it)",
+        help="send one sample notification, say which backend showed it, and exit "
+        "(0 if it reached the screen, 1 with the reason if not)",
     )
     parser.add_argument(
         "--self-test",
@@ -78,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    disable_core_dumps()
     if sys.stderr is None:  # a windowed build on Windows has no console streams at all
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the app)
     parser = build_parser()
@@ -114,6 +120,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, NotifierUnavailable) as exc:
         sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
         return EXIT_USAGE
+
+
+def disable_core_dumps() -> None:
+    """A crash must not write the tokens and the password held in memory into a core file."""
+    if sys.platform == "win32":  # no core files; Windows Error Reporting is the user's choice
+        return
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ValueError, OSError) as exc:  # not expected: lowering a limit is always allowed
+        sys.stderr.write(f"{APP_SLUG}: warning: cannot disable core dumps: {exc}\n")
 
 
 def _check_usage(args: argparse.Namespace) -> None:
@@ -162,19 +180,22 @@ def _print_event(event: UiEvent) -> None:
 
 
 async def _test_notification(settings: Settings) -> int:
-    """Exit 0 only when a backend that shows things on screen took the notification."""
+    """Exit 0 only when a backend that shows things on screen took the notification (the log
+    does not count); otherwise say why on stderr and exit 1."""
+    from app.notify.report import send_test
+
     try:
         notifier = await create_notifier(settings.notifier)
     except NotifierUnavailable as exc:
-        sys.stdout.write(f"Test notification NOT delivered: {exc}\n")
+        sys.stderr.write(f"{APP_SLUG}: test notification NOT shown: {exc}\n")
         return 1
     async with TelexService(settings, notifier, _print_event) as service:
-        delivered = await service.send_test_notification()
-    sys.stdout.write(
-        f"Test notification {'delivered' if delivered else 'NOT delivered to the desktop'} "
-        f"through the {notifier.name} backend.\n"
-    )
-    return EXIT_OK if delivered else 1
+        report = await send_test(notifier, service.send_test_notification)
+    if not report.shown:
+        sys.stderr.write(f"{APP_SLUG}: {report}\n")
+        return 1
+    sys.stdout.write(f"{report}\n")
+    return EXIT_OK
 
 
 async def _headless(

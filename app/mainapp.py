@@ -3,10 +3,13 @@
 Where it lives: ``settings.main_app`` when set, then the place the user chose in the "not
 found" dialog, then the usual install locations of each OS (:func:`candidates`). Launching is
 detached — the main app outlives Telex Start — and happens with the environment a frozen build
-inherited from the user, not PyInstaller's. A copy already running (found by its executable,
-whoever started it) is brought forward instead. Closing asks every copy to quit the way its OS
-asks apps (SIGTERM; WM_CLOSE to its windows on Windows) and kills what is still running after a
-timeout. :class:`MainApp` blocks while it waits, so the UI calls it off the Tk thread.
+inherited from the user, not PyInstaller's. A clicked notification passes its conversation as
+arguments (``main_app_conversation_args``, e.g. ``--channel=<id>``) to a copy it starts. A copy
+already running (found by its executable, whoever started it) is brought forward instead; the
+conversation cannot reach it (the main app has no documented way to be told one). Closing
+asks every copy to quit the way its OS asks apps (SIGTERM; WM_CLOSE to its windows on Windows)
+and kills what is still running after a timeout. :class:`MainApp` blocks while it waits, so
+the UI calls it off the Tk thread.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from app.config import conversation_args
 from app.constants import FROZEN
 from app.errors import TelexError
 
@@ -56,6 +60,14 @@ class MainAppTarget:
     command: tuple[str, ...]
     executable: Path  # the file its process runs
     process_name: str
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a clicked notification belongs to."""
+
+    channel: str
+    organisation: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,19 @@ def target_for(path: Path, platform: str = sys.platform) -> MainAppTarget:
         executable = path / "Contents" / "MacOS" / _bundle_executable(path)
         return MainAppTarget(("open", "-a", str(path)), executable, executable.name)
     return MainAppTarget((str(path),), path, path.name)
+
+
+def with_conversation(
+    command: tuple[str, ...], conversation: Conversation | None, template: str
+) -> tuple[str, ...]:
+    """``command`` plus the arguments that open ``conversation`` (after ``--args`` for macOS
+    ``open -a``)."""
+    if conversation is None or not template:
+        return command
+    extra = conversation_args(template, conversation.channel, conversation.organisation)
+    if command[:2] == ("open", "-a"):
+        extra = ("--args", *extra)
+    return (*command, *extra)
 
 
 def _bundle_executable(bundle: Path) -> str:
@@ -266,10 +291,12 @@ class MainApp:
         chosen: Path | None = None,
         *,
         close_timeout: float = CLOSE_TIMEOUT,
+        conversation_args: str = "",
     ) -> None:
         self._configured = configured
         self._chosen = chosen
         self._close_timeout = close_timeout
+        self._conversation_args = conversation_args
         self._lock = threading.Lock()
         # Every copy we started and have not seen end: kept so they can be closed by pid and
         # reaped (a POSIX child that ended stays a zombie until its parent collects it).
@@ -280,20 +307,24 @@ class MainApp:
         with self._lock:
             self._chosen = path
 
-    def open(self) -> Opened:
-        """Bring a running copy forward; start one when none runs (or it shows no window)."""
+    def open(self, conversation: Conversation | None = None) -> Opened:
+        """Bring a running copy forward; start one when none runs (or it shows no window),
+        on ``conversation`` when there is one."""
         with self._lock:
             target = locate(self._configured, chosen=self._chosen)  # it may move meanwhile
             if sys.platform != "darwin":  # `open -a` activates a running copy by itself
                 running = self._running(target)
                 if running and bring_forward(running):
                     logger.info("Brought the main app forward (pid %s)", running[0])
+                    if conversation is not None:
+                        logger.info("A running main app cannot be told the conversation")
                     return Opened.BROUGHT_FORWARD
                 if running:
                     logger.info("The main app runs but shows no window; starting it again")
+            command = with_conversation(target.command, conversation, self._conversation_args)
             self._forget_ended()
-            self._launched.append(launch_detached(target.command))
-            logger.info("Started the main app: %s", " ".join(target.command))
+            self._launched.append(launch_detached(command))
+            logger.info("Started the main app: %s", " ".join(command))
             return Opened.STARTED
 
     def close(self) -> Closed:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,35 @@ class Organisation:
         return f"{self.id}/{user_id}"
 
 
+class NoticeKind(StrEnum):
+    NEWS = "news"  # one conversation has something new
+    SUMMARY = "summary"  # several conversations at once, or what a pause held back
+    INFO = "info"  # about the app itself: a test, a connection gap
+
+
 @dataclass(frozen=True)
 class Notice:
-    """One desktop notification, as the policy decided it."""
+    """One desktop notification, as the policy (or the delivery pipeline) decided it."""
 
     key: str  # stable per conversation: used to replace an earlier notification
     title: str
     body: str
     org_id: str | None = None
-    channel_id: str | None = None
+    channel_id: str | None = None  # the conversation a click opens; None opens the main app
+    kind: NoticeKind = NoticeKind.NEWS
+    mentioned: bool = False  # the body says "You were mentioned": folding must keep that
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """The user's wishes for silence: a pause (``until`` None: until resumed) and the
+    organisations that never notify. A preference, not a secret."""
+
+    paused: bool = False
+    until: datetime | None = None  # timezone-aware
+    muted: frozenset[str] = frozenset()  # organisation ids
+
+    def paused_at(self, now: datetime) -> bool:
+        """Paused at ``now``: a pause whose end has passed (even while the app was not
+        running) is over."""
+        return self.paused and (self.until is None or now < self.until)

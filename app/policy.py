@@ -73,6 +73,7 @@ class NotificationPolicy:
             body=self._body(section, data, now, more_mentions),
             org_id=org_id,
             channel_id=conversation,
+            mentioned=more_mentions,
         )
 
     def _parse(self, payload: Any) -> tuple[str, dict[str, Any], str] | None:

@@ -14,15 +14,26 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from app.config import CONFIG_FILE_NAME
+from app.models import Quiet
 
 logger = logging.getLogger(__name__)
 
 SECTION = "preferences"
+#: Keys this version writes only when they differ from the default: absent means removed.
+OPTIONAL_KEYS = (
+    "main_app",
+    "menu_window_introduced",
+    "check_for_updates",
+    "notifications_paused",
+    "notifications_paused_until",
+    "muted_organisations",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,8 @@ class Preferences:
     last_email: str | None = None
     main_app: Path | None = None  # chosen in the "Telex not found" dialog
     menu_window_introduced: bool = False  # shown once where the tray has no menu
+    quiet: Quiet = field(default_factory=Quiet)  # paused notifications, muted organisations
+    check_for_updates: bool = True  # the once-a-day look for a newer release (app.updates)
 
     @classmethod
     def from_json(cls, data: object) -> Preferences:
@@ -43,6 +56,8 @@ class Preferences:
             last_email=email if isinstance(email, str) and email else None,
             main_app=Path(main_app) if isinstance(main_app, str) and main_app else None,
             menu_window_introduced=introduced is True,
+            quiet=_quiet_from_json(data),
+            check_for_updates=data.get("check_for_updates") is not False,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -52,7 +67,37 @@ class Preferences:
             document["main_app"] = str(self.main_app)
         if self.menu_window_introduced:
             document["menu_window_introduced"] = True
+        if not self.check_for_updates:
+            document["check_for_updates"] = False
+        quiet = self.quiet
+        if quiet.paused:
+            document["notifications_paused"] = True
+            if quiet.until is not None:
+                document["notifications_paused_until"] = quiet.until.isoformat()
+        if quiet.muted:
+            document["muted_organisations"] = sorted(quiet.muted)
         return document
+
+
+def _quiet_from_json(data: dict[str, Any]) -> Quiet:
+    """A pause whose end is not a usable time is dropped (better one notification too many
+    than silence forever); organisation ids that are not text are skipped."""
+    muted = data.get("muted_organisations")
+    ids = frozenset(
+        item for item in (muted if isinstance(muted, list) else []) if isinstance(item, str)
+    )
+    paused = data.get("notifications_paused") is True
+    until_text = data.get("notifications_paused_until")
+    until: datetime | None = None
+    if paused and until_text is not None:
+        try:
+            until = datetime.fromisoformat(until_text) if isinstance(until_text, str) else None
+        except ValueError:
+            until = None
+        if until is None or until.tzinfo is None:
+            logger.warning("Ignoring a stored pause with an unusable end: %r", until_text)
+            paused, until = False, None
+    return Quiet(paused=paused, until=until, muted=ids)
 
 
 class PreferencesStore:
@@ -74,6 +119,8 @@ class PreferencesStore:
             return False
         section = document.get(SECTION)
         merged = dict(section) if isinstance(section, dict) else {}
+        for key in OPTIONAL_KEYS:  # a resumed pause, an organisation no longer muted
+            merged.pop(key, None)
         merged.update(preferences.to_json())
         document[SECTION] = merged
         try:

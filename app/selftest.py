@@ -43,28 +43,44 @@ Status = Literal["pass", "fail", "skip"]
 REPORT_FILE_NAME: Final = "self-test.json"
 TLS_TIMEOUT: Final = 5.0
 
+#: Telex Start's own notifier modules: every OS bundles all of them (they import their platform
+#: library only when used).
+_APP_NOTIFIERS: Final = (
+    "app.notify.chain",
+    "app.notify.report",
+    "app.notify.desktop",
+    "app.notify.win10toast",
+    "app.notify.pyobjus_center",
+    "app.notify.balloon",
+    "app.notify.log_only",
+)
+
 #: Notification backends the app may import at runtime, per ``sys.platform``: Telex Start's own
 #: backends and the desktop-notifier backend of that OS (both are imported inside functions).
 NOTIFIER_MODULES: Final[dict[str, tuple[str, ...]]] = {
-    "linux": (
-        "app.notify.desktop",
-        "app.notify.log_only",
-        "desktop_notifier.backends.dbus",
-        "dbus_fast.aio",
-    ),
+    "linux": (*_APP_NOTIFIERS, "desktop_notifier.backends.dbus", "dbus_fast.aio"),
     "win32": (
-        "app.notify.desktop",
-        "app.notify.log_only",
+        *_APP_NOTIFIERS,
         "desktop_notifier.backends.winrt",
         "winrt.windows.ui.notifications",
     ),
     "darwin": (
-        "app.notify.desktop",
-        "app.notify.log_only",
+        *_APP_NOTIFIERS,
         "desktop_notifier.backends.macos",
         "desktop_notifier.backends.macos_support",
         "rubicon.objc",
     ),
+}
+
+#: Fallback libraries a build may lack: bundled when installed, and the self-test says "not
+#: installed" instead of failing when they are absent, because the app runs without them (their
+#: backend then reports itself unavailable). win10toast-click is not in requirements.txt: it
+#: imports pkg_resources, which the pinned setuptools (>= 82) no longer has. pyobjus is pinned
+#: for macOS (a universal2 wheel for CPython 3.11, no compiling).
+OPTIONAL_NOTIFIER_MODULES: Final[dict[str, tuple[str, ...]]] = {
+    "linux": (),
+    "win32": ("win10toast_click",),
+    "darwin": ("pyobjus", "pyobjus.dylib_manager", "pyobjus.protocols"),
 }
 
 #: The pystray backend a frozen build of each OS ships (the Linux build leaves out PyGObject,
@@ -94,11 +110,12 @@ def platform_key(platform_name: str = sys.platform) -> str:
 def hidden_imports(platform_name: str = sys.platform) -> list[str]:
     """What the spec must bundle for the checks (and the app) to find on this OS."""
     key = platform_key(platform_name)
-    return [*NOTIFIER_MODULES[key], TRAY_BACKENDS[key]]
+    return [*NOTIFIER_MODULES[key], *OPTIONAL_NOTIFIER_MODULES[key], TRAY_BACKENDS[key]]
 
 
 def check_notifiers() -> Outcome:
-    modules = NOTIFIER_MODULES.get(platform_key())
+    key = platform_key()
+    modules = NOTIFIER_MODULES.get(key)
     if modules is None:
         return "fail", f"no notification backends for {sys.platform}"
     failed = []
@@ -109,7 +126,22 @@ def check_notifiers() -> Outcome:
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
     if failed:
         return "fail", "; ".join(failed)
-    return "pass", f"imported {', '.join(modules)}"
+    detail = f"imported {', '.join(modules)}"
+    optional = [_optional_import(name) for name in OPTIONAL_NOTIFIER_MODULES.get(key, ())]
+    return "pass", "; ".join([detail, *optional])
+
+
+def _optional_import(name: str) -> str:
+    """An optional fallback: imported, not installed, or installed but broken — none fails."""
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
+            return f"optional {name}: not installed"
+        return f"optional {name}: unusable ({type(exc).__name__}: {exc})"
+    except Exception as exc:  # pkg_resources gone, a broken native part, ...
+        return f"optional {name}: unusable ({type(exc).__name__}: {exc})"
+    return f"optional {name}: imported"
 
 
 def check_tk() -> Outcome:

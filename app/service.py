@@ -2,8 +2,10 @@
 turn pushes into notices. The only place where errors become UI events.
 
 Every state change is one :class:`SessionState` with its reason in words, logged and emitted as
-a ``StateChanged`` event. A backlog recovered after an outage becomes at most one notification
-per conversation (the latest count), and a lost stream position one "may have missed" notice.
+a ``StateChanged`` event. Notices go through :class:`~app.delivery.Delivery` (coalescing,
+summaries, pause, mute). What one reconnection recovers is one backlog round: it ends when the
+connection reports its next state (the client reports "connected" only after every channel's
+recovery), and a lost stream position becomes one "may have missed" notice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -23,6 +25,7 @@ from app import __version__
 from app.api import RetryPolicy, TelexApi
 from app.config import Settings
 from app.constants import CLIENT_NAME
+from app.delivery import Delivery, DeliveryOptions
 from app.errors import AuthError, RealtimeError, TelexError
 from app.events import (
     LoginRequired,
@@ -33,10 +36,11 @@ from app.events import (
     StateChanged,
     UiEvent,
 )
-from app.models import Notice, Organisation, Session
+from app.models import Notice, NoticeKind, Organisation, Quiet, Session
 from app.net import http_session, ssl_context
 from app.notify.base import Notifier
 from app.policy import NotificationPolicy
+from app.preferences import PreferencesStore
 from app.realtime.client import (
     ChannelPublication,
     ConnectionState,
@@ -48,9 +52,6 @@ from app.realtime.client import (
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[UiEvent], None]
-
-#: A notification service that takes longer than this is skipped for that one notice.
-NOTIFY_TIMEOUT = 10.0
 
 GAP_NOTICE_BODY = "The connection was interrupted; some notifications may have been missed."
 
@@ -84,15 +85,6 @@ class _Resume:
     policy: NotificationPolicy
 
 
-def coalesce(notices: Iterable[Notice]) -> list[Notice]:
-    """One notice per conversation, the latest, in the order of each conversation's latest."""
-    latest: dict[str, Notice] = {}
-    for notice in notices:
-        latest.pop(notice.key, None)
-        latest[notice.key] = notice
-    return list(latest.values())
-
-
 class _SessionTokens:
     """Fresh Centrifugo tokens for one signed-in session (the realtime client's TokenSource)."""
 
@@ -120,8 +112,7 @@ class TelexService:
         self._session: Session | None = None
         self._realtime: RealtimeClient | None = None
         self._realtime_task: asyncio.Task[None] | None = None
-        self._notices: asyncio.Queue[Notice] = asyncio.Queue()
-        self._sender: asyncio.Task[None] | None = None
+        self._delivery = Delivery(notifier, emit, DeliveryOptions.from_settings(settings))
         self._ended: asyncio.Future[TelexError | None] | None = None
         self._resume: _Resume | None = None
 
@@ -138,7 +129,9 @@ class TelexService:
                 max_delay=self._settings.retry_max_delay,
             ),
         )
-        self._sender = asyncio.create_task(self._send_notices(), name="notifier")
+        self._delivery.start()
+        # A pause and the muted organisations outlive a restart (headless mode too).
+        self._delivery.set_quiet(PreferencesStore(self._settings.config_dir).load().quiet)
         return self
 
     async def __aexit__(
@@ -149,10 +142,7 @@ class TelexService:
     ) -> None:
         await self._stop_realtime()
         self._session = None
-        if self._sender is not None:
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+        await self._delivery.close()
         await self._notifier.close()
         if self._http is not None:
             await self._http.close()
@@ -194,6 +184,7 @@ class TelexService:
             except TelexError as exc:
                 logger.info("Server-side logout failed: %s", exc)
         self._resume = None
+        self._delivery.forget()
         self._state(SessionState.SIGNED_OUT, "signed out on request")
 
     async def wait_ended(self) -> TelexError | None:
@@ -204,13 +195,23 @@ class TelexService:
 
     async def send_test_notification(self) -> bool:
         """True only when the notice reached the screen (a log-only backend does not count)."""
-        notice = Notice(key="test", title="Telex Start", body="Notifications are working.")
+        notice = Notice(
+            key="test", title="Telex Start", body="Notifications are working.", kind=NoticeKind.INFO
+        )
         delivered = await self._notifier.send(notice) and self._notifier.on_screen
         self._emit(Notified(notice, delivered))
         return delivered
 
     def notification_clicked(self, notice: Notice) -> None:
         self._emit(NotificationClicked(notice))
+
+    @property
+    def quiet(self) -> Quiet:
+        return self._delivery.quiet
+
+    def set_quiet(self, quiet: Quiet) -> None:
+        """Pause, resume, or change the muted organisations (the caller stores the wish)."""
+        self._delivery.set_quiet(quiet)
 
     # -- realtime ------------------------------------------------------------------------------
 
@@ -235,16 +236,16 @@ class TelexService:
                 if (notice := policy.decide(pub.data, org_id=_org_of(pub.channel))) is not None
             ]
             if any(pub.from_backlog for pub in batch):
-                shown = coalesce(notices)
                 logger.info(
-                    "%d missed update(s) on %s: %d notification(s)",
+                    "%d missed update(s) on %s: %d notice(s)",
                     len(batch),
                     batch[0].channel,
-                    len(shown),
+                    len(notices),
                 )
-                notices = shown
-            for notice in notices:
-                self._notices.put_nowait(notice)
+                self._delivery.backlog(notices)
+            else:
+                for notice in notices:
+                    self._delivery.live(notice)
 
         client = RealtimeClient(
             self._http,
@@ -310,6 +311,8 @@ class TelexService:
                 await task
 
     def _realtime_state(self, change: StateChange) -> None:
+        # Recovery happens inside the handshake; whatever state follows it ends the round.
+        self._delivery.end_round()
         state = _FROM_CONNECTION.get(change.state)
         if state is not None:
             self._state(state, change.reason, change.retry_in)
@@ -320,27 +323,15 @@ class TelexService:
         logger.warning(
             "Missed notifications could not be recovered on %d channel(s)", len(channels)
         )
-        self._notices.put_nowait(
+        self._delivery.info(
             Notice(
                 key="gap",
                 title="Telex Start",
                 body=GAP_NOTICE_BODY,
                 org_id=orgs.pop() if len(orgs) == 1 else None,
+                kind=NoticeKind.INFO,
             )
         )
-
-    async def _send_notices(self) -> None:
-        """One sender, so a slow notification service never holds up the WebSocket reader."""
-        while True:
-            notice = await self._notices.get()
-            try:
-                async with asyncio.timeout(NOTIFY_TIMEOUT):
-                    delivered = await self._notifier.send(notice)
-            except TimeoutError:
-                logger.warning("The notification service did not answer in time")
-                delivered = False
-            logger.info("Notification %s: %s", "shown" if delivered else "NOT shown", notice.title)
-            self._emit(Notified(notice, delivered))
 
     def _state(self, state: SessionState, detail: str, retry_in: float | None = None) -> None:
         if retry_in is not None:

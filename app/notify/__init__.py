@@ -1,55 +1,87 @@
-"""Pick a notification backend at runtime: the first that works on this OS wins.
+"""Pick notification backends at runtime: per OS, in order of preference, first that works wins.
 
-Backends are imported lazily so a missing platform library never stops the app.
+Windows: desktop-notifier (WinRT toasts) → win10toast-click → the tray's balloon → log.
+macOS:   desktop-notifier (needs the .app bundle) → pyobjus (NSUserNotificationCenter) → tray → log.
+Linux:   desktop-notifier (D-Bus) → log. (pystray's balloon there goes to the same D-Bus server,
+         without the app name, so it cannot show what desktop-notifier could not.)
+
+``--notifier NAME`` uses that backend alone (with the log behind it) and fails when it cannot
+start. Backends are imported lazily so a missing platform library never stops the app.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from app.errors import ConfigError, NotifierUnavailable
-from app.notify.base import ClickHandler, Notifier
+from app.notify.base import BalloonSink, ClickHandler, Notifier, Unavailable
+from app.notify.chain import Candidate, NotifierChain
 
-logger = logging.getLogger(__name__)
+BACKENDS = ("desktop", "win10toast", "pyobjus", "tray", "log")
+_PREFERRED = {
+    "win32": ("desktop", "win10toast", "tray", "log"),
+    "darwin": ("desktop", "pyobjus", "tray", "log"),
+    "linux": ("desktop", "log"),
+}
 
-BACKENDS = ("desktop", "log")
 
-
-def candidates(requested: str, platform: str = sys.platform) -> tuple[str, ...]:
+def candidates(requested: str, platform: str | None = None) -> tuple[str, ...]:
     if requested == "auto":
-        return BACKENDS
+        platform = platform or sys.platform
+        key = "linux" if platform.startswith("linux") else platform
+        return _PREFERRED.get(key, ("log",))
     if requested not in BACKENDS:
         raise ConfigError(
             f"Unknown notifier {requested!r}; choose one of auto, {', '.join(BACKENDS)}."
         )
-    return (requested,)
+    return (requested,) if requested == "log" else (requested, "log")
 
 
-async def create_notifier(requested: str, on_clicked: ClickHandler | None = None) -> Notifier:
-    """The first backend in the candidate list that can show notifications here."""
-    tried = []
-    for name in candidates(requested):
-        notifier = await _load(name, on_clicked)
-        if notifier is not None:
-            logger.info("Notifications go through the %s backend", name)
-            return notifier
-        tried.append(name)
-    raise NotifierUnavailable(
-        f"No notification backend works here (tried {', '.join(tried)}); "
-        "is a notification service running?"
-    )
+async def create_notifier(
+    requested: str,
+    on_clicked: ClickHandler | None = None,
+    *,
+    balloon: BalloonSink | None = None,
+) -> NotifierChain:
+    """The backends for ``requested`` (``auto`` or a name) as one notifier. Raises
+    :class:`NotifierUnavailable` when a backend asked for by name cannot start."""
+    names = candidates(requested)
+
+    def loader(name: str) -> Candidate:
+        return Candidate(name, lambda: _load(name, on_clicked, balloon))
+
+    chain = await NotifierChain.start([loader(name) for name in names])
+    if requested not in ("auto", chain.name):
+        await chain.close()
+        raise NotifierUnavailable(
+            f"The {requested} notifier cannot be used here: "
+            f"{'; '.join(chain.problems) or 'it did not start'}."
+        )
+    return chain
 
 
-async def _load(name: str, on_clicked: ClickHandler | None) -> Notifier | None:
+async def _load(
+    name: str, on_clicked: ClickHandler | None, balloon: BalloonSink | None
+) -> Notifier | Unavailable:
     try:
         if name == "desktop":
             from app.notify.desktop import DesktopNotifierBackend
 
             return await DesktopNotifierBackend.create(on_clicked)
-        from app.notify.log_only import LogNotifier
+        if name == "win10toast":
+            from app.notify.win10toast import Win10ToastNotifier
 
-        return LogNotifier()
-    except ImportError as exc:
-        logger.warning("The %s notifier cannot be loaded: %s", name, exc)
-        return None
+            return await Win10ToastNotifier.create(on_clicked)
+        if name == "pyobjus":
+            from app.notify.pyobjus_center import PyobjusNotifier
+
+            return await PyobjusNotifier.create(on_clicked)
+        if name == "tray":
+            from app.notify.balloon import TrayBalloonNotifier
+
+            return TrayBalloonNotifier.create(balloon)
+    except ImportError as exc:  # desktop-notifier's platform part missing from this install
+        return Unavailable(f"cannot be loaded: {exc}")
+    from app.notify.log_only import LogNotifier
+
+    return LogNotifier()

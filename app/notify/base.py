@@ -1,21 +1,71 @@
-"""The one interface every notification backend implements."""
+"""The one interface every notification backend implements, and what backends share."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
+from app.bridge import call_on_loop
 from app.models import Notice
 
+logger = logging.getLogger(__name__)
+
 ClickHandler = Callable[[Notice], None]
+#: Shows a balloon from the tray icon (title, body) on the tray's thread; the future says whether
+#: the tray took it. Handed in by the desktop mode, which owns the tray.
+BalloonSink = Callable[[str, str], "concurrent.futures.Future[bool]"]
 
 
 class Notifier(Protocol):
-    """Shows notices natively. ``send`` never raises: it reports whether the OS took the notice."""
+    """Shows notices natively. ``send`` never raises: it reports whether the OS took the notice.
 
-    name: str
-    on_screen: bool  # False for backends that only record (log): not "delivered to the OS"
+    Sending a notice with the ``key`` of an earlier one replaces that one where the backend can.
+    Click handlers are called on the loop thread, whatever thread the OS calls back on.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def on_screen(self) -> bool:
+        """False for backends that only record (log): not "delivered to the OS"."""
+        ...
 
     async def send(self, notice: Notice) -> bool: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why a backend cannot be used here; ``retry`` when it may work later (a notification
+    service that starts after us), not when a library or an OS feature is missing."""
+
+    reason: str
+    retry: bool = False
+
+
+def describe(notifier: Notifier) -> str:
+    """The backend and what it can do, for people: ``desktop (D-Bus: clicks, replace, icon)``.
+    Backends without a ``capabilities`` text are described by their name."""
+    capabilities = getattr(notifier, "capabilities", "")
+    return f"{notifier.name} ({capabilities})" if capabilities else notifier.name
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, handler: ClickHandler) -> ClickHandler:
+    """``handler`` made safe to call from any thread: it runs on ``loop``, in call order.
+
+    OS libraries call back on threads of their own (win10toast-click's window thread, the macOS
+    main thread); everything past the notifier lives on the loop thread.
+    """
+    hand_over = call_on_loop(loop, handler)
+
+    def call(notice: Notice) -> None:
+        if not hand_over(notice):
+            logger.info("A notification was clicked while the app was shutting down")
+
+    return call

@@ -1,11 +1,21 @@
 """Native notifications through desktop-notifier: D-Bus on Linux, WinRT toasts, macOS.
 
-It runs on the asyncio loop; click callbacks arrive on that loop. A newer notice for the same
-conversation replaces the earlier one instead of stacking up.
+It runs on the asyncio loop. A newer notice for the same conversation replaces the earlier one
+instead of stacking up. Clicks reach the handler on the loop thread on every OS (on macOS the
+Notification Center delegate calls back on the main thread).
+
+desktop-notifier never raises from ``send``: it logs and moves on. Whether the OS took the
+notification is read from its ``on_dispatched`` callback, which only fires on success.
+
+On Windows the app id is desktop-notifier's: unpackaged, it registers ``APP_NAME`` as the
+AppUserModelID under ``HKCU\\Software\\Classes\\AppUserModelId`` (display name and icon), so toasts
+say "Telex Start". On macOS it needs the bundle id of ``Telex Start.app``; run unbundled it would
+drop every notification, so this backend then reports itself unavailable.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import sys
@@ -14,7 +24,7 @@ from desktop_notifier import Capability, DesktopNotifier, Icon
 
 from app.constants import APP_NAME, resource_path
 from app.models import Notice
-from app.notify.base import ClickHandler
+from app.notify.base import ClickHandler, Unavailable, on_loop
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +33,14 @@ MAX_BODY = 300
 # Linux notification servers render a subset of HTML in what we send (dunst even in the title):
 # text that comes from the server must show as text, never as markup, links or images.
 _ESCAPE_MARKUP = sys.platform.startswith("linux")
+_SERVICE = {"linux": "D-Bus", "win32": "WinRT toasts", "darwin": "Notification Center"}
+_WORDS = (
+    (Capability.ON_CLICKED, "clicks"),
+    (Capability.ICON, "icon"),
+    (Capability.APP_NAME, "app name"),
+    (Capability.BUTTONS, "actions"),
+    (Capability.THREAD, "grouping"),
+)
 
 
 def _displayable(text: str, limit: int) -> str:
@@ -30,31 +48,54 @@ def _displayable(text: str, limit: int) -> str:
     return html.escape(text, quote=False) if _ESCAPE_MARKUP else text
 
 
+def capability_text(capabilities: frozenset[Capability], platform: str = sys.platform) -> str:
+    """``D-Bus: clicks, replace, icon, app name``: replacing is ours (clear, then send)."""
+    service = _SERVICE.get("linux" if platform.startswith("linux") else platform, platform)
+    words = [word for capability, word in _WORDS if capability in capabilities]
+    words.insert(1 if words[:1] == ["clicks"] else 0, "replace")
+    return f"{service}: {', '.join(words)}"
+
+
 class DesktopNotifierBackend:
     name = "desktop"
     on_screen = True
 
-    def __init__(self, notifier: DesktopNotifier, on_clicked: ClickHandler | None) -> None:
+    def __init__(
+        self,
+        notifier: DesktopNotifier,
+        capabilities: frozenset[Capability],
+        on_clicked: ClickHandler | None,
+    ) -> None:
         self._notifier = notifier
         self._on_clicked = on_clicked
         self._shown: dict[str, str] = {}  # notice key -> desktop-notifier id
+        self.capabilities = capability_text(capabilities)
 
     @classmethod
-    async def create(cls, on_clicked: ClickHandler | None) -> DesktopNotifierBackend | None:
-        """The backend, or None when this machine has no usable notification service."""
+    async def create(cls, on_clicked: ClickHandler | None) -> DesktopNotifierBackend | Unavailable:
+        """The backend, or why this machine cannot use it (now, or at all)."""
+        if sys.platform == "darwin" and not _in_app_bundle():
+            return Unavailable(
+                "macOS only shows notifications of an app with a bundle id, and this copy of "
+                f"{APP_NAME} does not run from its .app bundle"
+            )
         icon_path = resource_path("icons", "telex-start.png")
-        notifier = DesktopNotifier(
-            app_name=APP_NAME, app_icon=Icon(path=icon_path) if icon_path.is_file() else None
-        )
+        try:
+            notifier = DesktopNotifier(
+                app_name=APP_NAME, app_icon=Icon(path=icon_path) if icon_path.is_file() else None
+            )
+        except Exception as exc:  # WinRT without a toast notifier for this user, ...
+            return Unavailable(f"the system notification API failed: {_text(exc)}")
         try:
             capabilities = await notifier.get_capabilities()
-        except Exception as exc:  # D-Bus missing, WinRT unavailable, ...: try the next backend
-            logger.info("Native notifications unavailable: %s", exc or type(exc).__name__)
-            return None
+        except Exception as exc:  # no session bus, no notification server, ...
+            _release(notifier)
+            return Unavailable(f"no notification service answered ({_text(exc)})", retry=True)
         if Capability.TITLE not in capabilities:
-            logger.info("Native notifications unavailable on this system")
-            return None
-        return cls(notifier, on_clicked)
+            _release(notifier)
+            return Unavailable("the notification service cannot show notifications", retry=True)
+        loop = asyncio.get_running_loop()
+        return cls(notifier, capabilities, on_loop(loop, on_clicked) if on_clicked else None)
 
     async def send(self, notice: Notice) -> bool:
         delivered = False
@@ -64,14 +105,18 @@ class DesktopNotifierBackend:
             delivered = True
 
         previous = self._shown.pop(notice.key, None)
-        try:
-            if previous is not None:
+        if previous is not None:
+            try:
                 await self._notifier.clear(previous)
+            except Exception as exc:  # gone already (dismissed, server restarted): show anyway
+                logger.debug("Could not withdraw the earlier notification: %s", _text(exc))
+        try:
             identifier = await self._notifier.send(
                 title=_displayable(notice.title, MAX_TITLE),
                 message=_displayable(notice.body, MAX_BODY),
                 on_dispatched=dispatched,
                 on_clicked=(lambda: self._clicked(notice)) if self._on_clicked else None,
+                on_dismissed=lambda: self._forget(notice.key),
             )
         except Exception:
             logger.warning("Showing a notification failed", exc_info=True)
@@ -83,9 +128,31 @@ class DesktopNotifierBackend:
         return delivered
 
     def _clicked(self, notice: Notice) -> None:
-        self._shown.pop(notice.key, None)
+        self._forget(notice.key)
         if self._on_clicked is not None:
             self._on_clicked(notice)
 
+    def _forget(self, key: str) -> None:
+        self._shown.pop(key, None)
+
     async def close(self) -> None:
         self._shown.clear()
+        _release(self._notifier)
+
+
+def _in_app_bundle() -> bool:
+    from desktop_notifier.backends.macos_support import is_bundle
+
+    return bool(is_bundle())
+
+
+def _release(notifier: DesktopNotifier) -> None:
+    """Close the D-Bus connection desktop-notifier opened (it has no close of its own), so a
+    probe that found no notification server leaves nothing open."""
+    bus = getattr(getattr(notifier, "_backend", None), "bus", None)
+    if bus is not None:
+        bus.disconnect()
+
+
+def _text(error: BaseException) -> str:
+    return str(error) or type(error).__name__

@@ -10,6 +10,7 @@ thread), requests of a second launch, signals, and the outcome of background job
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -19,8 +20,10 @@ import signal
 import sys
 import threading
 import tkinter as tk
+import webbrowser
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -30,9 +33,10 @@ from app.bridge import LoopThread, UiQueue, run_in_thread
 from app.config import Settings
 from app.constants import APP_NAME
 from app.errors import ConfigError, TelexError
-from app.events import LoginRequired, NotificationClicked, ShowError, UiEvent
+from app.events import LoginRequired, NotificationClicked, ShowError, UiEvent, UpdateAvailable
 from app.mainapp import (
     Closed,
+    Conversation,
     MainApp,
     MainAppNotFound,
     MainAppNotRunning,
@@ -53,18 +57,25 @@ from app.ui.dialogs import (
     ask_for_program,
 )
 from app.ui.menu import (
+    Action,
     Command,
+    PauseNotifications,
+    ResumeNotifications,
+    ToggleOrganisation,
     TrayState,
     TrayView,
     apply_event,
     main_app_opened,
+    muted_set,
+    pause_end,
     start_at_login_set,
     tray_view,
+    update_checks_set,
 )
 from app.ui.tray import TrayMessage, TrayStatus
 
 if TYPE_CHECKING:
-    from app.models import Notice
+    from app.models import Notice, Quiet
     from app.notify.base import Notifier
     from app.service import TelexService
     from app.single_instance import Primary
@@ -84,17 +95,15 @@ LOOP_GRACE = 0.2
 DRAIN_EVERY_MS = 100
 DOCK_CHECK_EVERY_MS = 2000
 SUCCESS_MESSAGE_MS = 5000
-#: Loggers whose warnings say why a notification was not shown.
-NOTIFIER_LOGGERS = ("app.notify", "desktop_notifier")
-
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class NotificationTestResult:
-    backend: str  # the notifier that was asked
+    backend: str  # the backend that showed it; when none did, the one asked first
     delivered: bool
     reason: str | None = None  # why it was not shown, in words for the user
+    capabilities: str = ""  # what the backend can do, e.g. "D-Bus: clicks, replace, icon"
 
 
 class ServiceApi(Protocol):
@@ -105,6 +114,10 @@ class ServiceApi(Protocol):
     async def sign_out(self) -> None: ...
 
     async def send_test_notification(self) -> NotificationTestResult: ...
+
+    async def set_quiet(self, quiet: Quiet) -> None: ...
+
+    async def check_for_updates(self, enabled: bool) -> None: ...
 
 
 class TrayApi(Protocol):
@@ -118,7 +131,14 @@ class TrayApi(Protocol):
 
 
 MakeTray = Callable[[TrayView, Callable[[TrayMessage], None]], TrayApi]
+
+
+class BalloonTray(TrayApi, Protocol):
+    def notify(self, title: str, body: str) -> concurrent.futures.Future[bool]: ...
+
+
 ChooseProgram = Callable[[tk.Misc], Path | None]
+OpenUrl = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -138,7 +158,7 @@ class JobDone(Generic[T]):
     then: Callable[[concurrent.futures.Future[T]], None]
 
 
-InboxItem = UiEvent | Command | TrayStatus | JobDone[Any]
+InboxItem = UiEvent | Action | TrayStatus | JobDone[Any]
 
 
 class Core:
@@ -152,6 +172,10 @@ class Core:
         self._resources = contextlib.AsyncExitStack()
         self._service: TelexService | None = None
         self._notifier: Notifier | None = None
+        # Set on the Tk thread once the tray exists, read on the loop thread (one reference).
+        self._balloon: Callable[[str, str], concurrent.futures.Future[bool]] | None = None
+        self._update_checks: asyncio.Task[None] | None = None
+        self._update_checks_wanted = False
 
     async def start(self) -> LoginDefaults:
         # The network side enters app.ui here, on the loop thread, and nowhere else.
@@ -173,7 +197,9 @@ class Core:
             if service is not None:
                 service.notification_clicked(notice)
 
-        self._notifier = await create_notifier(settings.notifier, clicked)
+        self._notifier = await create_notifier(
+            settings.notifier, clicked, balloon=self._show_balloon
+        )
         service = await self._resources.enter_async_context(
             TelexService(settings, self._notifier, self._emit)
         )
@@ -186,25 +212,59 @@ class Core:
     async def sign_out(self) -> None:
         await self._started().sign_out()
 
+    async def set_quiet(self, quiet: Quiet) -> None:
+        self._started().set_quiet(quiet)
+
+    async def check_for_updates(self, enabled: bool) -> None:
+        """The user's choice: the daily check starts the first time it is wanted, and asks
+        this choice before every look, so switching it off sends nothing from then on."""
+        self._update_checks_wanted = enabled
+        if not enabled or self._update_checks is not None or not self._settings.update_url:
+            return
+        from app.updates import Release, UpdateChecker
+
+        def offer(release: Release) -> None:
+            self._emit(UpdateAvailable(str(release.version), release.url))
+
+        checker = UpdateChecker.for_settings(self._settings)
+        task = asyncio.create_task(
+            checker.run(offer, enabled=lambda: self._update_checks_wanted), name="update-check"
+        )
+        self._update_checks = task
+        self._resources.push_async_callback(_cancelled, task)
+
     async def send_test_notification(self) -> NotificationTestResult:
-        """Which backend was asked and, when it did not show the notification, why: what it
-        logged while trying, or what kind of backend it is."""
+        """Which backend showed it and what that backend can do; when none did, which was
+        asked and why: what it logged while trying, or what kind of backend it is."""
+        from app.notify.report import send_test
+
         service, notifier = self._started(), self._notifier
         assert notifier is not None
-        with _warnings_of(NOTIFIER_LOGGERS) as warnings:
-            delivered = await service.send_test_notification()
-        if delivered:
-            return NotificationTestResult(notifier.name, delivered=True)
-        if not notifier.on_screen:
-            reason = (
-                "it only writes notifications to the log file, because no notification "
-                "service answered when Telex Start started"
-            )
-        elif warnings:
-            reason = warnings[-1]
-        else:
-            reason = "the notification service did not confirm that it showed it"
-        return NotificationTestResult(notifier.name, delivered=False, reason=reason)
+        report = await send_test(notifier, service.send_test_notification)
+        return NotificationTestResult(
+            report.backend, report.shown, report.reason, capabilities=report.capabilities
+        )
+
+    def tray_with_balloons(
+        self, make_tray: Callable[[TrayView, Callable[[TrayMessage], None]], BalloonTray]
+    ) -> MakeTray:
+        """``make_tray``, with the tray's balloon offered to the notifiers as a fallback."""
+
+        def make(view: TrayView, post: Callable[[TrayMessage], None]) -> TrayApi:
+            tray = make_tray(view, post)
+            self._balloon = tray.notify
+            return tray
+
+        return make
+
+    def _show_balloon(self, title: str, body: str) -> concurrent.futures.Future[bool]:
+        """Loop thread: a balloon from the tray, once there is one."""
+        show = self._balloon
+        if show is not None:
+            return show(title, body)
+        none: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        none.set_result(False)
+        return none
 
     async def aclose(self) -> None:
         """Close the service (drops the session: nobody is signed out), then the stack."""
@@ -213,30 +273,6 @@ class Core:
     def _started(self) -> TelexService:
         assert self._service is not None, "Core.start() first"
         return self._service
-
-
-@contextlib.contextmanager
-def _warnings_of(names: tuple[str, ...]) -> Iterator[list[str]]:
-    """Collect the warnings these loggers emit meanwhile (message and exception text)."""
-    collected: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            text = record.getMessage()
-            if record.exc_info and record.exc_info[1] is not None:
-                error = record.exc_info[1]
-                text = f"{text}: {error or type(error).__name__}"
-            collected.append(text)
-
-    handler = Collect(logging.WARNING)
-    loggers = [logging.getLogger(name) for name in names]
-    for each in loggers:
-        each.addHandler(handler)
-    try:
-        yield collected
-    finally:
-        for each in loggers:
-            each.removeHandler(handler)
 
 
 class DesktopApp:
@@ -258,6 +294,7 @@ class DesktopApp:
         startup_item: LoginItem,
         login_defaults: LoginDefaults = LoginDefaults(),
         choose_program: ChooseProgram = ask_for_program,
+        open_url: OpenUrl = webbrowser.open,
     ) -> None:
         self._root = root
         self._settings = settings
@@ -271,7 +308,12 @@ class DesktopApp:
         self._startup_item = startup_item
         self._login_defaults = login_defaults
         self._choose_program = choose_program
-        self._state = TrayState(start_at_login=self._starts_at_login())
+        self._open_url = open_url
+        self._state = TrayState(
+            start_at_login=self._starts_at_login(),
+            muted=self._preferences.quiet.muted,
+            check_for_updates=self._preferences.check_for_updates,
+        )
         self._tray = make_tray(tray_view(self._state), inbox.post)
         self._tray_status: TrayStatus | None = None
         self._corner = Corner()
@@ -298,6 +340,9 @@ class DesktopApp:
         """Show the tray, open the login dialog (nobody is signed in at start-up) and start
         draining the inbox; Tk's event loop does the rest."""
         self._tray.start()
+        self._in_background(
+            self._service.check_for_updates(self._state.check_for_updates), self._report_failure
+        )
         self._root.after_idle(self._open_login)
         self._root.after(DRAIN_EVERY_MS, self._drain)
         self._root.after(DOCK_CHECK_EVERY_MS, self._keep_tray_docked)
@@ -328,6 +373,8 @@ class DesktopApp:
         try:
             if isinstance(item, Command):
                 self._command(item)
+            elif isinstance(item, PauseNotifications | ResumeNotifications | ToggleOrganisation):
+                self._quiet_asked(item)
             elif isinstance(item, JobDone):
                 item.then(item.future)
             elif isinstance(item, TrayStatus):
@@ -345,34 +392,35 @@ class DesktopApp:
         elif isinstance(event, ShowError):
             self._error.show(event.title, event.message)
         elif isinstance(event, NotificationClicked):
-            self._open_main_app()
+            notice = event.notice
+            self._open_main_app(
+                Conversation(notice.channel_id, notice.org_id or "") if notice.channel_id else None
+            )
 
     def _command(self, command: Command) -> None:
         logger.info("Command: %s", command.value)
-        match command:
-            case Command.LOGIN:
-                self._open_login()
-            case Command.LOGOUT:
-                self._in_background(self._service.sign_out(), self._report_failure)
-            case Command.OPEN_MAIN_APP:
-                self._open_main_app()
-            case Command.CLOSE_MAIN_APP:
-                self._when_done(run_in_thread(self._main_app.close, "close-main-app"), self._closed)
-            case Command.TEST_NOTIFICATION:
-                self._in_background(self._service.send_test_notification(), self._test_sent)
-            case Command.START_AT_LOGIN:
-                self._toggle_start_at_login()
-            case Command.OPEN_LOG_FOLDER:
-                self._open_log_folder()
-            case Command.SHOW_WINDOW:
-                self._show_menu_window(focus=True)
-            case Command.ACTIVATE:  # launched again: the user is looking for us
-                if self._state.signed_in:
-                    self._open_main_app()
-                else:
-                    self._open_login()
-            case Command.EXIT:
-                self._exit()
+        handlers: dict[Command, Callable[[], object]] = {
+            Command.LOGIN: self._open_login,
+            Command.LOGOUT: lambda: self._in_background(
+                self._service.sign_out(), self._report_failure
+            ),
+            Command.OPEN_MAIN_APP: self._open_main_app,
+            Command.CLOSE_MAIN_APP: lambda: self._when_done(
+                run_in_thread(self._main_app.close, "close-main-app"), self._closed
+            ),
+            Command.TEST_NOTIFICATION: lambda: self._in_background(
+                self._service.send_test_notification(), self._test_sent
+            ),
+            Command.START_AT_LOGIN: self._toggle_start_at_login,
+            Command.OPEN_LOG_FOLDER: self._open_log_folder,
+            Command.CHECK_FOR_UPDATES: self._toggle_update_checks,
+            Command.GET_UPDATE: self._get_update,
+            Command.SHOW_WINDOW: lambda: self._show_menu_window(focus=True),
+            # Launched again: the user is looking for us.
+            Command.ACTIVATE: self._open_main_app if self._state.signed_in else self._open_login,
+            Command.EXIT: self._exit,
+        }
+        handlers[command]()
 
     def _in_background(
         self, coro: Coroutine[Any, Any, T], then: Callable[[concurrent.futures.Future[T]], None]
@@ -460,8 +508,10 @@ class DesktopApp:
 
     # -- the main app --------------------------------------------------------------------------
 
-    def _open_main_app(self) -> None:
-        self._when_done(run_in_thread(self._main_app.open, "open-main-app"), self._opened)
+    def _open_main_app(self, conversation: Conversation | None = None) -> None:
+        self._when_done(
+            run_in_thread(lambda: self._main_app.open(conversation), "open-main-app"), self._opened
+        )
 
     def _opened(self, future: concurrent.futures.Future[Opened]) -> None:
         error = future.exception()
@@ -509,6 +559,24 @@ class DesktopApp:
 
     # -- the other commands ----------------------------------------------------------------
 
+    def _quiet_asked(
+        self, action: PauseNotifications | ResumeNotifications | ToggleOrganisation
+    ) -> None:
+        """Pause, resume or (un)mute: remembered first (it outlives a restart), then applied
+        by the service, which tells the tray how the pause stands."""
+        quiet = self._preferences.quiet
+        if isinstance(action, PauseNotifications):
+            until = pause_end(action.choice, datetime.now().astimezone())
+            quiet = dataclasses.replace(quiet, paused=True, until=until)
+        elif isinstance(action, ResumeNotifications):
+            quiet = dataclasses.replace(quiet, paused=False, until=None)
+        else:
+            quiet = dataclasses.replace(quiet, muted=quiet.muted ^ {action.org_id})
+            self._set_state(muted_set(self._state, quiet.muted))
+        logger.info("Notification wishes: %s", quiet)
+        self._remember(quiet=quiet)
+        self._in_background(self._service.set_quiet(quiet), self._report_failure)
+
     def _toggle_start_at_login(self) -> None:
         item = self._startup_item
         try:
@@ -529,6 +597,35 @@ class DesktopApp:
         except OSError as exc:
             logger.warning("Cannot tell whether %s starts at login: %s", APP_NAME, exc)
             return False
+
+    def _toggle_update_checks(self) -> None:
+        enabled = not self._state.check_for_updates
+        logger.info("Check for updates: %s", "on" if enabled else "off")
+        self._set_state(update_checks_set(self._state, enabled))
+        self._remember(check_for_updates=enabled)
+        self._in_background(self._service.check_for_updates(enabled), self._report_failure)
+
+    def _get_update(self) -> None:
+        """The release page in the browser: the user downloads and installs it (nothing is
+        installed behind their back)."""
+        update = self._state.update
+        if update is None:
+            return
+        logger.info("Opening the page of release %s", update.version)
+        self._when_done(
+            run_in_thread(lambda: self._open_url(update.url), "open-update"), self._update_opened
+        )
+
+    def _update_opened(self, future: concurrent.futures.Future[bool]) -> None:
+        error = future.exception()
+        if error is not None or not future.result():
+            update = self._state.update
+            where = update.url if update else "the release page"
+            logger.warning("Cannot open %s: %s", where, error or "no browser")
+            self._error.show(
+                "Cannot open the download page",
+                f"No web browser could be started. The new version is at {where}",
+            )
 
     def _open_log_folder(self) -> None:
         try:
@@ -595,6 +692,12 @@ def _log_callback_exception(
     logger.error("Error in a Tk callback", exc_info=(kind, error, tb))
 
 
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @contextlib.contextmanager
 def _exit_on_signals(post: Callable[[Command], None]) -> Iterator[None]:
     """SIGINT/SIGTERM ask for the same clean exit as the menu. The handler only posts (a
@@ -654,8 +757,12 @@ def _compose_and_run(settings: Settings, *, demo: bool, instance: Primary | None
         inbox=inbox,
         service=core,
         shutdown=core.aclose,
-        make_tray=TrayIcon,
-        main_app=MainApp(settings.main_app, preferences.load().main_app),
+        make_tray=core.tray_with_balloons(TrayIcon),
+        main_app=MainApp(
+            settings.main_app,
+            preferences.load().main_app,
+            conversation_args=settings.main_app_conversation_args,
+        ),
         preferences=preferences,
         startup_item=login_item(),
         login_defaults=login_defaults,

@@ -2,7 +2,8 @@
 
 pystray's xorg backend has no menu, and a desktop without a tray host shows no icon at all; the
 same entries (:func:`app.ui.menu.menu_entries`) then live here: the status line, one button per
-action, a check box for "Start at login", and the reason the menu is missing. Tk thread only.
+action, a check box for "Start at login", a drop-down button per submenu (pause, organisations),
+and the reason the menu is missing. Tk thread only.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import logging
 import tkinter as tk
 from collections.abc import Callable
 from tkinter import ttk
+from typing import Literal, cast
 
 from app.constants import APP_NAME
 from app.ui.dialogs import WINDOW_CLASS, Corner, bring_forward
-from app.ui.menu import Command, MenuEntry, MenuLine, TrayView
+from app.ui.menu import Action, Command, MenuEntry, MenuLine, TrayView
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ HINT_WRAP = 280
 class ControlWindow:
     """Shows a :class:`TrayView` as buttons; a click calls ``on_command`` (Tk thread)."""
 
-    def __init__(self, root: tk.Tk, corner: Corner, on_command: Callable[[Command], None]):
+    def __init__(self, root: tk.Tk, corner: Corner, on_command: Callable[[Action], None]):
         self._root = root
         self._corner = corner
         self._on_command = on_command
@@ -34,7 +36,7 @@ class ControlWindow:
         self._widgets: list[tuple[MenuLine, tk.Widget]] = []
         self._status: ttk.Label
         self._hint: ttk.Label
-        self._checks: dict[Command, ttk.Checkbutton] = {}
+        self._checks: dict[Action, ttk.Checkbutton] = {}
         self._minimise_on_close = False
 
     @property
@@ -128,6 +130,10 @@ class ControlWindow:
     def _widget(self, frame: ttk.Frame, line: MenuLine) -> tk.Widget:
         if not isinstance(line, MenuEntry):
             return ttk.Separator(frame, orient=tk.HORIZONTAL)
+        if line.submenu is not None:
+            button = ttk.Menubutton(frame, text=line.label)
+            button["menu"] = tk.Menu(button, tearoff=False)
+            return button
         command = line.command
         if command is None:
             return ttk.Label(frame, text=line.label, style="Heading.TLabel")
@@ -145,10 +151,12 @@ class ControlWindow:
 
     def _apply(self, line: MenuLine, widget: tk.Widget) -> None:
         if isinstance(line, MenuEntry):
-            if isinstance(widget, ttk.Label | ttk.Button | ttk.Checkbutton):
+            if isinstance(widget, ttk.Label | ttk.Button | ttk.Checkbutton | ttk.Menubutton):
                 widget.configure(text=line.label)
-            if isinstance(widget, ttk.Button | ttk.Checkbutton):
+            if isinstance(widget, ttk.Button | ttk.Checkbutton | ttk.Menubutton):
                 widget.state(["!disabled"] if line.enabled else ["disabled"])
+            if isinstance(widget, ttk.Menubutton):
+                self._fill(widget, line.submenu or ())
             if line.command in self._checks:
                 check = self._checks[line.command]
                 check.setvar(str(check.cget("variable")), "1" if line.checked else "0")
@@ -157,8 +165,34 @@ class ControlWindow:
                 return
         widget.grid()
 
-    def _clicked(self, command: Command) -> None:
-        logger.info("Menu window: %s", command.value)
+    def _fill(self, button: ttk.Menubutton, entries: tuple[MenuEntry, ...]) -> None:
+        """The drop-down's items, rebuilt from the view: check items keep their state in a Tcl
+        variable named after the menu (no tkinter Variable, as above)."""
+        menu = button.nametowidget(str(button.cget("menu")))
+        assert isinstance(menu, tk.Menu)
+        menu.delete(0, tk.END)
+        for index, entry in enumerate(entries):
+            action = entry.command
+            if action is None or not entry.visible:
+                continue
+            state: Literal["normal", "disabled"] = "normal" if entry.enabled else "disabled"
+            if entry.checked is None:
+                menu.add_command(label=entry.label, state=state, command=self._invoker(action))
+                continue
+            variable = f"{menu}.check{index}"
+            menu.setvar(variable, "1" if entry.checked else "0")
+            menu.add_checkbutton(
+                label=entry.label,
+                state=state,
+                variable=cast(tk.Variable, variable),  # Tk takes the variable's name
+                command=self._invoker(action),
+            )
+
+    def _invoker(self, action: Action) -> Callable[[], None]:
+        return lambda: self._clicked(action)
+
+    def _clicked(self, command: Action) -> None:
+        logger.info("Menu window: %s", command)
         if command is not Command.EXIT and not self._minimise_on_close:
             self.hide()  # like a menu: it goes away once something is picked
         self._on_command(command)

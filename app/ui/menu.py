@@ -9,10 +9,21 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import Enum, StrEnum
+from typing import Any
 
 from app.constants import APP_NAME
-from app.events import Notified, SignedIn, StateChanged, UiEvent
+from app.events import (
+    NotificationClicked,
+    Notified,
+    PauseChanged,
+    SignedIn,
+    StateChanged,
+    UiEvent,
+    UpdateAvailable,
+)
+from app.models import NoticeKind, Organisation
 
 #: Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA.szTip).
 TOOLTIP_MAX = 127
@@ -48,9 +59,73 @@ class Command(Enum):
     TEST_NOTIFICATION = "test notification"
     START_AT_LOGIN = "start at login"  # toggles
     OPEN_LOG_FOLDER = "open log folder"
+    CHECK_FOR_UPDATES = "check for updates"  # toggles the daily check
+    GET_UPDATE = "get update"  # opens the newer release's page
     SHOW_WINDOW = "show window"  # a tray icon without a menu was clicked
     ACTIVATE = "activate"
     EXIT = "exit"
+
+
+#: "Until tomorrow" ends at this local hour: the start of a working day.
+TOMORROW_HOUR = 8
+
+
+class PauseChoice(Enum):
+    MINUTES_30 = "For 30 minutes"
+    HOUR_1 = "For 1 hour"
+    TOMORROW = f"Until tomorrow {TOMORROW_HOUR:02d}:00"
+    UNTIL_RESUMED = "Until I resume"
+
+
+@dataclass(frozen=True)
+class PauseNotifications:
+    choice: PauseChoice
+
+
+@dataclass(frozen=True)
+class ResumeNotifications:
+    """End a pause now (and see what it held back)."""
+
+
+@dataclass(frozen=True)
+class ToggleOrganisation:
+    """Mute an organisation that notifies, or let a muted one notify again."""
+
+    org_id: str
+
+
+#: What a menu entry asks for: a plain command, or one that carries its value.
+Action = Command | PauseNotifications | ResumeNotifications | ToggleOrganisation
+
+
+def pause_end(choice: PauseChoice, now: datetime) -> datetime | None:
+    """When a pause chosen at ``now`` (timezone-aware, local) ends; None: when resumed."""
+    match choice:
+        case PauseChoice.MINUTES_30:
+            return now + timedelta(minutes=30)
+        case PauseChoice.HOUR_1:
+            return now + timedelta(hours=1)
+        case PauseChoice.TOMORROW:
+            tomorrow = (now + timedelta(days=1)).date()
+            return datetime(
+                tomorrow.year, tomorrow.month, tomorrow.day, TOMORROW_HOUR, tzinfo=now.tzinfo
+            )
+        case PauseChoice.UNTIL_RESUMED:
+            return None
+
+
+def pause_text(until: datetime | None, at: datetime) -> str:
+    """``until 14:30``, ``until tomorrow 08:00``, ``until Mon 7 Dec 08:00`` — in the local
+    time of ``at`` (when the pause was set or restored); ``until resumed`` without an end."""
+    if until is None:
+        return "until resumed"
+    local = until.astimezone(at.tzinfo)
+    days = (local.date() - at.date()).days
+    if days == 0:
+        return f"until {local:%H:%M}"
+    if days == 1:
+        return f"until tomorrow {local:%H:%M}"
+    return f"until {local:%a} {local.day} {local:%b %H:%M}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +135,11 @@ class TrayState:
     retry_in: float | None = None
     unread: int = 0  # notifications shown since the main app was last opened
     start_at_login: bool = False  # what the OS login item says, not a wish
+    organisations: tuple[Organisation, ...] = ()  # of the signed-in user
+    muted: frozenset[str] = frozenset()  # organisation ids that do not notify
+    paused: str | None = None  # "until 14:30" while notifications are paused
+    check_for_updates: bool = True  # the user's choice (preferences)
+    update: UpdateAvailable | None = None  # a newer release, while checking is on
 
     @property
     def signed_in(self) -> bool:
@@ -68,20 +148,55 @@ class TrayState:
 
 def apply_event(state: TrayState, event: UiEvent) -> TrayState:
     """The tray state after a service event; events the tray does not show leave it as is."""
+    changes: dict[str, Any] = {}
     if isinstance(event, StateChanged):
-        try:
-            phase = Phase(event.state)
-        except ValueError:  # a state this version does not know: not connected, at least
-            phase = Phase.RECONNECTING
-        if phase is Phase.SIGNED_OUT:
-            return TrayState(start_at_login=state.start_at_login)
-        return dataclasses.replace(state, phase=phase, retry_in=event.retry_in)
+        return _state_changed(state, event)
     if isinstance(event, SignedIn):
-        return dataclasses.replace(state, email=event.email, unread=0)
-    if isinstance(event, Notified) and event.delivered and event.notice.org_id is not None:
-        # Only news from an organisation counts as unread; a test notification does not.
-        return dataclasses.replace(state, unread=state.unread + 1)
-    return state
+        changes = {"email": event.email, "unread": 0, "organisations": event.organisations}
+    elif isinstance(event, Notified) and event.delivered and _is_news(event):
+        changes = {"unread": state.unread + 1}
+    elif isinstance(event, NotificationClicked):  # the user is on their way to Telex
+        changes = {"unread": 0}
+    elif isinstance(event, PauseChanged):
+        changes = {"paused": pause_text(event.until, event.at) if event.paused else None}
+    elif isinstance(event, UpdateAvailable) and state.check_for_updates:
+        changes = {"update": event}
+    return dataclasses.replace(state, **changes) if changes else state
+
+
+def _state_changed(state: TrayState, event: StateChanged) -> TrayState:
+    try:
+        phase = Phase(event.state)
+    except ValueError:  # a state this version does not know: not connected, at least
+        phase = Phase.RECONNECTING
+    if phase is Phase.SIGNED_OUT:  # the user's wishes stay; the account's data goes
+        return TrayState(
+            start_at_login=state.start_at_login,
+            muted=state.muted,
+            paused=state.paused,
+            check_for_updates=state.check_for_updates,
+            update=state.update,
+        )
+    return dataclasses.replace(state, phase=phase, retry_in=event.retry_in)
+
+
+def _is_news(event: Notified) -> bool:
+    """News from an organisation, or a summary of news; a test notification is not."""
+    kind = event.notice.kind
+    return kind is NoticeKind.SUMMARY or (
+        kind is NoticeKind.NEWS and event.notice.org_id is not None
+    )
+
+
+def muted_set(state: TrayState, muted: frozenset[str]) -> TrayState:
+    return dataclasses.replace(state, muted=muted)
+
+
+def update_checks_set(state: TrayState, enabled: bool) -> TrayState:
+    """Switched off, a release found earlier is no longer offered either."""
+    return dataclasses.replace(
+        state, check_for_updates=enabled, update=state.update if enabled else None
+    )
 
 
 def start_at_login_set(state: TrayState, enabled: bool) -> TrayState:
@@ -112,11 +227,14 @@ def connection_text(state: TrayState) -> str:
 def status_line(state: TrayState) -> str:
     """The menu's first, disabled line: who is signed in and how the connection is."""
     if state.phase is Phase.SIGNED_OUT:
-        return "Signed out"
+        return f"Signed out; notifications paused {state.paused}" if state.paused else "Signed out"
     if state.phase is Phase.SIGNING_IN:
         return "Signing in…"
     who = f"Signed in as {state.email}" if state.email else "Signed in"
-    return f"{who} — {connection_text(state)}"
+    line = f"{who} — {connection_text(state)}"
+    if state.paused:
+        line += f"; notifications paused {state.paused}"
+    return line
 
 
 def tooltip(state: TrayState) -> str:
@@ -146,11 +264,12 @@ def icon_kind(state: TrayState) -> IconKind:
 @dataclass(frozen=True)
 class MenuEntry:
     label: str
-    command: Command | None = None  # None: an informational line
+    command: Action | None = None  # None: an informational line, or a submenu
     enabled: bool = True
     visible: bool = True
     default: bool = False  # activated by a left click where the backend supports it
     checked: bool | None = None  # None: not a check item
+    submenu: tuple[MenuEntry, ...] | None = None  # a submenu's entries (then no command)
 
 
 @dataclass(frozen=True)
@@ -170,6 +289,19 @@ class TrayView:
     menu: tuple[MenuLine, ...]
 
 
+def pause_menu(state: TrayState) -> tuple[MenuEntry, ...]:
+    """The pause lengths; picking one while paused replaces the pause."""
+    return tuple(MenuEntry(choice.value, PauseNotifications(choice)) for choice in PauseChoice)
+
+
+def organisations_menu(state: TrayState) -> tuple[MenuEntry, ...]:
+    """One check item per organisation: checked ones notify."""
+    return tuple(
+        MenuEntry(org.name, ToggleOrganisation(org.id), checked=org.id not in state.muted)
+        for org in sorted(state.organisations, key=lambda o: o.name.casefold())
+    )
+
+
 def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
     signed_in = state.signed_in
     return (
@@ -186,9 +318,28 @@ def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
         MenuEntry("Open Main App", Command.OPEN_MAIN_APP, default=True),
         MenuEntry("Close Main App", Command.CLOSE_MAIN_APP),
         Separator(),
+        MenuEntry("Pause notifications", submenu=pause_menu(state)),
+        MenuEntry(
+            f"Resume notifications (paused {state.paused})"
+            if state.paused
+            else "Resume notifications",
+            ResumeNotifications(),
+            visible=state.paused is not None,
+        ),
+        MenuEntry(
+            "Notify for organisations",
+            submenu=organisations_menu(state),
+            visible=signed_in and bool(state.organisations),
+        ),
         MenuEntry("Test Notifications", Command.TEST_NOTIFICATION),
         MenuEntry("Start at login", Command.START_AT_LOGIN, checked=state.start_at_login),
         MenuEntry("Open log folder", Command.OPEN_LOG_FOLDER),
+        MenuEntry("Check for updates", Command.CHECK_FOR_UPDATES, checked=state.check_for_updates),
+        MenuEntry(
+            f"Get {APP_NAME} {state.update.version}…" if state.update else "Get the update…",
+            Command.GET_UPDATE,
+            visible=state.update is not None,
+        ),
         Separator(),
         MenuEntry("Exit", Command.EXIT),
     )

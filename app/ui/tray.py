@@ -15,6 +15,7 @@ shows no icon at all; the status says so, and the app offers the same actions in
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import queue
 import sys
@@ -24,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from app.bridge import run_in_thread
 from app.constants import APP_NAME, APP_SLUG
 from app.ui.icons import tray_image
-from app.ui.menu import Command, IconKind, MenuEntry, MenuLine, TrayView
+from app.ui.menu import Action, Command, IconKind, MenuEntry, MenuLine, TrayView
 
 if TYPE_CHECKING:
     from app.ui.xorg import XorgTray
@@ -53,7 +55,7 @@ class TrayStatus:
         return self.has_menu and self.host
 
 
-TrayMessage = Command | TrayStatus
+TrayMessage = Action | TrayStatus
 Post = Callable[[TrayMessage], None]
 Call = Callable[[Any], None]  # work for the tray thread; gets the pystray icon
 
@@ -86,9 +88,13 @@ def build_menu(pystray: Any, lines: tuple[MenuLine, ...], post: Post, *, has_men
         if not isinstance(line, MenuEntry):
             return pystray.Menu.SEPARATOR
         checked = None if line.checked is None else (lambda _item, on=line.checked: on)
+        if line.submenu is not None:  # pystray takes a Menu in place of the action
+            action: Any = pystray.Menu(*(item(entry) for entry in line.submenu))
+        else:
+            action = None if line.command is None else _poster(post, line.command)
         return pystray.MenuItem(
             line.label,
-            None if line.command is None else _poster(post, line.command),
+            action,
             checked=checked,
             enabled=line.enabled,
             visible=line.visible,
@@ -98,9 +104,9 @@ def build_menu(pystray: Any, lines: tuple[MenuLine, ...], post: Post, *, has_men
     return pystray.Menu(*(item(line) for line in lines))
 
 
-def _poster(post: Post, command: Command) -> Callable[[], None]:
+def _poster(post: Post, command: Action) -> Callable[[], None]:
     def action() -> None:  # runs on the tray thread: hand over, do nothing else
-        logger.debug("Tray: %s", command.value)
+        logger.debug("Tray: %s", command)
         post(command)
 
     return action
@@ -145,6 +151,31 @@ class TrayIcon:
         if xorg is None or self._stopping:
             return
         self._call(xorg.redock if xorg.needs_docking() else self._apply)
+
+    def notify(self, title: str, body: str) -> concurrent.futures.Future[bool]:
+        """A balloon from the icon (the notifiers' fallback); callable from any thread. The
+        future says whether pystray showed it: False where its backend has no notifications
+        (xorg) or the icon does not run."""
+        icon = self._icon
+        if sys.platform == "darwin" and icon is not None and not self._stopping:
+            # The tray's work runs in place when asked, and must stay on the main thread;
+            # pystray's balloon here is an osascript run, not AppKit: a thread of its own.
+            return run_in_thread(lambda: _balloon(icon, title, body), "tray-balloon")
+        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        if icon is None or self._stopping or self._wake is None:
+            done.set_result(False)
+            return done
+
+        def show(icon: Any) -> None:
+            try:
+                shown = _balloon(icon, title, body)
+            except Exception as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(shown)
+
+        self._call(show)
+        return done
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         if self._stopping:
@@ -301,6 +332,13 @@ class TrayIcon:
         import pystray
 
         return bool(pystray.Icon.__module__ == "pystray._xorg")
+
+
+def _balloon(icon: Any, title: str, body: str) -> bool:
+    if not icon.HAS_NOTIFICATION:
+        return False
+    icon.notify(body, title)
+    return True
 
 
 def _show_icon(icon: Any) -> None:

@@ -7,6 +7,7 @@ The app's log lines (stderr) are the test's eyes: wait on them, never on sleeps.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -181,12 +182,21 @@ class FakeMainApp:
             return []
         return [int(line) for line in self.closed_marker.read_text().split()]
 
+    def arguments(self) -> list[list[str]]:
+        """The command-line arguments of every start, in order."""
+        marker = self.started_marker.with_name("arguments")
+        if not marker.exists():
+            return []
+        return [json.loads(line) for line in marker.read_text().splitlines()]
+
 
 STAND_IN = """\
-import os, signal, sys, tkinter as tk
+import json, os, signal, sys, tkinter as tk
 import Xlib.display, Xlib.Xatom
 
 started, closed, ignore_term = sys.argv[1], sys.argv[2], sys.argv[3] == "ignore"
+with open(os.path.join(os.path.dirname(started), "arguments"), "a") as out:
+    out.write(json.dumps(sys.argv[4:]) + "\\n")
 root = tk.Tk()
 root.title("Telex stand-in")
 root.geometry("240x120+80+80")
@@ -227,7 +237,7 @@ def make_fake_main_app(folder: Path, *, ignore_term: bool = False) -> FakeMainAp
     executable = folder / "telex"
     mode = "ignore" if ignore_term else "obey"
     executable.write_text(
-        f'#!/bin/sh\nexec "{sys.executable}" "{program}" "{started}" "{closed}" {mode}\n'
+        f'#!/bin/sh\nexec "{sys.executable}" "{program}" "{started}" "{closed}" {mode} "$@"\n'
     )
     executable.chmod(0o755)
     return FakeMainApp(executable, started, closed)

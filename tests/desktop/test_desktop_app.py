@@ -9,6 +9,7 @@ windows, the main app process, the login item, the tray view.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -18,6 +19,7 @@ import time
 import tkinter as tk
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from tkinter import ttk
 from typing import TypeVar
@@ -29,14 +31,32 @@ from app.autostart import XdgAutostart
 from app.bridge import LoopThread, UiQueue
 from app.config import Settings
 from app.errors import InvalidCredentials
-from app.events import LoginRequired, NotificationClicked, Notified, ShowError, StateChanged
+from app.events import (
+    LoginRequired,
+    NotificationClicked,
+    Notified,
+    PauseChanged,
+    ShowError,
+    SignedIn,
+    StateChanged,
+    UpdateAvailable,
+)
 from app.mainapp import MainApp, MainAppNotRunning
-from app.models import Notice
+from app.models import Notice, NoticeKind, Organisation, Quiet
 from app.preferences import PreferencesStore
-from app.ui.app import DesktopApp, InboxItem, LoginDefaults, NotificationTestResult
+from app.ui.app import DesktopApp, InboxItem, JobDone, LoginDefaults, NotificationTestResult
 from app.ui.control import MENU_TITLE
 from app.ui.dialogs import LOGIN_TITLE, apply_theme
-from app.ui.menu import Command, IconKind, MenuEntry, TrayView
+from app.ui.menu import (
+    Command,
+    IconKind,
+    MenuEntry,
+    PauseChoice,
+    PauseNotifications,
+    ResumeNotifications,
+    ToggleOrganisation,
+    TrayView,
+)
 from app.ui.tray import TrayMessage, TrayStatus, tray_status
 from tests.desktop.conftest import FakeMainApp, kill_fake_main_apps, make_fake_main_app
 from tests.support.desktop import screenshot
@@ -60,6 +80,8 @@ class ScriptedService:
         self.hold_sign_in: asyncio.Event | None = None
         self.sign_in_cancelled = threading.Event()
         self.test_result = NotificationTestResult("desktop", delivered=True)
+        self.quiet: list[Quiet] = []
+        self.update_checks: list[bool] = []  # what the app asked, in order
 
     async def sign_in(self, email: str, password: str) -> object:
         self.calls.append(("sign_in", email, password))
@@ -81,6 +103,13 @@ class ScriptedService:
     async def send_test_notification(self) -> NotificationTestResult:
         self.calls.append(("test_notification",))
         return self.test_result
+
+    async def set_quiet(self, quiet: Quiet) -> None:
+        self.calls.append(("set_quiet", repr(quiet)))
+        self.quiet.append(quiet)
+
+    async def check_for_updates(self, enabled: bool) -> None:
+        self.update_checks.append(enabled)
 
 
 @dataclass
@@ -125,6 +154,7 @@ class Desktop:
     shutdown_ran: threading.Event
     chosen: list[Path | None]
     trays: list[RecordingTray] = field(default_factory=list)
+    opened_urls: list[str] = field(default_factory=list)
 
     @property
     def tray(self) -> RecordingTray:
@@ -253,12 +283,17 @@ def desktop(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[Desktop]:
     autostart = XdgAutostart(tmp_path / "xdg-config")
     chosen: list[Path | None] = []
     trays: list[RecordingTray] = []
+    opened_urls: list[str] = []
+
+    def open_url(url: str) -> bool:  # webbrowser.open: True when a browser took it
+        opened_urls.append(url)
+        return True
 
     def make_tray(view: TrayView, post: Callable[[TrayMessage], None]) -> RecordingTray:
         trays.append(RecordingTray([view], post))
         return trays[-1]
 
-    main_app = MainApp(settings.main_app)
+    main_app = MainApp(settings.main_app, conversation_args=settings.main_app_conversation_args)
     app = DesktopApp(
         root,
         settings=settings,
@@ -271,6 +306,7 @@ def desktop(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[Desktop]:
         preferences=PreferencesStore(settings.config_dir),
         startup_item=autostart,
         choose_program=lambda _parent: chosen.pop(0),
+        open_url=open_url,
     )
     desktop = Desktop(
         root,
@@ -284,6 +320,7 @@ def desktop(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[Desktop]:
         shutdown_ran,
         chosen,
         trays,
+        opened_urls,
     )
     app.start()
     yield desktop
@@ -528,7 +565,7 @@ def test_without_a_tray_host_the_menu_window_opens_and_follows_the_state(
     # Its buttons do what the tray menu does; without a tray it stays available.
     button(window, "Log out").invoke()
     desktop.pump(lambda: ("sign_out",) in desktop.service.calls, "Log out from the window")
-    [check] = widgets(window, ttk.Checkbutton)
+    check = {str(c.cget("text")): c for c in widgets(window, ttk.Checkbutton)}["Start at login"]
     assert not check.instate(["selected"])
     check.invoke()
     desktop.pump(lambda: desktop.app.state.start_at_login, "start at login from the window")
@@ -576,3 +613,159 @@ def test_a_tray_with_a_menu_needs_no_menu_window(desktop: Desktop) -> None:
     desktop.tray.click(Command.LOGIN)  # handled after the status
     desktop.wait_window(LOGIN_TITLE)
     assert MENU_TITLE not in desktop.windows()
+
+
+# -- notifications: click-through, pause, mute --------------------------------------------------
+
+ORGS = (Organisation("org-1", "Acme"), Organisation("org-2", "Beta"))
+
+
+def test_a_clicked_notification_opens_the_main_app_on_its_conversation(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    post = desktop.inbox.post
+    post(StateChanged("connected", "connected"))
+    clicked = Notice(
+        key="org-1/chan-7", title="#general", body="1", org_id="org-1", channel_id="chan-7"
+    )
+    post(Notified(clicked, delivered=True))
+    desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.UNREAD, "the unread icon")
+    post(NotificationClicked(clicked))
+    desktop.wait_started()
+    assert desktop.main_app.arguments() == [["--channel=chan-7"]]
+    desktop.pump(lambda: desktop.app.state.unread == 0, "unread cleared")
+
+    # a summary belongs to no conversation: the main app (running now) is brought forward
+    summary = Notice(key="summary", title="5 conversations", body="", kind=NoticeKind.SUMMARY)
+    post(NotificationClicked(summary))
+    desktop.root.update()
+    assert len(desktop.main_app.pids()) == 1
+
+
+def test_a_summary_click_starts_the_main_app_without_a_conversation(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    summary = Notice(key="summary", title="5 conversations", body="", kind=NoticeKind.SUMMARY)
+    desktop.inbox.post(NotificationClicked(summary))
+    desktop.wait_started()
+    assert desktop.main_app.arguments() == [[]]
+
+
+def saved_preferences(desktop: Desktop) -> dict[str, object]:
+    path = desktop.settings.config_dir / "config.json"
+    section = json.loads(path.read_text())["preferences"]
+    assert isinstance(section, dict)
+    return section
+
+
+def test_pause_and_resume_from_the_tray_are_remembered_and_sent_to_the_service(
+    desktop: Desktop,
+) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    before = datetime.now().astimezone()
+    desktop.tray.report(PauseNotifications(PauseChoice.HOUR_1))
+    desktop.pump(lambda: desktop.service.quiet, "the pause to reach the service")
+    quiet = desktop.service.quiet[-1]
+    assert quiet.paused
+    assert quiet.until is not None
+    assert timedelta(minutes=59) < quiet.until - before < timedelta(minutes=61)
+    saved = saved_preferences(desktop)
+    assert saved["notifications_paused"] is True
+    assert saved["notifications_paused_until"] == quiet.until.isoformat()
+
+    # the service confirms: the tray says so
+    desktop.inbox.post(PauseChanged(True, quiet.until, before))
+    desktop.pump(lambda: desktop.app.state.paused is not None, "the paused state")
+    assert "notifications paused until" in desktop.tray.views[-1].tooltip
+
+    desktop.tray.report(ResumeNotifications())
+    desktop.pump(lambda: len(desktop.service.quiet) == 2, "the resume to reach the service")
+    assert not desktop.service.quiet[-1].paused
+    assert "notifications_paused" not in saved_preferences(desktop)
+
+
+def test_muting_an_organisation_is_remembered_across_a_restart(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.inbox.post(SignedIn(EMAIL, "Ada", ORGS))
+    desktop.inbox.post(StateChanged("connected", "connected"))
+    desktop.pump(lambda: desktop.app.state.organisations == ORGS, "the organisations")
+    desktop.tray.report(ToggleOrganisation("org-2"))
+    desktop.pump(lambda: desktop.service.quiet, "the mute to reach the service")
+    assert desktop.service.quiet[-1].muted == frozenset({"org-2"})
+    assert desktop.app.state.muted == frozenset({"org-2"})
+    assert saved_preferences(desktop)["muted_organisations"] == ["org-2"]
+    (organisations,) = [
+        line
+        for line in desktop.tray.views[-1].menu
+        if isinstance(line, MenuEntry) and line.label == "Notify for organisations"
+    ]
+    assert [(e.label, e.checked) for e in organisations.submenu or ()] == [
+        ("Acme", True),
+        ("Beta", False),
+    ]
+    assert desktop.new_app().state.muted == frozenset({"org-2"})
+
+
+def test_the_menu_window_offers_the_pause_submenu(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.tray.report(NO_HOST)
+    window = desktop.wait_window(MENU_TITLE)
+    buttons = {str(b.cget("text")): b for b in widgets(window, ttk.Menubutton)}
+    assert set(buttons) == {"Pause notifications", "Notify for organisations"}
+    menu = buttons["Pause notifications"].nametowidget(
+        str(buttons["Pause notifications"].cget("menu"))
+    )
+    assert isinstance(menu, tk.Menu)
+    labels = [menu.entrycget(i, "label") for i in range(int(menu.index(tk.END) or 0) + 1)]
+    assert labels == [c.value for c in PauseChoice]
+    menu.invoke(labels.index("Until I resume"))
+    desktop.pump(lambda: desktop.service.quiet, "the pause from the window")
+    assert desktop.service.quiet[-1].paused
+    assert desktop.service.quiet[-1].until is None
+
+
+def menu_labels(view: TrayView) -> list[str]:
+    return [line.label for line in view.menu if isinstance(line, MenuEntry) and line.visible]
+
+
+def test_a_newer_release_is_offered_and_opens_in_the_browser(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.pump(lambda: desktop.service.update_checks == [True], "the update check to start")
+    assert "Get Telex Start 9.1.0…" not in menu_labels(desktop.tray.views[-1])
+
+    desktop.inbox.post(UpdateAvailable("9.1.0", "https://example.com/releases/v9.1.0"))
+    desktop.pump(
+        lambda: "Get Telex Start 9.1.0…" in menu_labels(desktop.tray.views[-1]), "the offer"
+    )
+    desktop.tray.click(Command.GET_UPDATE)
+    desktop.pump(lambda: desktop.opened_urls, "the browser")
+    assert desktop.opened_urls == ["https://example.com/releases/v9.1.0"]
+
+
+def test_switching_update_checks_off_is_remembered_and_withdraws_the_offer(
+    desktop: Desktop,
+) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.inbox.post(UpdateAvailable("9.1.0", "https://example.com/releases/v9.1.0"))
+    desktop.pump(lambda: desktop.app.state.update is not None, "the offer")
+
+    desktop.tray.click(Command.CHECK_FOR_UPDATES)
+    desktop.pump(lambda: desktop.service.update_checks == [True, False], "checks switched off")
+    view = desktop.tray.views[-1]
+    assert "Get Telex Start 9.1.0…" not in menu_labels(view)
+    [check] = [e for e in view.menu if isinstance(e, MenuEntry) and e.label == "Check for updates"]
+    assert check.checked is False
+    config = json.loads((desktop.settings.config_dir / "config.json").read_text())
+    assert config["preferences"]["check_for_updates"] is False
+
+    # An offer that was on its way when the check was switched off is not shown either.
+    desktop.inbox.post(UpdateAvailable("9.2.0", "https://example.com/releases/v9.2.0"))
+    handled: list[bool] = []
+    marker: concurrent.futures.Future[None] = concurrent.futures.Future()
+    marker.set_result(None)
+    desktop.inbox.post(JobDone(marker, lambda _done: handled.append(True)))
+    desktop.pump(lambda: handled, "the offer to be handled")
+    assert desktop.app.state.update is None
+
+    desktop.tray.click(Command.CHECK_FOR_UPDATES)
+    desktop.pump(lambda: desktop.service.update_checks[-1] is True, "checks back on")
+    config = json.loads((desktop.settings.config_dir / "config.json").read_text())
+    assert "check_for_updates" not in config["preferences"]

@@ -24,6 +24,7 @@ import pytest
 
 from app.bridge import LoopThread
 from app.devstack.stack import DEMO_EMAIL, LocalStack
+from app.models import Organisation
 from app.ui.menu import MenuEntry, Phase, TrayState, menu_entries
 from tests.desktop.conftest import (
     ROOT,
@@ -45,7 +46,10 @@ MENU_CLASSNAME = "^telex-start$"  # GTK menus carry the program name the app set
 BACKENDS = [pytest.param("appindicator", marks=needs_gi), pytest.param("gtk", marks=needs_gi)]
 ALL_BACKENDS = [*BACKENDS, "xorg"]
 SIGNED_OUT = TrayState()
-SIGNED_IN = TrayState(phase=Phase.CONNECTED, email=DEMO_EMAIL)
+# the demo account belongs to organisations: the menu lists them (only that there are some counts)
+SIGNED_IN = TrayState(
+    phase=Phase.CONNECTED, email=DEMO_EMAIL, organisations=(Organisation("demo", "Demo"),)
+)
 
 
 # -- looking at the screen -----------------------------------------------------------------------
@@ -108,7 +112,10 @@ def focusable(state: TrayState) -> list[str]:
     return [
         line.label
         for line in menu_entries(state)
-        if isinstance(line, MenuEntry) and line.command and line.visible and line.enabled
+        if isinstance(line, MenuEntry)
+        and (line.command or line.submenu is not None)  # a submenu takes the focus too
+        and line.visible
+        and line.enabled
     ]
 
 

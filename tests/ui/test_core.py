@@ -3,15 +3,20 @@ when nothing was shown, why — with the real service and a scripted notifier.""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from app.config import Settings
+from app.events import UpdateAvailable
 from app.models import Notice
 from app.ui.app import Core, NotificationTestResult
+from app.updates import STATE_FILE_NAME
 
 
 class ScriptedNotifier:
@@ -32,7 +37,9 @@ class ScriptedNotifier:
 async def run_test(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notifier: ScriptedNotifier
 ) -> NotificationTestResult:
-    async def create_notifier(_requested: str, _clicked: object = None) -> ScriptedNotifier:
+    async def create_notifier(
+        _requested: str, _clicked: object = None, **_options: object
+    ) -> ScriptedNotifier:
         return notifier
 
     monkeypatch.setattr("app.notify.create_notifier", create_notifier)
@@ -90,3 +97,65 @@ async def test_the_log_backend_is_not_on_screen(
     assert not result.delivered
     assert result.reason is not None
     assert "only writes notifications to the log file" in result.reason
+
+
+async def start_core(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, events: list[object]
+) -> Core:
+    async def create_notifier(
+        _requested: str, _clicked: object = None, **_options: object
+    ) -> ScriptedNotifier:
+        return ScriptedNotifier("desktop", on_screen=True, send=lambda: True)
+
+    monkeypatch.setattr("app.notify.create_notifier", create_notifier)
+    core = Core(settings, demo=False, emit=events.append)
+    await core.start()
+    return core
+
+
+def remember_release(config_dir: Path, tag: str) -> None:
+    """What an earlier run's check left behind: a newer release, and no check due for a day."""
+    (config_dir / STATE_FILE_NAME).write_text(
+        json.dumps(
+            {
+                "next_check": time.time() + 86400,
+                "latest": {"tag": tag, "url": f"https://example.com/releases/{tag}"},
+            }
+        )
+    )
+
+
+@pytest.mark.parametrize("wanted", [True, False])
+async def test_a_release_found_earlier_is_offered_only_while_checks_are_wanted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, wanted: bool
+) -> None:
+    remember_release(tmp_path, "v99.0.0")
+    events: list[object] = []
+    settings = Settings(config_dir=tmp_path, log_dir=tmp_path, update_url="https://127.0.0.1:9/")
+    core = await start_core(settings, monkeypatch, events)
+    try:
+        await core.check_for_updates(wanted)
+        for _ in range(3):
+            await asyncio.sleep(0)
+    finally:
+        await core.aclose()  # also ends the checking task
+    offered = [e for e in events if isinstance(e, UpdateAvailable)]
+    expected = [UpdateAvailable("99.0.0", "https://example.com/releases/v99.0.0")]
+    assert offered == (expected if wanted else [])
+
+
+async def test_an_empty_update_url_never_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remember_release(tmp_path, "v99.0.0")
+    events: list[object] = []
+    core = await start_core(
+        Settings(config_dir=tmp_path, log_dir=tmp_path, update_url=""), monkeypatch, events
+    )
+    try:
+        await core.check_for_updates(True)
+        await asyncio.sleep(0)
+        assert not [task for task in asyncio.all_tasks() if task.get_name() == "update-check"]
+    finally:
+        await core.aclose()
+    assert not [e for e in events if isinstance(e, UpdateAvailable)]

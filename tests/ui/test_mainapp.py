@@ -16,6 +16,7 @@ import pytest
 
 from app.mainapp import (
     Closed,
+    Conversation,
     MainApp,
     MainAppNotFound,
     MainAppNotRunning,
@@ -27,6 +28,7 @@ from app.mainapp import (
     locate,
     matching_processes,
     target_for,
+    with_conversation,
 )
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX executables")
@@ -254,3 +256,36 @@ def test_open_when_not_installed_raises_not_found(tmp_path: Path) -> None:
 def test_close_when_not_installed_says_not_running(tmp_path: Path) -> None:
     with pytest.raises(MainAppNotRunning):
         MainApp(tmp_path / "missing" / "telex").close()
+
+
+@pytest.mark.parametrize(
+    ("command", "conversation", "template", "expected"),
+    [
+        (
+            ("/opt/telex",),
+            Conversation("c1", "o1"),
+            "--channel={channel}",
+            ("/opt/telex", "--channel=c1"),
+        ),
+        (
+            ("open", "-a", "/Applications/Telex.app"),
+            Conversation("c1", "o1"),
+            "--org {organisation} --channel={channel}",
+            ("open", "-a", "/Applications/Telex.app", "--args", "--org", "o1", "--channel=c1"),
+        ),
+        (
+            ("/opt/telex",),
+            None,
+            "--channel={channel}",
+            ("/opt/telex",),
+        ),  # a summary: no conversation
+        (("/opt/telex",), Conversation("c1"), "", ("/opt/telex",)),  # passing it is switched off
+    ],
+)
+def test_the_conversation_is_passed_as_configured(
+    command: tuple[str, ...],
+    conversation: Conversation | None,
+    template: str,
+    expected: tuple[str, ...],
+) -> None:
+    assert with_conversation(command, conversation, template) == expected

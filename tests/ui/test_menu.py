@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from app.events import LoginRequired, Notified, ShowError, SignedIn, StateChanged
-from app.models import Notice, Organisation
+from app.events import (
+    LoginRequired,
+    NotificationClicked,
+    Notified,
+    PauseChanged,
+    ShowError,
+    SignedIn,
+    StateChanged,
+    UpdateAvailable,
+)
+from app.models import Notice, NoticeKind, Organisation
 from app.ui.menu import (
     TOOLTIP_MAX,
+    Action,
     Command,
     IconKind,
     MenuEntry,
+    PauseChoice,
+    PauseNotifications,
     Phase,
+    ResumeNotifications,
     Separator,
+    ToggleOrganisation,
     TrayState,
     apply_event,
     icon_kind,
     main_app_opened,
     menu_entries,
+    muted_set,
+    pause_end,
+    pause_text,
     start_at_login_set,
     status_line,
     tooltip,
     tray_view,
+    update_checks_set,
 )
 
 EMAIL = "ada@example.com"
@@ -35,10 +54,17 @@ def state(phase: Phase, **changes: object) -> TrayState:
     return dataclasses.replace(TrayState(phase=phase, email=EMAIL), **changes)  # type: ignore[arg-type]
 
 
-def entries_by_command(s: TrayState) -> dict[Command, MenuEntry]:
+def entries_by_command(s: TrayState) -> dict[Action, MenuEntry]:
     return {
         e.command: e for e in menu_entries(s) if isinstance(e, MenuEntry) and e.command is not None
     }
+
+
+def submenu(s: TrayState, label: str) -> tuple[MenuEntry, ...]:
+    (entry,) = [e for e in menu_entries(s) if isinstance(e, MenuEntry) and e.label == label]
+    assert entry.command is None  # a submenu is opened, not run
+    assert entry.submenu is not None
+    return entry.submenu
 
 
 @pytest.mark.parametrize(
@@ -100,9 +126,14 @@ def test_menu_order_labels_and_the_default_action() -> None:
         "Open Main App",
         "Close Main App",
         "---",
+        "Pause notifications",
+        "Resume notifications",
+        "Notify for organisations",
         "Test Notifications",
         "Start at login",
         "Open log folder",
+        "Check for updates",
+        "Get the update…",
         "---",
         "Exit",
     ]
@@ -202,7 +233,8 @@ def test_start_at_login_is_a_check_item_that_shows_the_os_state() -> None:
     assert entries_by_command(TrayState())[Command.START_AT_LOGIN].checked is False
     on = start_at_login_set(state(Phase.CONNECTED), True)
     assert entries_by_command(on)[Command.START_AT_LOGIN].checked is True
-    others = [e for c, e in entries_by_command(on).items() if c is not Command.START_AT_LOGIN]
+    check_items = {Command.START_AT_LOGIN, Command.CHECK_FOR_UPDATES}
+    others = [e for c, e in entries_by_command(on).items() if c not in check_items]
     assert all(entry.checked is None for entry in others)
 
 
@@ -213,17 +245,174 @@ def test_signing_out_keeps_start_at_login() -> None:
     )
 
 
-@pytest.mark.parametrize("tray_state", [TrayState(), state(Phase.CONNECTED)])
+OFFER = UpdateAvailable("9.0", "https://example.com/releases/v9.0")
+
+
+@pytest.mark.parametrize(
+    "tray_state",
+    [TrayState(), state(Phase.CONNECTED), TrayState(update=OFFER)],
+)
 def test_every_command_of_the_menu_is_reachable_from_it(tray_state: TrayState) -> None:
     """Menu, menu window and keyboard navigation all rely on this: visible entries carry every
     command but the ones that are not menu entries."""
     shown = {
         e.command
         for e in menu_entries(tray_state)
-        if isinstance(e, MenuEntry) and e.visible and e.command
+        if isinstance(e, MenuEntry) and e.visible and isinstance(e.command, Command)
     }
     hidden_by_design = {Command.SHOW_WINDOW, Command.ACTIVATE}
+    if tray_state.update is None:
+        hidden_by_design.add(Command.GET_UPDATE)  # offered only when there is one
     login_or_logout = {Command.LOGOUT} if tray_state.signed_in else {Command.LOGIN}
     assert shown == set(Command) - hidden_by_design - (
         {Command.LOGIN, Command.LOGOUT} - login_or_logout
     )
+
+
+def test_a_newer_release_is_offered_while_checks_are_on() -> None:
+    offered = apply_event(state(Phase.CONNECTED), OFFER)
+    entry = entries_by_command(offered)[Command.GET_UPDATE]
+    assert (entry.label, entry.visible) == ("Get Telex Start 9.0…", True)
+    assert entries_by_command(offered)[Command.CHECK_FOR_UPDATES].checked is True
+    # Signing out keeps the offer and the choice: they are about the app, not the account.
+    signed_out = apply_event(offered, StateChanged("signed out", "signed out"))
+    assert signed_out.update == OFFER
+
+    off = update_checks_set(offered, False)
+    assert entries_by_command(off)[Command.CHECK_FOR_UPDATES].checked is False
+    assert not entries_by_command(off)[Command.GET_UPDATE].visible
+    assert apply_event(off, OFFER) == off, "an offer arriving after switching off is dropped"
+    assert update_checks_set(off, True).update is None
+
+
+# -- pause and mute ------------------------------------------------------------------------------
+
+ORGS = (Organisation("o2", "zeta"), Organisation("o1", "Acme"))
+AT = datetime(2026, 11, 28, 14, 5, tzinfo=timezone(timedelta(hours=1)))
+
+
+def visible_actions(s: TrayState) -> set[Action]:
+    """Every action a user can pick, submenus included."""
+    found: set[Action] = set()
+    for line in menu_entries(s):
+        if isinstance(line, MenuEntry) and line.visible:
+            found.update(e.command for e in (line, *(line.submenu or ())) if e.command is not None)
+    return found
+
+
+def test_the_pause_submenu_offers_every_length_and_is_always_there() -> None:
+    for s in (TrayState(), state(Phase.CONNECTED)):
+        entries = submenu(s, "Pause notifications")
+        assert [(e.label, e.command) for e in entries] == [
+            ("For 30 minutes", PauseNotifications(PauseChoice.MINUTES_30)),
+            ("For 1 hour", PauseNotifications(PauseChoice.HOUR_1)),
+            ("Until tomorrow 08:00", PauseNotifications(PauseChoice.TOMORROW)),
+            ("Until I resume", PauseNotifications(PauseChoice.UNTIL_RESUMED)),
+        ]
+        assert all(e.enabled and e.checked is None for e in entries)
+
+
+def test_resume_is_offered_only_while_paused_and_says_until_when() -> None:
+    running = state(Phase.CONNECTED)
+    assert not entries_by_command(running)[ResumeNotifications()].visible
+    paused = apply_event(running, PauseChanged(True, AT + timedelta(minutes=30), AT))
+    resume = entries_by_command(paused)[ResumeNotifications()]
+    assert resume.visible
+    assert resume.label == "Resume notifications (paused until 14:35)"
+    assert status_line(paused) == (
+        f"Signed in as {EMAIL} — connected; notifications paused until 14:35"
+    )
+    assert "notifications paused until 14:35" in tooltip(paused)
+    resumed = apply_event(paused, PauseChanged(False, None, AT))
+    assert resumed == running
+
+
+def test_the_organisations_submenu_checks_the_ones_that_notify() -> None:
+    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS))
+    s = muted_set(s, frozenset({"o2"}))
+    entries = submenu(s, "Notify for organisations")
+    assert [(e.label, e.command, e.checked) for e in entries] == [
+        ("Acme", ToggleOrganisation("o1"), True),
+        ("zeta", ToggleOrganisation("o2"), False),
+    ]
+
+
+def test_the_organisations_submenu_is_hidden_without_organisations() -> None:
+    (entry,) = [
+        e
+        for e in menu_entries(state(Phase.CONNECTED))
+        if isinstance(e, MenuEntry) and e.label == "Notify for organisations"
+    ]
+    assert not entry.visible
+    signed_out = apply_event(
+        muted_set(apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS)), frozenset()),
+        StateChanged("signed out", "signed out"),
+    )
+    assert ToggleOrganisation("o1") not in visible_actions(signed_out)
+
+
+def test_every_pause_and_organisation_action_is_reachable() -> None:
+    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS))
+    s = apply_event(s, PauseChanged(True, None, AT))
+    assert visible_actions(s) >= {
+        *(PauseNotifications(c) for c in PauseChoice),
+        ResumeNotifications(),
+        ToggleOrganisation("o1"),
+        ToggleOrganisation("o2"),
+    }
+
+
+def test_signing_out_keeps_the_pause_and_the_muted_organisations() -> None:
+    s = muted_set(state(Phase.CONNECTED), frozenset({"o1"}))
+    s = apply_event(s, PauseChanged(True, None, AT))
+    out = apply_event(s, StateChanged("signed out", "signed out"))
+    assert out.muted == frozenset({"o1"})
+    assert out.paused == "until resumed"
+    assert status_line(out) == "Signed out; notifications paused until resumed"
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        (PauseChoice.MINUTES_30, AT + timedelta(minutes=30)),
+        (PauseChoice.HOUR_1, AT + timedelta(hours=1)),
+        (PauseChoice.TOMORROW, datetime(2026, 11, 29, 8, 0, tzinfo=AT.tzinfo)),
+        (PauseChoice.UNTIL_RESUMED, None),
+    ],
+)
+def test_pause_end(choice: PauseChoice, expected: datetime | None) -> None:
+    assert pause_end(choice, AT) == expected
+
+
+def test_until_tomorrow_from_just_before_midnight_is_the_next_morning() -> None:
+    late = datetime(2026, 12, 31, 23, 59, tzinfo=AT.tzinfo)
+    assert pause_end(PauseChoice.TOMORROW, late) == datetime(2027, 1, 1, 8, tzinfo=AT.tzinfo)
+
+
+@pytest.mark.parametrize(
+    ("until", "expected"),
+    [
+        (None, "until resumed"),
+        (AT + timedelta(minutes=30), "until 14:35"),
+        (datetime(2026, 11, 29, 8, 0, tzinfo=AT.tzinfo), "until tomorrow 08:00"),
+        (datetime(2026, 12, 7, 8, 0, tzinfo=AT.tzinfo), "until Mon 7 Dec 08:00"),
+        # a stored end in UTC is shown in the local time of the moment it was restored
+        (datetime(2026, 11, 28, 14, 0, tzinfo=UTC), "until 15:00"),
+    ],
+)
+def test_pause_text(until: datetime | None, expected: str) -> None:
+    assert pause_text(until, AT) == expected
+
+
+def test_summaries_count_as_unread_and_info_notices_do_not() -> None:
+    s = state(Phase.CONNECTED)
+    summary = Notice(key="summary", title="5 conversations", body="", kind=NoticeKind.SUMMARY)
+    gap = Notice(key="gap", title="Telex Start", body="gap", org_id="o1", kind=NoticeKind.INFO)
+    s = apply_event(s, Notified(summary, delivered=True))
+    s = apply_event(s, Notified(gap, delivered=True))
+    assert s.unread == 1
+
+
+def test_clicking_a_notification_clears_unread() -> None:
+    s = apply_event(state(Phase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
+    assert apply_event(s, NotificationClicked(ORG_NOTICE)).unread == 0

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from app.config import load_settings
+from app.models import Quiet
 from app.preferences import Preferences, PreferencesStore
 
 
@@ -126,3 +128,54 @@ def test_the_chosen_main_app_and_the_menu_window_flag_round_trip(tmp_path: Path)
 )
 def test_unusable_new_values_fall_back_to_defaults(section: dict[str, object]) -> None:
     assert Preferences.from_json(section) == Preferences()
+
+
+def test_a_pause_and_muted_organisations_round_trip_and_are_removed_again(
+    tmp_path: Path,
+) -> None:
+    store = PreferencesStore(tmp_path)
+    until = datetime(2026, 11, 29, 8, 0, tzinfo=timezone(timedelta(hours=1)))
+    quiet = Quiet(paused=True, until=until, muted=frozenset({"org-b", "org-a"}))
+    assert store.save(Preferences(last_email="ada@example.com", quiet=quiet))
+    assert store.load().quiet == quiet
+    assert json.loads(store.path.read_text())["preferences"] == {
+        "last_email": "ada@example.com",
+        "notifications_paused": True,
+        "notifications_paused_until": "2026-11-29T08:00:00+01:00",
+        "muted_organisations": ["org-a", "org-b"],
+    }
+    assert store.save(Preferences(last_email="ada@example.com"))  # resumed, all unmuted
+    assert json.loads(store.path.read_text())["preferences"] == {"last_email": "ada@example.com"}
+
+
+def test_a_pause_until_resumed_round_trips(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path)
+    assert store.save(Preferences(quiet=Quiet(paused=True)))
+    assert store.load().quiet == Quiet(paused=True)
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {"notifications_paused": True, "notifications_paused_until": "tomorrow"},
+        {"notifications_paused": True, "notifications_paused_until": "2026-11-29T08:00:00"},
+        {"notifications_paused": True, "notifications_paused_until": 1764400000},
+        {"notifications_paused": "yes", "muted_organisations": "org-a"},
+        {"muted_organisations": [1, None, {"id": "x"}]},
+    ],
+)
+def test_an_unusable_pause_or_mute_list_is_dropped(section: dict[str, object]) -> None:
+    """A pause without a usable end would silence the app for good: better one pop too many."""
+    assert Preferences.from_json(section).quiet == Quiet()
+
+
+def test_update_checks_are_on_unless_switched_off(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path)
+    assert store.load().check_for_updates is True
+    assert store.save(Preferences(last_email="ada@example.com", check_for_updates=False))
+    assert json.loads(store.path.read_text())["preferences"]["check_for_updates"] is False
+    assert store.load().check_for_updates is False
+    assert store.save(Preferences(last_email="ada@example.com"))  # on again: the key goes
+    assert "check_for_updates" not in json.loads(store.path.read_text())["preferences"]
+    for junk in ("no", 0, None, [False]):  # only an explicit false switches it off
+        assert Preferences.from_json({"check_for_updates": junk}).check_for_updates is True

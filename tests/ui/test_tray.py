@@ -8,7 +8,19 @@ from typing import Any
 
 import pytest
 
-from app.ui.menu import Command, Phase, TrayState, menu_entries
+from app.events import SignedIn
+from app.models import Organisation
+from app.ui.menu import (
+    Command,
+    PauseChoice,
+    PauseNotifications,
+    Phase,
+    ToggleOrganisation,
+    TrayState,
+    apply_event,
+    menu_entries,
+    muted_set,
+)
 from app.ui.tray import TrayMessage, build_menu, tray_status
 
 EMAIL = "ada@example.com"
@@ -48,15 +60,22 @@ def test_the_menu_mirrors_the_model(pystray_dummy: Any) -> None:
         "Log out",
         "Open Main App",
         "Close Main App",
+        "Pause notifications",
+        "Resume notifications",
+        "Notify for organisations",
         "Test Notifications",
         "Start at login",
         "Open log folder",
+        "Check for updates",
+        "Get the update…",
         "Exit",
     ]
     by_text = {item.text: item for item in items}
     assert by_text["Login"].visible
     assert not by_text["Log out"].visible
     assert by_text["Start at login"].checked is False
+    assert by_text["Check for updates"].checked is True
+    assert not by_text["Get the update…"].visible
     assert by_text["Open Main App"].checked is None
     assert len(menu.items) - len(items) == 4  # the separators
 
@@ -92,6 +111,24 @@ def test_menu_items_only_post_commands(pystray_dummy: Any) -> None:
         Command.START_AT_LOGIN,
         Command.EXIT,
     ]
+
+
+def test_submenus_are_nested_menus_that_post_typed_actions(pystray_dummy: Any) -> None:
+    orgs = (Organisation("o1", "Acme"), Organisation("o2", "Beta"))
+    state = apply_event(TrayState(phase=Phase.CONNECTED, email=EMAIL), SignedIn(EMAIL, "A", orgs))
+    menu, posted = menu_for(pystray_dummy, muted_set(state, frozenset({"o2"})))
+    by_text = {item.text: item for item in menu.items}
+    pause = by_text["Pause notifications"].submenu
+    assert [item.text for item in pause.items] == [c.value for c in PauseChoice]
+    organisations = by_text["Notify for organisations"].submenu
+    assert [(item.text, item.checked) for item in organisations.items] == [
+        ("Acme", True),
+        ("Beta", False),
+    ]
+    icon = object()
+    pause.items[2](icon)
+    organisations.items[1](icon)
+    assert posted == [PauseNotifications(PauseChoice.TOMORROW), ToggleOrganisation("o2")]
 
 
 def test_the_default_action_opens_the_main_app(pystray_dummy: Any) -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.config import load_settings
+from app.config import conversation_args, load_settings
 from app.errors import ConfigError
 
 
@@ -77,3 +77,31 @@ def test_bad_env_number_names_the_variable(tmp_path):
 def test_broken_config_file_is_explained(tmp_path, file, message):
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, file=file)
+
+
+def test_delivery_settings_and_the_conversation_arguments(tmp_path):
+    settings = load_settings(
+        {
+            "config_dir": tmp_path,
+            "coalesce_window": "0.5",
+            "summary_threshold": "2",
+            "main_app_conversation_args": "--org {organisation} --channel={channel}",
+        },
+        environ={},
+    )
+    assert settings.coalesce_window == 0.5
+    assert settings.summary_threshold == 2
+    assert conversation_args(settings.main_app_conversation_args, "c1", "o1") == (
+        "--org",
+        "o1",
+        "--channel=c1",
+    )
+    assert load_settings({"config_dir": tmp_path}, environ={}).main_app_conversation_args == (
+        "--channel={channel}"
+    )
+
+
+@pytest.mark.parametrize("template", ["--channel={conversation}", "--channel={", "'unclosed"])
+def test_unusable_conversation_arguments_are_refused_with_reason(tmp_path, template):
+    with pytest.raises(ConfigError, match="main_app_conversation_args"):
+        load_settings({"config_dir": tmp_path, "main_app_conversation_args": template}, environ={})

@@ -1,0 +1,397 @@
+"""Between the policy and the notifier, on the loop thread: what is shown, when, and as what.
+
+* Coalescing: the first notice of a conversation shows at once; later ones within
+  ``coalesce_window`` are held and shown as one update when the window ends (same key, so it
+  replaces the earlier notification). A conversation that keeps talking pops at most once per
+  window.
+* Flood guard: once more than ``summary_threshold`` conversations popped within
+  ``flood_window``, the next ones are gathered into one summary shown at the end of that window.
+* Backlog: what one reconnection recovered is collected until the service says the round ended
+  (or nothing more came for ``backlog_settle``), folded to one notice per conversation and shown
+  like live news — or as one summary when it is more than a handful of conversations.
+* Pause: nothing pops; what was held back is counted per conversation and summarised when the
+  pause ends. The end is read from the wall clock, so a suspend or a clock change neither
+  stretches nor loses it.
+* Mute: notices of muted organisations are dropped everywhere, summaries included.
+
+Folding keeps the latest notice of a conversation, but a "You were mentioned" anywhere in the
+fold stays in the shown text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from app.config import Settings
+from app.events import Notified, PauseChanged, UiEvent
+from app.models import Notice, NoticeKind, Quiet
+from app.notify.base import Notifier
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_KEY = "summary"  # one summary on screen at a time: a newer one replaces it
+SUMMARY_TITLE = "Telex Start"
+NAMES_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    coalesce_window: float = 3.0
+    flood_window: float = 1.0
+    summary_threshold: int = 4  # more conversations than this at once: one summary
+    backlog_settle: float = 2.0
+    pause_check_interval: float = 30.0
+    send_timeout: float = 10.0  # a notification service slower than this skips that notice
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryOptions:
+        return cls(
+            coalesce_window=settings.coalesce_window,
+            flood_window=settings.flood_window,
+            summary_threshold=settings.summary_threshold,
+            backlog_settle=settings.backlog_settle,
+            pause_check_interval=settings.pause_check_interval,
+        )
+
+
+def wall_clock() -> datetime:
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
+def fold(notices: Sequence[Notice]) -> Notice:
+    """One conversation's notices as one: the latest, still saying "You were mentioned" when
+    any of them did."""
+    latest = notices[-1]
+    if latest.mentioned or not any(n.mentioned for n in notices):
+        return latest
+    return dataclasses.replace(latest, body=f"You were mentioned · {latest.body}", mentioned=True)
+
+
+def _names(titles: Sequence[str]) -> str:
+    shown = ", ".join(titles[:NAMES_SHOWN])
+    rest = len(titles) - NAMES_SHOWN
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def _only(values: Iterable[str | None]) -> str | None:
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None
+
+
+def summary(notices: Sequence[Notice]) -> Notice:
+    """Several conversations at once: "5 conversations have new messages", mentions first."""
+    mentioned = [n.title for n in notices if n.mentioned]
+    others = [n.title for n in notices if not n.mentioned]
+    parts = []
+    if mentioned:
+        parts.append(f"You were mentioned in {_names(mentioned)}.")
+    if others:
+        parts.append(f"{'Also' if mentioned else 'New in'} {_names(others)}.")
+    return Notice(
+        key=SUMMARY_KEY,
+        title=f"{len(notices)} conversations have new messages",
+        body=" ".join(parts),
+        org_id=_only(n.org_id for n in notices),
+        kind=NoticeKind.SUMMARY,
+        mentioned=bool(mentioned),
+    )
+
+
+@dataclass
+class _Missed:
+    count: int
+    notice: Notice  # the fold so far
+
+
+def pause_summary(missed: Sequence[_Missed]) -> Notice:
+    """What a pause held back, per conversation; a single conversation stays clickable."""
+    total = sum(m.count for m in missed)
+    if len(missed) == 1:
+        notice = missed[0].notice
+        updates = "1 update" if total == 1 else f"{total} updates"
+        return dataclasses.replace(
+            notice,
+            key=SUMMARY_KEY,
+            title=f"While paused: {notice.title}",
+            body=f"{updates} — {notice.body}",
+        )
+    ordered = sorted(missed, key=lambda m: (not m.notice.mentioned, -m.count))
+    items = [
+        f"{m.notice.title} ({m.count}{', mentioned' if m.notice.mentioned else ''})"
+        for m in ordered
+    ]
+    return Notice(
+        key=SUMMARY_KEY,
+        title=f"While paused: {len(missed)} conversations had {total} updates",
+        body=_names(items),
+        org_id=_only(m.notice.org_id for m in missed),
+        kind=NoticeKind.SUMMARY,
+        mentioned=any(m.notice.mentioned for m in missed),
+    )
+
+
+@dataclass
+class _Window:
+    """A conversation that popped recently: what came since waits for the window's end."""
+
+    timer: asyncio.TimerHandle
+    held: list[Notice]
+
+
+class Delivery:
+    """The pipeline; loop thread only. ``start`` before use, ``close`` at the end."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        emit: Callable[[UiEvent], None],
+        options: DeliveryOptions = DeliveryOptions(),
+        *,
+        wall: Callable[[], datetime] = wall_clock,
+    ) -> None:
+        self._notifier = notifier
+        self._emit = emit
+        self._options = options
+        self._wall = wall
+        self._queue: asyncio.Queue[Notice] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+        self._windows: dict[str, _Window] = {}
+        self._recent: deque[tuple[float, str]] = deque()  # (loop time, key) of what popped
+        self._overflow: dict[str, list[Notice]] = {}
+        self._overflow_timer: asyncio.TimerHandle | None = None
+        self._round: list[Notice] = []
+        self._round_timer: asyncio.TimerHandle | None = None
+        self._quiet = Quiet()
+        self._pause_task: asyncio.Task[None] | None = None
+        self._missed: dict[str, _Missed] = {}
+
+    def start(self) -> None:
+        self._sender = asyncio.create_task(self._send_all(), name="notifier")
+
+    async def close(self) -> None:
+        for timer in (self._overflow_timer, self._round_timer):
+            if timer is not None:
+                timer.cancel()
+        for window in self._windows.values():
+            window.timer.cancel()
+        for task in (self._pause_task, self._sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    @property
+    def quiet(self) -> Quiet:
+        return self._quiet
+
+    def forget(self) -> None:
+        """Signed out: what is held (bursts, a backlog round, what a pause missed) belonged to
+        that account and is dropped; the user's wishes stay."""
+        for timer in (self._overflow_timer, self._round_timer):
+            if timer is not None:
+                timer.cancel()
+        self._overflow_timer = self._round_timer = None
+        for window in self._windows.values():
+            window.timer.cancel()
+        self._windows, self._overflow, self._round, self._missed = {}, {}, [], {}
+        self._recent.clear()
+
+    # -- what comes in -----------------------------------------------------------------------
+
+    def live(self, notice: Notice) -> None:
+        """News as it happens."""
+        if self._admitted(notice):
+            self._offer(notice)
+
+    def backlog(self, notices: Sequence[Notice]) -> None:
+        """Part of what a reconnection recovered; shown when the round ends."""
+        self._round.extend(notices)
+        if self._round_timer is not None:
+            self._round_timer.cancel()
+        self._round_timer = asyncio.get_running_loop().call_later(
+            self._options.backlog_settle, self.end_round
+        )
+
+    def end_round(self) -> None:
+        """The reconnection recovered everything it will: show the backlog."""
+        if self._round_timer is not None:
+            self._round_timer.cancel()
+            self._round_timer = None
+        collected, self._round = self._round, []
+        if not collected:
+            return
+        by_key: dict[str, list[Notice]] = {}
+        for notice in collected:
+            by_key.setdefault(notice.key, []).append(notice)
+        folded = [n for n in (fold(each) for each in by_key.values()) if self._admitted(n)]
+        logger.info(
+            "Backlog: %d notice(s) for %d conversation(s), %d to show",
+            len(collected),
+            len(by_key),
+            len(folded),
+        )
+        if len(folded) > self._options.summary_threshold:
+            self._queue.put_nowait(summary(folded))
+        else:
+            for notice in folded:
+                self._offer(notice)
+
+    def info(self, notice: Notice) -> None:
+        """About the app, not a conversation (a connection gap): shown unless paused."""
+        if self._paused():
+            logger.info("Paused: not showing %r", notice.body)
+            return
+        self._queue.put_nowait(notice)
+
+    # -- the user's wishes -----------------------------------------------------------------
+
+    def set_quiet(self, quiet: Quiet) -> None:
+        """Apply a pause, a resume, or a new set of muted organisations."""
+        before, self._quiet = self._quiet, quiet
+        now = self._wall()
+        if quiet.paused_at(now):
+            if (before.paused, before.until) != (quiet.paused, quiet.until):
+                logger.info(
+                    "Notifications paused %s",
+                    f"until {quiet.until.isoformat()}" if quiet.until else "until resumed",
+                )
+                self._emit(PauseChanged(True, quiet.until, now))
+                if self._pause_task is not None:
+                    self._pause_task.cancel()
+                if quiet.until is not None:
+                    self._pause_task = asyncio.create_task(
+                        self._end_pause_at(quiet.until), name="pause"
+                    )
+        elif before.paused:
+            self._pause_ended()
+
+    def _paused(self) -> bool:
+        """Paused now; a pause whose end has passed (the timer had no chance yet) ends here."""
+        if self._quiet.paused and not self._quiet.paused_at(self._wall()):
+            self._pause_ended()
+        return self._quiet.paused
+
+    async def _end_pause_at(self, until: datetime) -> None:
+        """Sleeps in short steps and reads the wall clock after each: the loop's clock stops
+        while the computer sleeps and ignores a clock that is set."""
+        while True:
+            remaining = (until - self._wall()).total_seconds()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(remaining, self._options.pause_check_interval))
+        self._pause_task = None
+        if self._quiet.paused and self._quiet.until == until:
+            self._pause_ended()
+
+    def _pause_ended(self) -> None:
+        if self._pause_task is not None and self._pause_task is not asyncio.current_task():
+            self._pause_task.cancel()
+        self._pause_task = None
+        self._quiet = dataclasses.replace(self._quiet, paused=False, until=None)
+        self._emit(PauseChanged(False, None, self._wall()))
+        missed = [m for m in self._missed.values() if not self._muted(m.notice)]
+        self._missed = {}
+        logger.info("Notifications resumed; %d conversation(s) had news", len(missed))
+        if missed:
+            self._queue.put_nowait(pause_summary(missed))
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _muted(self, notice: Notice) -> bool:
+        return notice.org_id is not None and notice.org_id in self._quiet.muted
+
+    def _admitted(self, notice: Notice) -> bool:
+        """Whether ``notice`` may pop now; a paused one is counted for the pause's summary."""
+        if self._muted(notice):
+            logger.debug("Muted organisation %s: not showing %s", notice.org_id, notice.key)
+            return False
+        if self._paused():
+            missed = self._missed.get(notice.key)
+            if missed is None:
+                self._missed[notice.key] = _Missed(1, notice)
+            else:
+                missed.count += 1
+                missed.notice = fold([missed.notice, notice])
+            return False
+        return True
+
+    def _offer(self, notice: Notice) -> None:
+        """Shown now, unless its conversation popped within the window: then held."""
+        window = self._windows.get(notice.key)
+        if window is not None:
+            window.held.append(notice)
+            return
+        if self._options.coalesce_window > 0:
+            self._open_window(notice.key)
+        self._pop(notice)
+
+    def _open_window(self, key: str) -> None:
+        timer = asyncio.get_running_loop().call_later(
+            self._options.coalesce_window, self._window_ended, key
+        )
+        self._windows[key] = _Window(timer, [])
+
+    def _window_ended(self, key: str) -> None:
+        window = self._windows.pop(key)
+        if not window.held:
+            return
+        notice = fold(window.held)
+        if self._admitted(notice):  # paused or muted meanwhile
+            self._offer(notice)
+
+    def _pop(self, notice: Notice) -> None:
+        """To the screen, unless too many other conversations just popped: then it joins the
+        summary at the end of the flood window."""
+        now = asyncio.get_running_loop().time()
+        while self._recent and self._recent[0][0] <= now - self._options.flood_window:
+            self._recent.popleft()
+        popped = {key for _, key in self._recent}
+        if notice.key in popped or (
+            len(popped) < self._options.summary_threshold and not self._overflow
+        ):
+            self._recent.append((now, notice.key))
+            self._queue.put_nowait(notice)
+            return
+        self._overflow.setdefault(notice.key, []).append(notice)
+        if self._overflow_timer is None:
+            self._overflow_timer = asyncio.get_running_loop().call_later(
+                self._options.flood_window, self._flood_ended
+            )
+
+    def _flood_ended(self) -> None:
+        self._overflow_timer = None
+        gathered = [fold(each) for each in self._overflow.values()]
+        self._overflow = {}
+        gathered = [n for n in gathered if self._admitted(n)]  # paused or muted meanwhile
+        if len(gathered) == 1:
+            self._recent.append((asyncio.get_running_loop().time(), gathered[0].key))
+            self._queue.put_nowait(gathered[0])
+        elif gathered:
+            logger.info("%d more conversations at once: one summary", len(gathered))
+            self._queue.put_nowait(
+                dataclasses.replace(
+                    summary(gathered),
+                    title=f"{len(gathered)} more conversations have new messages",
+                )
+            )
+
+    async def _send_all(self) -> None:
+        """One sender, so a slow notification service never holds up the WebSocket reader."""
+        while True:
+            notice = await self._queue.get()
+            try:
+                async with asyncio.timeout(self._options.send_timeout):
+                    delivered = await self._notifier.send(notice)
+            except TimeoutError:
+                logger.warning("The notification service did not answer in time")
+                delivered = False
+            logger.info("Notification %s: %s", "shown" if delivered else "NOT shown", notice.title)
+            self._emit(Notified(notice, delivered))

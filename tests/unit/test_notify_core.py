@@ -1,0 +1,74 @@
+"""The desktop mode's loop side with the real notifier chain: the tray's balloon becomes a backend
+once the tray exists, and the test notification names the backend that showed it, with what it
+can do — or, when none did, which was asked and why."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from pathlib import Path
+from typing import Any, cast
+
+from app.config import Settings
+from app.ui.app import Core, NotificationTestResult
+
+
+class FakeTray:
+    """The tray as Core sees it: ``notify`` answers on the tray's own thread."""
+
+    def __init__(self, *_args: object) -> None:
+        self.balloons: list[tuple[str, str]] = []
+
+    def notify(self, title: str, body: str) -> concurrent.futures.Future[bool]:
+        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+
+        def tray_thread() -> None:
+            self.balloons.append((title, body))
+            done.set_result(True)
+
+        threading.Thread(target=tray_thread).start()
+        return done
+
+    def start(self) -> None: ...
+
+    def show(self, view: object) -> None: ...
+
+    def keep_docked(self) -> None: ...
+
+    def stop(self, timeout: float = 0.0) -> None: ...
+
+
+async def test_the_tray_balloon_works_once_the_tray_exists(tmp_path: Path):
+    settings = Settings(config_dir=tmp_path, log_dir=tmp_path, notifier="tray")
+    core = Core(settings, demo=False, emit=lambda _event: None)
+    await core.start()
+    try:
+        before = await core.send_test_notification()
+        assert before == NotificationTestResult(
+            "tray",
+            delivered=False,
+            reason="The tray cannot show balloons here",
+            capabilities="tray balloon: icon",
+        )
+
+        make_tray = core.tray_with_balloons(FakeTray)
+        tray = cast(FakeTray, make_tray(cast(Any, None), lambda _message: None))
+        after = await core.send_test_notification()
+        assert after == NotificationTestResult(
+            "tray", delivered=True, capabilities="tray balloon: icon"
+        )
+        assert tray.balloons == [("Telex Start", "Notifications are working.")]
+    finally:
+        await core.aclose()
+
+
+async def test_only_the_log_says_why_nothing_else_works(tmp_path: Path):
+    settings = Settings(config_dir=tmp_path, log_dir=tmp_path, notifier="log")
+    core = Core(settings, demo=False, emit=lambda _event: None)
+    await core.start()
+    try:
+        result = await core.send_test_notification()
+    finally:
+        await core.aclose()
+    assert (result.backend, result.delivered) == ("log", False)
+    assert result.reason == "it only writes notifications to the log file"

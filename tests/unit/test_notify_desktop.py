@@ -1,0 +1,200 @@
+"""The desktop-notifier backend on the paths this machine cannot run for real (WinRT, macOS),
+with ``DesktopNotifier`` faked where the backend imports it. The fake behaves like
+desktop-notifier 6.2: ``send`` never raises (a failure is logged and ``on_dispatched`` does not
+fire), ``clear`` of a notification that is gone raises, callbacks come from where the OS calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from desktop_notifier import Capability
+
+from app.constants import resource_path
+from app.models import Notice
+from app.notify import desktop
+from app.notify.base import Unavailable
+from app.notify.desktop import DesktopNotifierBackend, capability_text
+
+NOTICE = Notice(key="acme/general", title="general", body="3 unread threads", channel_id="c1")
+WINRT = frozenset(
+    {
+        Capability.TITLE,
+        Capability.MESSAGE,
+        Capability.ICON,
+        Capability.ON_CLICKED,
+        Capability.ON_DISPATCHED,
+        Capability.BUTTONS,
+        Capability.THREAD,
+    }
+)
+
+
+class FakeDesktopNotifier:
+    instances: ClassVar[list[FakeDesktopNotifier]] = []
+    fail_init: ClassVar[Exception | None] = None
+    fail_capabilities: ClassVar[Exception | None] = None
+
+    def __init__(self, app_name: str, app_icon: Any = None) -> None:
+        if self.fail_init is not None:
+            raise self.fail_init
+        self.app_name = app_name
+        self.app_icon = app_icon
+        self.sent: list[dict[str, Any]] = []
+        self.cleared: list[str] = []
+        self.refuse = False
+        self.on_screen: dict[str, dict[str, Any]] = {}
+        FakeDesktopNotifier.instances.append(self)
+
+    async def get_capabilities(self) -> frozenset[Capability]:
+        if self.fail_capabilities is not None:
+            raise self.fail_capabilities
+        return WINRT
+
+    async def send(self, **fields: Any) -> str:
+        identifier = f"id-{len(self.sent)}"
+        self.sent.append(fields)
+        if self.refuse:
+            logging.getLogger("desktop_notifier.backends.base").warning(
+                "Notification failed", exc_info=OSError("toast refused")
+            )
+            return identifier
+        self.on_screen[identifier] = fields
+        fields["on_dispatched"]()
+        return identifier
+
+    async def clear(self, identifier: str) -> None:
+        self.cleared.append(identifier)
+        if identifier not in self.on_screen:
+            raise KeyError(identifier)  # what the D-Bus backend raises for a closed one
+        del self.on_screen[identifier]
+
+    def dismiss(self, identifier: str) -> None:
+        self.on_screen.pop(identifier)["on_dismissed"]()
+
+    def click(self, identifier: str, on_thread: Callable[[Callable[[], None]], None]) -> None:
+        on_thread(self.on_screen.pop(identifier)["on_clicked"])
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> type[FakeDesktopNotifier]:
+    monkeypatch.setattr(FakeDesktopNotifier, "instances", [])
+    monkeypatch.setattr(desktop, "DesktopNotifier", FakeDesktopNotifier)
+    return FakeDesktopNotifier
+
+
+async def test_the_app_name_and_icon_go_to_desktop_notifier(fake: type[FakeDesktopNotifier]):
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    (notifier,) = fake.instances
+    assert notifier.app_name == "Telex Start"  # on Windows also the AppUserModelID it registers
+    assert Path(notifier.app_icon.path) == resource_path("icons", "telex-start.png")
+    assert await backend.send(NOTICE) is True
+    (sent,) = notifier.sent
+    assert (sent["title"], sent["message"]) == ("general", "3 unread threads")
+    assert sent["on_clicked"] is None  # nobody listens: no click action offered
+
+
+async def test_a_newer_notice_replaces_the_earlier_one_even_after_a_dismissal(
+    fake: type[FakeDesktopNotifier],
+):
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    (notifier,) = fake.instances
+    await backend.send(NOTICE)
+    await backend.send(NOTICE)
+    assert notifier.cleared == ["id-0"]
+    notifier.dismiss("id-1")  # the user closed it: nothing to withdraw next time
+    assert await backend.send(NOTICE) is True
+    assert notifier.cleared == ["id-0"]
+    assert list(notifier.on_screen) == ["id-2"]
+
+
+async def test_withdrawing_a_vanished_notification_does_not_stop_the_new_one(
+    fake: type[FakeDesktopNotifier],
+):
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    (notifier,) = fake.instances
+    await backend.send(NOTICE)
+    notifier.on_screen.clear()  # the notification server restarted and forgot it
+    assert await backend.send(NOTICE) is True
+    assert notifier.cleared == ["id-0"]
+
+
+async def test_a_click_from_the_macos_main_thread_lands_on_the_loop(
+    fake: type[FakeDesktopNotifier],
+):
+    loop = asyncio.get_running_loop()
+    clicked: asyncio.Future[tuple[Notice, int]] = loop.create_future()
+    backend = await DesktopNotifierBackend.create(
+        lambda notice: clicked.set_result((notice, threading.get_ident()))
+    )
+    assert isinstance(backend, DesktopNotifierBackend)
+    (notifier,) = fake.instances
+    await backend.send(NOTICE)
+
+    def main_thread(callback: Callable[[], None]) -> None:
+        thread = threading.Thread(target=callback, name="main")
+        thread.start()
+        thread.join()
+
+    notifier.click("id-0", main_thread)
+    notice, thread = await asyncio.wait_for(clicked, 5)
+    assert (notice, notice.channel_id) == (NOTICE, "c1")
+    assert thread == threading.get_ident()
+    await backend.send(NOTICE)
+    assert notifier.cleared == []  # the clicked one is gone: nothing to withdraw
+
+
+async def test_a_refused_toast_is_reported_not_raised(
+    fake: type[FakeDesktopNotifier], caplog: pytest.LogCaptureFixture
+):
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    fake.instances[0].refuse = True
+    assert await backend.send(NOTICE) is False
+    assert "The notification service did not take the notification" in caplog.text
+
+
+async def test_winrt_failing_at_construction_is_unavailable_for_good(
+    fake: type[FakeDesktopNotifier], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(fake, "fail_init", RuntimeError("Could not get ToastNotificationManager"))
+    result = await DesktopNotifierBackend.create(on_clicked=None)
+    assert result == Unavailable(
+        "the system notification API failed: Could not get ToastNotificationManager"
+    )
+
+
+async def test_no_notification_service_is_worth_a_later_probe(
+    fake: type[FakeDesktopNotifier], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(fake, "fail_capabilities", OSError("no session bus"))
+    result = await DesktopNotifierBackend.create(on_clicked=None)
+    assert result == Unavailable("no notification service answered (no session bus)", retry=True)
+
+
+async def test_unbundled_on_macos_it_steps_aside_with_a_reason(
+    fake: type[FakeDesktopNotifier], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    monkeypatch.setattr(desktop, "_in_app_bundle", lambda: False)
+    result = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(result, Unavailable)
+    assert "does not run from its .app bundle" in result.reason
+    assert fake.instances == []  # desktop-notifier would have dropped everything silently
+
+
+def test_capabilities_in_words():
+    assert (
+        capability_text(WINRT, "win32") == "WinRT toasts: clicks, replace, icon, actions, grouping"
+    )
+    dunst = frozenset({Capability.TITLE, Capability.ICON, Capability.APP_NAME})
+    assert capability_text(dunst, "linux") == "D-Bus: replace, icon, app name"

@@ -19,13 +19,13 @@ from aiohttp import web
 from app.config import Settings, load_settings
 from app.devstack.stack import LocalStack, PushTarget
 from tests.security.support import (
-    AppProcess,
     LocalCA,
     PrivateTree,
     ServerCert,
     TokenLedger,
     launch_app,
 )
+from tests.support.app_process import AppProcess
 from tests.support.centrifugo import find_centrifugo, run_centrifugo
 
 

@@ -8,13 +8,10 @@ middleware added before it starts), so the simulator itself needs no test-only a
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
-import signal
 import ssl
-import sys
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +23,8 @@ import trustme
 from aiohttp import web
 
 from app.devstack.telex_api import TelexApiSimulator
+from tests.support.app_process import AppProcess, launch
+from tests.support.app_process import headless_args as shared_headless_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,106 +82,21 @@ class PrivateTree:
         return sorted(p for p in self.home.rglob("telex-start.log*") if p.is_file())
 
 
-class AppProcess:
-    """``python -m app`` as a user runs it; stderr (the log on a terminal) is collected."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._new_line = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip())
-            self._new_line.set()
-
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def mark(self) -> int:
-        return len(self.lines)
-
-    async def wait_line(self, text: str, timeout: float = 15.0, *, since: int = 0) -> str:
-        """The first line (from line ``since`` on) containing ``text``."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    for line in self.lines[since:]:
-                        if text in line:
-                            return line
-                    if self.proc.returncode is not None and self._reader.done():
-                        raise AssertionError(f"app exited ({self.proc.returncode}) before {text!r}")
-                    self._new_line.clear()
-                    await self._new_line.wait()
-        except (TimeoutError, AssertionError) as exc:
-            tail = "\n".join(self.lines[-40:])
-            raise AssertionError(f"no line with {text!r} ({exc!r}); last lines:\n{tail}") from None
-
-    async def wait_exit(self, timeout: float = 20.0) -> int:
-        async with asyncio.timeout(timeout):
-            code = await self.proc.wait()
-            await self._reader
-        return code
-
-    async def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        try:
-            async with asyncio.timeout(10):
-                code = await self.proc.wait()
-        except TimeoutError:
-            self.proc.kill()
-            code = await self.proc.wait()
-        await self._reader
-        return code
-
-
 Launch = Callable[..., Awaitable[AppProcess]]
 
 
 async def launch_app(
     tree: PrivateTree, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> AppProcess:
+    """The app with every folder it may write to (home, XDG, temp) inside ``tree``."""
     tree.make()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "app",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-        env={**tree.env(), **FAST_ENV, **(env or {})},
+    return await launch(
+        args, home=tree.home, stdin=stdin, env={**tree.env(), **FAST_ENV, **(env or {})}
     )
-    assert proc.stdin is not None
-    if stdin is not None:
-        proc.stdin.write(stdin.encode())
-    proc.stdin.close()
-    return AppProcess(proc)
 
 
 def headless_args(email: str, api_url: str, ws_url: str, *extra: str) -> list[str]:
-    return [
-        "--headless",
-        "--email",
-        email,
-        "--password-stdin",
-        "--api-url",
-        api_url,
-        "--ws-url",
-        ws_url,
-        "--notifier",
-        "log",
-        *extra,
-    ]
+    return shared_headless_args(email, api_url, ws_url, "--notifier", "log", *extra)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from aiohttp import web
 
 from app.devstack.stack import LocalStack
 from tests.security.conftest import Serve
-from tests.security.support import AppProcess, Launch, headless_args, peak_memory_kib
+from tests.security.support import Launch, headless_args, peak_memory_kib
+from tests.support.app_process import AppProcess
 
 PING = 1  # seconds between the server's pings; the app gives up after PING + PING_GRACE
 HOSTILE_ENV = {"TELEX_PING_GRACE": "2"}

@@ -15,7 +15,8 @@ import pytest
 from app.devstack.push_server import PushServer, PushServerConfig
 from app.devstack.stack import LocalStack, PushTarget
 from tests.security.conftest import Pki
-from tests.security.support import AppProcess, Launch, ServerCert, headless_args
+from tests.security.support import Launch, ServerCert, headless_args
+from tests.support.app_process import AppProcess
 from tests.support.centrifugo import find_centrifugo, run_centrifugo
 
 KINDS = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -64,29 +65,41 @@ class AppProcess:
             self.lines.append(raw.decode(errors="replace").rstrip())
             self._new_line.set()
 
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
     def mark(self) -> int:
         """A position in the log: pass as ``since=`` to look only at what comes after."""
         return len(self.lines)
 
     async def wait_line(self, text: str, timeout: float = 15.0, *, since: int = 0) -> str:
-        """The first line (from line ``since`` on) containing ``text``."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for line in self.lines[since:]:
-                    if text in line:
-                        return line
-                if self.proc.returncode is not None and self._reader.done():
-                    raise AssertionError(
-                        f"app exited ({self.proc.returncode}) before {text!r}:\n"
-                        + "\n".join(self.lines[-30:])
-                    )
-                self._new_line.clear()
-                await self._new_line.wait()
+        """The first line (from line ``since`` on) containing ``text``; the failure shows the
+        last lines logged."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    for line in self.lines[since:]:
+                        if text in line:
+                            return line
+                    if self.proc.returncode is not None and self._reader.done():
+                        raise AssertionError(f"app exited ({self.proc.returncode}) before {text!r}")
+                    self._new_line.clear()
+                    await self._new_line.wait()
+        except (TimeoutError, AssertionError) as exc:
+            tail = "\n".join(self.lines[-40:])
+            raise AssertionError(f"no line with {text!r} ({exc!r}); last lines:\n{tail}") from None
 
-    async def stop(self) -> int:
-        """SIGTERM, then SIGKILL after 10 s; returns the exit code."""
+    async def wait_exit(self, timeout: float = 20.0) -> int:
+        async with asyncio.timeout(timeout):
+            code = await self.proc.wait()
+            await self._reader
+        return code
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        """``sig`` (SIGTERM by default), then SIGKILL after 10 s; returns the exit code."""
         if self.proc.returncode is None:
-            self.proc.terminate()
+            self.proc.send_signal(sig)
         try:
             async with asyncio.timeout(10):
                 code = await self.proc.wait()

@@ -9,7 +9,7 @@ from typing import Final
 APP_NAME: Final = "Telex Start"
 APP_SLUG: Final = "telex-start"
 APP_AUTHOR: Final = "Telex"
-APP_ID: Final = "im.telex.start"  # bundle id / AppUserModelID
+APP_ID: Final = "im.telex.start"  # macOS bundle id (Windows toasts use APP_NAME as AppUserModelID)
 CLIENT_NAME: Final = "telex-start"  # sent to Centrifugo in connect
 
 ENVIRONMENTS: Final = {

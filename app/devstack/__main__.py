@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from app.config import websocket_url_for
 from app.devstack.stack import LocalStack
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,9 @@ def _banner(stack: LocalStack) -> str:
     return (
         "Telex local stack running\n"
         f"  API:        {stack.api_url}\n"
-        f"  WebSocket:  {stack.ws_url}\n"
+        f"  WebSocket:  {websocket_url_for(stack.api_url)} (or directly {stack.ws_url})\n"
         f"  Account:    {stack.account.email} / {stack.account.password}\n"
-        "Run the app against it:  "
-        f"python -m app --api-url {stack.api_url} --ws-url {stack.ws_url}\n"
+        f"Run the app against it:  python -m app --api-url {stack.api_url}\n"
         "Press Ctrl-C to stop.\n"
     )
 

@@ -168,6 +168,8 @@ class LocalStack:
             if self._push_choice == "builtin":
                 self._push_server = await self._start_push_server()
                 self._simulator.set_push_target(self._push_server.api_url, self._api_key)
+            # As in production, the push WebSocket is also on the API's host.
+            self._simulator.set_push_websocket(self.ws_url)
             await self._simulator.start(self._host, self._api_port, self._ssl_context)
         except BaseException:
             await self._stop_parts()

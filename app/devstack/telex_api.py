@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX: Final = "/api/v1"
 ADMIN_PREFIX: Final = "/_sim"
+#: Where Telex serves the push WebSocket: its gateway passes it to Centrifugo on the API's host.
+PUSH_WS_PATH: Final = "/centrifugo/connection/websocket"
 ZERO_UUID: Final = "00000000-0000-0000-0000-000000000000"
 NOTIFICATION_TOKEN_HEADER: Final = "X-Notification-Token"
 GIN_NOT_FOUND: Final = "404 page not found"
@@ -314,6 +316,8 @@ class TelexApiSimulator:
         self._site: web.TCPSite | None = None
         self._base_url: str | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._push_ws_url: str | None = None
+        self.gateway_connections = 0  # WebSockets passed through PUSH_WS_PATH so far
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -381,6 +385,11 @@ class TelexApiSimulator:
     def set_push_target(self, api_url: str, api_key: str) -> None:
         """Where :meth:`publish_raw` and friends publish (Centrifugo HTTP API base URL)."""
         self._push_api_url, self._push_api_key = api_url, api_key
+
+    def set_push_websocket(self, ws_url: str | None) -> None:
+        """The push server's WebSocket that :data:`PUSH_WS_PATH` passes through to, as the Telex
+        gateway does; None: that path answers 404."""
+        self._push_ws_url = ws_url
 
     # -- users, organisations, channels -----------------------------------------------------
 
@@ -775,6 +784,46 @@ class TelexApiSimulator:
             raise PublishError(f"push API refused the publication: {error}")
         logger.debug("Published to %s", channel)
 
+    async def _push_websocket(self, request: web.Request) -> web.StreamResponse:
+        """Pass a WebSocket through to the push server, frames and close codes unchanged."""
+        if self._push_ws_url is None:
+            return web.json_response({"status": "error", "message": "not found"}, status=404)
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        try:
+            upstream = await self._http.ws_connect(
+                self._push_ws_url,
+                ssl=self._publish_ssl if self._publish_ssl is not None else True,
+                max_msg_size=0,  # the push server applies its own limit
+                autoping=False,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5),
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning("Push server unreachable through the gateway: %s", exc)
+            return web.Response(status=502, body=_html_page(502), content_type="text/html")
+        client = web.WebSocketResponse(max_msg_size=0, autoping=False)
+        await client.prepare(request)
+        self.gateway_connections += 1
+        async with upstream:
+            pumps = (
+                asyncio.create_task(_pump(client, upstream)),
+                asyncio.create_task(_pump(upstream, client)),
+            )
+            try:
+                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pump in pumps:
+                    pump.cancel()
+                outcomes = await asyncio.gather(*pumps, return_exceptions=True)
+            code, reason = next(
+                (o for o in outcomes if isinstance(o, tuple)), (1011, "gateway error")
+            )
+            if code == 1006:  # "abnormal": never sent in a close frame
+                code = 1011
+            await client.close(code=code, message=reason.encode())
+            await upstream.close(code=code, message=reason.encode())
+        return client
+
     # -- HTTP application -------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
@@ -788,6 +837,7 @@ class TelexApiSimulator:
         app.router.add_post(f"{p}/centrifugo/subscription", self._sub_by_notification)
         app.router.add_get(f"{p}/token/connection", self._conn_by_bearer)
         app.router.add_post(f"{p}/token/subscription", self._sub_by_bearer)
+        app.router.add_get(PUSH_WS_PATH, self._push_websocket)
         a = ADMIN_PREFIX
         app.router.add_get(f"{a}/state", self._admin_state)
         app.router.add_post(f"{a}/post_message", self._admin_post_message)
@@ -803,6 +853,10 @@ class TelexApiSimulator:
         path = request.path
         if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
             return await self._admin_guard(request, handler)
+        if path == PUSH_WS_PATH:  # the gateway, not the API: no latency, not counted
+            if self._down is not None:
+                return web.Response(status=503, body=_html_page(503), content_type="text/html")
+            return await handler(request)
         self._requests.append((request.method, path))
         self._in_flight += 1
         self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
@@ -1170,3 +1224,26 @@ class TelexApiSimulator:
         body = await self._admin_body(request)
         self.set_down(bool(body["down"]), mode=body.get("mode", "503"))
         return web.json_response({"down": self.down})
+
+
+_WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+_Close = tuple[int, str]
+
+
+async def _pump(source: _WebSocket, sink: _WebSocket) -> _Close:
+    """Copy frames one way until ``source`` closes; its close code and reason."""
+    while True:
+        message = await source.receive()
+        match message.type:
+            case aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            case aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            case aiohttp.WSMsgType.PING:
+                await sink.ping(message.data)
+            case aiohttp.WSMsgType.PONG:
+                await sink.pong(message.data)
+            case aiohttp.WSMsgType.CLOSE:
+                return int(message.data), str(message.extra or "")
+            case _:  # closing, closed, error: gone without a close frame of its own
+                return source.close_code or 1006, ""

@@ -1229,12 +1229,16 @@ def test_python_m_app_devstack_smoke() -> None:
         banner = _read_until(proc, "Run the app against it", timeout=20)
         assert "Telex local stack running" in banner
         api = re.search(r"API:\s+(http://127\.0\.0\.1:\d+/api/v1)", banner)
-        ws = re.search(r"WebSocket:\s+(ws://127\.0\.0\.1:\d+/connection/websocket)", banner)
+        ws = re.search(
+            r"WebSocket:\s+(ws://127\.0\.0\.1:\d+/centrifugo/connection/websocket)", banner
+        )
         account = re.search(r"Account:\s+(\S+) / (\S+)", banner)
         assert api is not None, banner
         assert ws is not None, banner
         assert account is not None, banner
-        assert f"--api-url {api.group(1)} --ws-url {ws.group(1)}" in banner
+        api_host = api.group(1).removeprefix("http://").removesuffix("/api/v1")
+        assert ws.group(1) == f"ws://{api_host}/centrifugo/connection/websocket"
+        assert f"python -m app --api-url {api.group(1)}\n" in banner
         request = urllib.request.Request(
             f"{api.group(1)}/auth/login",
             data=json.dumps({"email": account.group(1), "password": account.group(2)}).encode(),

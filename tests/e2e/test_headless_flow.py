@@ -254,3 +254,26 @@ async def test_log_only_backend_does_not_count_as_delivered(launch: Launch):
     app = await launch("--test-notification", "--notifier", "log")
     assert await app.proc.wait() == 1
     await app.stop()
+
+
+async def test_the_api_url_alone_finds_the_push_server_on_the_same_host(
+    stack: Stack, launch: Launch
+):
+    """As in production, where the WebSocket is ``/centrifugo/connection/websocket`` on the
+    API's host: no ``--ws-url``."""
+    app = await launch(
+        "--headless",
+        "--email",
+        stack.local.account.email,
+        "--password-stdin",
+        "--api-url",
+        stack.local.api_url,
+        "--notifier",
+        "log",
+        stdin=stack.local.account.password + "\n",
+    )
+    await app.wait_line("State: connected")
+    assert stack.local.simulator.gateway_connections == 1
+    await stack.local.simulator.post_message(stack.local.account.email, stack.org_id, "general")
+    await app.wait_line("#general")
+    assert await app.stop() == 0

@@ -4,8 +4,9 @@ Three threads live in the desktop app (DESIGN.md §2): Tk on the main thread, on
 thread that owns the network, the service and the notifier, and the tray icon's own thread.
 Other threads never call into the loop directly: they give it coroutines through
 :meth:`LoopThread.submit`. Nothing but the Tk thread touches Tk: everyone else posts to a
-:class:`UiQueue` that the Tk thread drains with ``after()``. Blocking work that is neither
-(waiting for the main app to quit) runs in a throw-away thread: :func:`run_in_thread`.
+:class:`UiQueue`, which wakes the Tk thread through a pipe (Windows: Tk polls it). Blocking
+work that is neither (waiting for the main app to quit) runs in a throw-away thread:
+:func:`run_in_thread`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable, Coroutine
@@ -149,18 +151,49 @@ def call_on_loop(
 
 
 class UiQueue(Generic[Item]):
-    """Work for the Tk thread. Any thread may :meth:`post`; only the Tk thread may
-    :meth:`drain`."""
+    """Work for the Tk thread. Any thread, and a signal handler, may :meth:`post`; only the Tk
+    thread may :meth:`drain`.
+
+    On POSIX a post into an empty queue writes one byte to a pipe whose read end
+    (:attr:`wake_fd`) the Tk thread watches, so an idle app is never woken for nothing.
+    """
 
     def __init__(self) -> None:
         self._items: queue.SimpleQueue[Item] = queue.SimpleQueue()
+        self._wake_fd: int | None = None
+        self._ring_fd: int | None = None
+        self._rung = False  # a byte is on its way: later posts need not write one
+
+    @property
+    def wake_fd(self) -> int | None:
+        """The pipe's read end, readable while items wait; None where there is none (Windows:
+        Tk cannot watch a pipe there, so the Tk thread polls). Made on first use."""
+        if self._wake_fd is None and os.name == "posix":
+            read, write = os.pipe()
+            os.set_blocking(read, False)
+            os.set_blocking(write, False)
+            self._wake_fd, self._ring_fd = read, write
+            self._rung = True  # items posted before the pipe existed must not wait
+            self._ring()
+        return self._wake_fd
+
+    @property
+    def ring_fd(self) -> int | None:
+        """The pipe's write end, for :func:`signal.set_wakeup_fd`: a signal then wakes the Tk
+        thread too (its handler runs only once Python does)."""
+        return self._ring_fd if self.wake_fd is not None else None
 
     def post(self, item: Item) -> None:
         self._items.put(item)
+        if not self._rung:
+            self._rung = True
+            self._ring()
 
     def drain(self, handle: Callable[[Item], None], limit: int = 100) -> int:
         """Hand up to ``limit`` waiting items to ``handle``; the limit keeps a burst from
-        freezing the UI. Returns how many were handled."""
+        freezing the UI (what is left wakes the Tk thread again). Returns how many were
+        handled."""
+        self._clear()
         handled = 0
         while handled < limit:
             try:
@@ -169,4 +202,34 @@ class UiQueue(Generic[Item]):
                 break
             handle(item)
             handled += 1
+        if handled == limit:
+            self._rung = True
+            self._ring()
         return handled
+
+    def close(self) -> None:
+        """Close the pipe (after the last drain)."""
+        fds, self._wake_fd, self._ring_fd = (self._wake_fd, self._ring_fd), None, None
+        for fd in fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def _ring(self) -> None:
+        fd = self._ring_fd
+        if fd is None:
+            return
+        # BlockingIOError: the pipe is full, so readable: the Tk thread wakes anyway. Other
+        # OSErrors: closed meanwhile, the app is exiting.
+        with contextlib.suppress(OSError):
+            os.write(fd, b"\0")
+
+    def _clear(self) -> None:
+        """Empty the pipe, then take later posts as new (the order keeps a post from being
+        missed: one that saw the old flag put its item before the drain below)."""
+        fd = self._wake_fd
+        if fd is not None:
+            with contextlib.suppress(OSError):  # BlockingIOError: already empty
+                while os.read(fd, 4096):
+                    pass
+        self._rung = False

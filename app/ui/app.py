@@ -92,8 +92,11 @@ STARTUP_TIMEOUT = 60.0
 TRAY_STOP_TIMEOUT = 0.4
 SHUTDOWN_TIMEOUT = 1.0
 LOOP_GRACE = 0.2
-DRAIN_EVERY_MS = 100
-DOCK_CHECK_EVERY_MS = 2000
+DRAIN_EVERY_MS = 100  # where the inbox cannot wake Tk (Windows): poll it
+# The xorg tray icon, while not docked: the host may have dropped the first request (trayer
+# sometimes does) or start later (autostart at login). Soon at first, then less often.
+DOCK_CHECKS_MS = (500, 1000, 2000)
+DOCK_CHECK_MAX_MS = 30_000
 SUCCESS_MESSAGE_MS = 5000
 T = TypeVar("T")
 
@@ -125,7 +128,7 @@ class TrayApi(Protocol):
 
     def show(self, view: TrayView) -> None: ...
 
-    def keep_docked(self) -> None: ...
+    def keep_docked(self) -> bool | None: ...
 
     def stop(self, timeout: float = ...) -> None: ...
 
@@ -316,6 +319,7 @@ class DesktopApp:
         )
         self._tray = make_tray(tray_view(self._state), inbox.post)
         self._tray_status: TrayStatus | None = None
+        self._dock_checks = 0
         self._corner = Corner()
         self._login = LoginDialog(
             root, self._corner, on_submit=self._sign_in, on_cancel=self._login_cancelled
@@ -344,18 +348,27 @@ class DesktopApp:
             self._service.check_for_updates(self._state.check_for_updates), self._report_failure
         )
         self._root.after_idle(self._open_login)
-        self._root.after(DRAIN_EVERY_MS, self._drain)
-        self._root.after(DOCK_CHECK_EVERY_MS, self._keep_tray_docked)
+        wake_fd = self._inbox.wake_fd
+        if wake_fd is None:
+            self._root.after(DRAIN_EVERY_MS, self._drain)
+        else:
+            self._root.tk.createfilehandler(wake_fd, tk.READABLE, self._woken)
 
     def run(self) -> int:
         """Until Exit (menu or signal): returns the exit code."""
         self.start()
-        with _exit_on_signals(self._inbox.post):
+        with _exit_on_signals(self._inbox.post, self._inbox.ring_fd):
             self._root.mainloop()
         logger.info("%s stopped", APP_NAME)
         return EXIT_OK
 
     # -- the inbox ------------------------------------------------------------------------
+
+    def _woken(self, fd: int, _mask: int) -> None:
+        self._inbox.drain(self._handle)
+        if self._exiting:
+            with contextlib.suppress(tk.TclError):  # Tk is gone: so are its handlers
+                self._root.tk.deletefilehandler(fd)
 
     def _drain(self) -> None:
         self._inbox.drain(self._handle)
@@ -363,9 +376,20 @@ class DesktopApp:
             self._root.after(DRAIN_EVERY_MS, self._drain)
 
     def _keep_tray_docked(self) -> None:
-        if not self._exiting:
-            self._tray.keep_docked()
-            self._root.after(DOCK_CHECK_EVERY_MS, self._keep_tray_docked)
+        """xorg only: soon and then less often until the icon is docked; docked, a look every
+        half minute, because a tray host that restarts (a panel crash) drops the icon."""
+        if self._exiting:
+            return
+        if self._tray.keep_docked():
+            self._dock_checks = 0
+            delay = DOCK_CHECK_MAX_MS
+        else:
+            self._dock_checks += 1
+            if self._dock_checks < len(DOCK_CHECKS_MS):
+                delay = DOCK_CHECKS_MS[self._dock_checks] - DOCK_CHECKS_MS[self._dock_checks - 1]
+            else:
+                delay = min(DOCK_CHECK_MAX_MS, DOCK_CHECKS_MS[-1] * 2 ** (self._dock_checks - 2))
+        self._root.after(delay, self._keep_tray_docked)
 
     def _handle(self, item: InboxItem) -> None:
         if self._exiting:
@@ -440,7 +464,9 @@ class DesktopApp:
     def _tray_reported(self, status: TrayStatus) -> None:
         """Where the tray cannot show the menu, the menu window stands in: at once when there
         is no icon at all, and once ever (to introduce it) when the icon has no menu."""
-        self._tray_status = status
+        first, self._tray_status = self._tray_status is None, status
+        if first and status.backend == "xorg" and status.host:
+            self._root.after(DOCK_CHECKS_MS[0], self._keep_tray_docked)
         if status.menu_reachable:
             return
         if not status.host:
@@ -699,9 +725,13 @@ async def _cancelled(task: asyncio.Task[Any]) -> None:
 
 
 @contextlib.contextmanager
-def _exit_on_signals(post: Callable[[Command], None]) -> Iterator[None]:
+def _exit_on_signals(post: Callable[[Command], None], ring_fd: int | None) -> Iterator[None]:
     """SIGINT/SIGTERM ask for the same clean exit as the menu. The handler only posts (a
-    SimpleQueue put is safe there); the next drain tick acts on it."""
+    SimpleQueue put and a pipe write are safe there); the next drain acts on it.
+
+    Python runs the handler only once the main thread runs Python again, and Tk may sleep in
+    its event loop with no timer to wake it: so the signal itself also writes a byte to the
+    inbox's pipe (``ring_fd``), which wakes Tk."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -711,9 +741,13 @@ def _exit_on_signals(post: Callable[[Command], None]) -> Iterator[None]:
         post(Command.EXIT)
 
     previous = {sig: signal.signal(sig, request_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if ring_fd is not None:
+        previous_fd = signal.set_wakeup_fd(ring_fd, warn_on_full_buffer=False)
     try:
         yield
     finally:
+        if ring_fd is not None:
+            signal.set_wakeup_fd(previous_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -16,12 +16,14 @@ shows no icon at all; the status says so, and the app offers the same actions in
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
+import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -144,13 +146,19 @@ class TrayIcon:
             self._wanted = view
         self._call(self._apply)
 
-    def keep_docked(self) -> None:
+    def keep_docked(self) -> bool:
         """xorg only, called now and then from the Tk thread: ask the tray host again when it
-        has not embedded the icon; once it has, show the image that had to wait for that."""
+        has not embedded the icon; once it has, show the image that had to wait for that and
+        return True (the caller can look less often)."""
         xorg = self._xorg
         if xorg is None or self._stopping:
-            return
-        self._call(xorg.redock if xorg.needs_docking() else self._apply)
+            return True
+        if xorg.embedded():
+            self._call(self._apply)
+            return True
+        if xorg.needs_docking():
+            self._call(xorg.redock)
+        return False
 
     def notify(self, title: str, body: str) -> concurrent.futures.Future[bool]:
         """A balloon from the icon (the notifiers' fallback); callable from any thread. The
@@ -267,7 +275,8 @@ class TrayIcon:
         self._drain()
 
     def _build(self) -> tuple[Any, TrayStatus, Callable[[], None]]:
-        import pystray  # picks its backend from the platform, the display and PYSTRAY_BACKEND
+        with _gtk_without_opengl():
+            import pystray  # picks its backend from the platform, the display, PYSTRAY_BACKEND
 
         backend = pystray.Icon.__module__.rsplit("._", 1)[-1]
         logger.info("Tray icon backend: %s", pystray.Icon.__module__)
@@ -416,3 +425,19 @@ def _win32_waker(icon: Any, drain: Callable[[], None]) -> Callable[[], None]:  #
             post_message(hwnd, wm_wake, 0, 0)
 
     return wake
+
+
+@contextlib.contextmanager
+def _gtk_without_opengl() -> Iterator[None]:
+    """GTK probes OpenGL when it starts, which on software-rendered X servers maps all of LLVM
+    (~45 MB of RSS) for nothing a tray menu draws. GTK reads ``GDK_GL`` once, at start, so the
+    variable is set only while the backend loads: the Telex main app we start later gets the
+    environment it would have had (it may well use OpenGL)."""
+    if not sys.platform.startswith("linux") or "GDK_GL" in os.environ:
+        yield
+        return
+    os.environ["GDK_GL"] = "disable"
+    try:
+        yield
+    finally:
+        os.environ.pop("GDK_GL", None)

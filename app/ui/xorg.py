@@ -101,7 +101,7 @@ class XorgTray:
             logger.debug("Cannot wake the tray thread: %s", exc)
 
     def needs_docking(self) -> bool:
-        """A tray host is running but has not embedded the icon (Tk thread, every few seconds).
+        """A tray host is running but has not embedded the icon (Tk thread, 0.5 s, 1 s, 2 s on).
 
         The backend asks to be docked only when the icon is shown or its image changes. A host
         may just be slow, though, and asked twice it embeds the icon twice (trayer then shows

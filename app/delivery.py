@@ -177,11 +177,7 @@ class Delivery:
         self._sender = asyncio.create_task(self._send_all(), name="notifier")
 
     async def close(self) -> None:
-        for timer in (self._overflow_timer, self._round_timer):
-            if timer is not None:
-                timer.cancel()
-        for window in self._windows.values():
-            window.timer.cancel()
+        self.forget()
         for task in (self._pause_task, self._sender):
             if task is not None:
                 task.cancel()

@@ -38,7 +38,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
@@ -55,16 +54,16 @@ import psutil
 
 from app.api import TelexApi
 from app.config import Settings
-from app.devstack.stack import LocalStack, PushTarget
+from app.devstack.stack import LocalStack
 from tests.bench.receiver import cpu_seconds, now_ns
 from tests.support.app_process import ROOT, AppProcess, headless_args, launch
 from tests.support.centrifugo import (
     connection_token,
     find_centrifugo,
     free_port,
-    run_centrifugo,
     subscription_token,
 )
+from tests.support.stack import local_stack
 
 FROZEN_BINARY = ROOT / "dist" / "telex-start"
 BENCH_EMAIL = "bench@telex.local"
@@ -151,31 +150,24 @@ async def stack_on(
 ) -> AsyncIterator[LocalStack]:
     """The Telex API simulator with the in-repo push server or a real Centrifugo, limits raised
     for the many-organisation sign-in, and a bench user in 100 organisations."""
-    if server == "builtin":
-        async with LocalStack(
-            push_port=free_port(),
-            latency=latency,
-            push_options={"channel_limit": CHANNEL_LIMIT, "message_size_limit": MESSAGE_SIZE_LIMIT},
-        ) as local:
-            add_bench_user(local, BENCH_EMAIL, BURST_CHANNELS)
-            yield local
-        return
-    async with run_centrifugo(
-        hmac_secret=secrets.token_urlsafe(32),
-        api_key=secrets.token_urlsafe(24),
-        allow_subscribe_for_client=False,
-        tmp_path=workdir,
-        binary=find_centrifugo(),
-        log_level="error",
-        extra={
+    centrifugo = {
+        "log_level": "error",
+        "extra": {
             "client": {"channel_limit": CHANNEL_LIMIT},
             "websocket": {"message_size_limit": MESSAGE_SIZE_LIMIT},
         },
-    ) as inst:
-        target = PushTarget(inst.ws_url, inst.api_url, inst.api_key, inst.hmac_secret)
-        async with LocalStack(push=target, latency=latency) as local:
-            add_bench_user(local, BENCH_EMAIL, BURST_CHANNELS)
-            yield local
+    }
+    async with local_stack(
+        server,
+        False,
+        workdir,
+        centrifugo=centrifugo,
+        push_port=free_port(),
+        latency=latency,
+        push_options={"channel_limit": CHANNEL_LIMIT, "message_size_limit": MESSAGE_SIZE_LIMIT},
+    ) as local:
+        add_bench_user(local, BENCH_EMAIL, BURST_CHANNELS)
+        yield local
 
 
 def add_bench_user(local: LocalStack, email: str, orgs: int) -> None:

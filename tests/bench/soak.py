@@ -20,7 +20,6 @@ import itertools
 import json
 import random
 import re
-import secrets
 import statistics
 import sys
 import tempfile
@@ -32,10 +31,11 @@ from pathlib import Path
 
 import psutil
 
-from app.devstack.stack import LocalStack, PushTarget
+from app.devstack.stack import LocalStack
 from tests.support.app_process import AppProcess, headless_args, launch
-from tests.support.centrifugo import find_centrifugo, free_port, run_centrifugo
+from tests.support.centrifugo import find_centrifugo, free_port
 from tests.support.proxy import TcpProxy
+from tests.support.stack import local_stack
 
 MAX_RSS_GROWTH_MB = 5.0
 _SHOWN = re.compile(r"Notification: (?P<title>.*) — (?P<count>\d+) unread threads?$")
@@ -67,26 +67,15 @@ class Figures:
 
 @contextlib.asynccontextmanager
 async def _stack(server: str, token_ttl: int, workdir: Path) -> AsyncIterator[LocalStack]:
-    if server == "builtin":
-        async with LocalStack(
-            push_port=free_port(),
-            connection_token_ttl=token_ttl,
-            subscription_token_ttl=token_ttl,
-        ) as local:
-            yield local
-        return
-    async with run_centrifugo(
-        hmac_secret=secrets.token_urlsafe(32),
-        api_key=secrets.token_urlsafe(24),
-        allow_subscribe_for_client=False,
-        tmp_path=workdir,
-        binary=find_centrifugo(),
-    ) as inst:
-        target = PushTarget(inst.ws_url, inst.api_url, inst.api_key, inst.hmac_secret)
-        async with LocalStack(
-            push=target, connection_token_ttl=token_ttl, subscription_token_ttl=token_ttl
-        ) as local:
-            yield local
+    async with local_stack(
+        server,
+        False,
+        workdir,
+        push_port=free_port(),
+        connection_token_ttl=token_ttl,
+        subscription_token_ttl=token_ttl,
+    ) as local:
+        yield local
 
 
 async def _launch(local: LocalStack, proxy: TcpProxy, home: Path) -> AppProcess:

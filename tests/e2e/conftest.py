@@ -1,23 +1,15 @@
-"""The local Telex stack in front of either push server, for end-to-end tests."""
+"""End-to-end tests run against both push servers (the stack: tests/support/stack.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import secrets
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from app.devstack.stack import LocalStack, PushTarget
 from tests.desktop.conftest import (  # noqa: F401  (the desktop app's fixtures, for clicks)
     app_env,
     fake_main_app,
     launch_app,
     runtime_dir,
 )
-from tests.support.centrifugo import find_centrifugo, run_centrifugo
 
 #: (push server, connect-time subs honoured) — every end-to-end case runs against all four.
 PUSH_SERVERS = [
@@ -26,30 +18,3 @@ PUSH_SERVERS = [
     pytest.param(("builtin", True), id="builtin-connect-subs"),
     pytest.param(("builtin", False), id="builtin-sub-tokens"),
 ]
-
-
-@contextlib.asynccontextmanager
-async def local_stack(
-    kind: str,
-    connect_subs: bool,
-    tmp_path: Path,
-    *,
-    centrifugo: dict[str, Any] | None = None,
-    **options: Any,
-) -> AsyncIterator[LocalStack]:
-    """The Telex API simulator publishing to a real Centrifugo or to the in-repo server."""
-    if kind == "builtin":
-        async with LocalStack(allow_subscribe_for_client=connect_subs, **options) as stack:
-            yield stack
-        return
-    async with run_centrifugo(
-        hmac_secret=secrets.token_urlsafe(32),
-        api_key=secrets.token_urlsafe(24),
-        allow_subscribe_for_client=connect_subs,
-        tmp_path=tmp_path / "centrifugo",
-        binary=find_centrifugo(),
-        **(centrifugo or {}),
-    ) as inst:
-        target = PushTarget(inst.ws_url, inst.api_url, inst.api_key, inst.hmac_secret)
-        async with LocalStack(push=target, **options) as stack:
-            yield stack

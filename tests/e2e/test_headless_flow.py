@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from app.devstack.stack import LocalStack
-from tests.e2e.conftest import PUSH_SERVERS, local_stack
+from tests.e2e.conftest import PUSH_SERVERS
 from tests.support.app_process import AppProcess
 from tests.support.app_process import launch as launch_app
 from tests.support.desktop import NotificationView, dunst_close_all, dunst_history
+from tests.support.stack import local_stack
 
 Launch = Callable[..., Awaitable[AppProcess]]
 
@@ -52,7 +53,10 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield Stack(local, org.id)
 
 
-def app_args(stack: Stack, *extra: str) -> list[str]:
+def app_args(stack: Stack, *extra: str, direct_ws: bool = True) -> list[str]:
+    """Headless, as the stack's account; ``direct_ws`` names the push server's own URL, else the
+    app derives the one on the API's host."""
+    ws = ["--ws-url", stack.local.ws_url] if direct_ws else []
     return [
         "--headless",
         "--email",
@@ -60,8 +64,7 @@ def app_args(stack: Stack, *extra: str) -> list[str]:
         "--password-stdin",
         "--api-url",
         stack.local.api_url,
-        "--ws-url",
-        stack.local.ws_url,
+        *ws,
         *extra,
     ]
 
@@ -262,14 +265,7 @@ async def test_the_api_url_alone_finds_the_push_server_on_the_same_host(
     """As in production, where the WebSocket is ``/centrifugo/connection/websocket`` on the
     API's host: no ``--ws-url``."""
     app = await launch(
-        "--headless",
-        "--email",
-        stack.local.account.email,
-        "--password-stdin",
-        "--api-url",
-        stack.local.api_url,
-        "--notifier",
-        "log",
+        *app_args(stack, "--notifier", "log", direct_ws=False),
         stdin=stack.local.account.password + "\n",
     )
     await app.wait_line("State: connected")

@@ -230,8 +230,8 @@ def proc_blobs(pid: int) -> list[tuple[str, bytes]]:
     ]
 
 
-def listening_sockets(pid: int) -> list[str]:
-    """The process's sockets that listen on a network interface (TCP LISTEN, bound UDP)."""
+def socket_inodes(pid: int) -> set[str]:
+    """The inodes of the process's open sockets (as /proc/net/* lists them)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -240,6 +240,12 @@ def listening_sockets(pid: int) -> list[str]:
             continue
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def listening_sockets(pid: int) -> list[str]:
+    """The process's sockets that listen on a network interface (TCP LISTEN, bound UDP)."""
+    inodes = socket_inodes(pid)
     found = []
     for table in ("tcp", "tcp6", "udp", "udp6"):
         path = Path(f"/proc/{pid}/net/{table}")

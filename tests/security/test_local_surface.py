@@ -15,7 +15,7 @@ import pytest
 
 from app.devstack.stack import LocalStack
 from app.single_instance import SOCKET_FILE
-from tests.security.support import Launch, listening_sockets
+from tests.security.support import Launch, listening_sockets, socket_inodes
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="the desktop app needs the test X server (tests/run.sh)"
@@ -26,14 +26,7 @@ _SO_ACCEPTCON = 0x10000  # a listening Unix socket in /proc/net/unix's Flags col
 
 def unix_listeners(pid: int) -> list[str]:
     """The paths of the process's listening Unix sockets ("@..." for abstract ones)."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[len("socket:[") : -1])
+    inodes = socket_inodes(pid)
     found = []
     for line in Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]:
         cols = line.split()

@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.e2e.conftest import local_stack
 from tests.security.conftest import Pki, Recorder, Serve, observed_stack, redirect_to
 from tests.security.support import Launch, TokenLedger, headless_args, jwt_claims
+from tests.support.stack import local_stack
 
 TOKEN_TTL = 3
 

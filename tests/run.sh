@@ -69,22 +69,25 @@ find_python() {
 step "System packages (apt)"
 # ------------------------------------------------------------------------------------------------
 # Desktop harness: Xvfb (+ xauth for xvfb-run), private session bus, dunst (notification server),
-# trayer (XEmbed system tray), xdotool, ImageMagick `import` (screenshots), xdpyinfo.
+# trayer (XEmbed system tray), xdotool, ImageMagick `import` (screenshots), xdpyinfo. PyGObject
+# and pycairo (the GTK/AppIndicator tray backends) come as source only: a C compiler and the
+# GObject/cairo headers build them.
 PACKAGES=(ca-certificates dbus dbus-x11 xvfb xauth xdotool dunst libnotify-bin trayer
-    imagemagick x11-utils binutils shellcheck
+    imagemagick x11-utils binutils shellcheck gcc libc6-dev
     gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev pkg-config)
 BASE_PYTHON=""
 if [ -x "$VENV/bin/python" ] && python_ok "$VENV/bin/python"; then
     : # the existing virtualenv is reused
 elif BASE_PYTHON=$(find_python); then
     case "$(readlink -f "$BASE_PYTHON")" in
-        /usr/bin/*) # a distribution Python: venv and tkinter are separate packages
+        /usr/bin/*) # a distribution Python: venv, tkinter and C headers are separate packages
             "$BASE_PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || PACKAGES+=(python3-venv)
             "$BASE_PYTHON" -c 'import tkinter' >/dev/null 2>&1 || PACKAGES+=(python3-tk)
+            PACKAGES+=("python$("$BASE_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-dev")
             ;;
     esac
 else
-    PACKAGES+=(python3 python3-venv python3-tk)
+    PACKAGES+=(python3 python3-venv python3-tk python3-dev)
 fi
 command -v go >/dev/null 2>&1 || PACKAGES+=(golang-go)
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)

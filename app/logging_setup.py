@@ -12,6 +12,7 @@ import logging
 import logging.handlers
 import os
 import re
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -49,8 +50,18 @@ _SECRET_PATTERNS = (
 )
 
 
+# Every pattern above needs one of these words (case-folded, as the patterns ignore case), so a
+# line without any skips the patterns. None has an "i": regular expressions that ignore case also
+# match "i" to the dotless i (U+0131), which case-folding leaves alone (the long s U+017F and the
+# Kelvin sign U+212A fold to "s" and "k" either way).
+_TRIGGERS = ("eyj", "author", "cook", "passw", "secret", "token", "key", "bearer")
+
+
 def redact(text: str) -> str:
     """``text`` with every credential-looking value replaced by ``[redacted]``."""
+    folded = text.casefold()
+    if not any(trigger in folded for trigger in _TRIGGERS):
+        return text
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -78,13 +89,41 @@ class _StreamHandler(_QuietErrors, logging.StreamHandler):  # type: ignore[type-
 
 
 class _FileHandler(_QuietErrors, logging.handlers.RotatingFileHandler):
-    """The log file (and its rotated copies) is readable by this user alone."""
+    """The log file (and its rotated copies) is readable by this user alone.
+
+    The size is counted as lines are written (the standard handler formats every line twice and
+    asks the file system for its size each time). Characters are counted, not bytes: a line of
+    non-ASCII text lets the file grow a little past ``maxBytes`` before it rotates.
+    """
+
+    _written = 0
+    _rotates = True
 
     def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with contextlib.suppress(OSError):
             os.chmod(self.baseFilename, 0o600)  # a file left by an older version
+        found = os.fstat(fd)
+        self._written = found.st_size
+        self._rotates = stat.S_ISREG(found.st_mode)  # never rotate a device or a pipe
         return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+            if self.stream is None:
+                self.stream = self._open()
+            if self._rotates and 0 < self.maxBytes <= self._written + len(line):
+                self.doRollover()
+                if self.stream is None:
+                    self.stream = self._open()
+            self.stream.write(line)
+            self.stream.flush()
+            self._written += len(line)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 def setup_logging(level: str, log_dir: Path | None, *, to_stderr: bool) -> Path | None:

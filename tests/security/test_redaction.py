@@ -15,9 +15,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from app.logging_setup import LOG_FILE_NAME, RedactingFormatter, redact, setup_logging
+from app.logging_setup import (
+    _SECRET_PATTERNS,
+    LOG_FILE_NAME,
+    RedactingFormatter,
+    redact,
+    setup_logging,
+)
 from tests.security.support import ROOT
 
 JWT = (
@@ -106,6 +114,64 @@ def test_password_fields_are_redacted_whole_even_with_spaces_quotes_and_commas(l
 )
 def test_ordinary_lines_are_left_alone(line: str):
     assert redact(line) == line
+
+
+def _every_pattern(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+# Lines made of a secret's name in odd cases (also with the characters that case-insensitive
+# patterns match to ASCII letters: dotless i, long s, Kelvin sign), a separator and a value,
+# among other text; and lines of such pieces in any order.
+_NAMES = [
+    "password",
+    "PassWord",
+    "pa\u017f\u017fword",
+    "passwd",
+    "secret",
+    "SECRET",
+    "token",
+    "toKen",
+    "to\u212aen",
+    "api_key",
+    "API-KEY",
+    "apikey",
+    "authorization",
+    "AUTHORIZATION",
+    "author\u0131zation",
+    "Proxy-Authorization",
+    "x-notification-token",
+    "cookie",
+    "Set-Cookie",
+    "cook\u0131e",
+    "bearer",
+    "BEARER",
+    "Bearer ",
+    "eyJhbGciOi.eyJzdWIi.sig",
+    "EYJabcdef.ghijkl.m",
+]
+_SEPARATORS = [": ", "=", '":"', "' = '", " ", ""]
+_VALUES = [OPAQUE, "Zt9Q-x3v_7", '"quoted value"', "bearer abcdefgh", "\u0131", "\u0130", ""]
+_SECRET_LINES = st.builds(
+    lambda *parts: "".join(parts),
+    st.text(max_size=6),
+    st.sampled_from(_NAMES),
+    st.sampled_from(_SEPARATORS),
+    st.sampled_from(_VALUES),
+    st.text(max_size=6),
+)
+_JUMBLES = st.lists(
+    st.sampled_from(_NAMES + _SEPARATORS + _VALUES) | st.text(max_size=4), max_size=10
+).map("".join)
+
+
+@settings(max_examples=400)
+@given(_SECRET_LINES | _JUMBLES)
+def test_the_quick_check_never_changes_what_is_redacted(line: str):
+    """Lines without a secret's name skip the patterns; that must never let one through."""
+    assert redact(line) == _every_pattern(line)
 
 
 def _format(record_msg: str, *args: object, exc: BaseException | None = None) -> str:

@@ -577,33 +577,53 @@ class RealtimeClient:
             raise
 
     async def _read_frames(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        while True:
-            try:
-                async with asyncio.timeout(self._read_timeout):
+        """One deadline for the whole read, moved on lazily: a new timer per frame cost more than
+        decoding the frame. The silence allowed is ``_read_timeout`` plus at most 1 %."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    self._move_deadline(deadline, loop.time())
                     msg = await ws.receive()
-            except TimeoutError:
-                if self._state is ConnectionState.CONNECTED:
-                    raise _ConnectionEnded("no ping from the push server in time") from None
-                raise _ConnectionEnded("the push server did not answer in time") from None
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                for message in proto.decode_frame(msg.data):
-                    self._dispatch(message)
-            elif msg.type is aiohttp.WSMsgType.BINARY:
-                logger.warning("Ignoring a binary frame from the push server")
-            elif msg.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.CLOSED,
-            ):
-                if self._closing is not None:
-                    raise self._closing
-                code = ws.close_code
-                reason = msg.extra if isinstance(msg.extra, str) and msg.extra else "closed"
-                if msg.type is aiohttp.WSMsgType.CLOSE and code:
-                    raise _ConnectionEnded(reason, code)
-                raise _ConnectionEnded("the connection dropped")
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                raise _ConnectionEnded(f"the push connection broke: {msg.data}")
+                    self._read_one(ws, msg)
+        except TimeoutError:
+            if self._state is ConnectionState.CONNECTED:
+                raise _ConnectionEnded("no ping from the push server in time") from None
+            raise _ConnectionEnded("the push server did not answer in time") from None
+
+    def _move_deadline(self, deadline: asyncio.Timeout, now: float) -> None:
+        """Never sooner than ``_read_timeout`` from ``now``; moved only when that would be broken
+        or the deadline is more than the slack too late (the timeout was shortened)."""
+        timeout = self._read_timeout
+        when = deadline.when()
+        if timeout is None:
+            if when is not None:
+                deadline.reschedule(None)
+            return
+        earliest, slack = now + timeout, timeout / 100
+        if when is None or when < earliest or when > earliest + slack:
+            deadline.reschedule(earliest + slack)
+
+    def _read_one(self, ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSMessage) -> None:
+        if msg.type is aiohttp.WSMsgType.TEXT:
+            for message in proto.decode_frame(msg.data):
+                self._dispatch(message)
+        elif msg.type is aiohttp.WSMsgType.BINARY:
+            logger.warning("Ignoring a binary frame from the push server")
+        elif msg.type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSING,
+            aiohttp.WSMsgType.CLOSED,
+        ):
+            if self._closing is not None:
+                raise self._closing
+            code = ws.close_code
+            reason = msg.extra if isinstance(msg.extra, str) and msg.extra else "closed"
+            if msg.type is aiohttp.WSMsgType.CLOSE and code:
+                raise _ConnectionEnded(reason, code)
+            raise _ConnectionEnded("the connection dropped")
+        elif msg.type is aiohttp.WSMsgType.ERROR:
+            raise _ConnectionEnded(f"the push connection broke: {msg.data}")
 
     def _dispatch(self, message: proto.Message) -> None:
         if isinstance(message, proto.Ping):

@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,6 +165,7 @@ class Delivery:
         self._sender: asyncio.Task[None] | None = None
         self._windows: dict[str, _Window] = {}
         self._recent: deque[tuple[float, str]] = deque()  # (loop time, key) of what popped
+        self._recent_keys: Counter[str] = Counter()  # the keys in _recent, kept alongside
         self._overflow: dict[str, list[Notice]] = {}
         self._overflow_timer: asyncio.TimerHandle | None = None
         self._round: list[Notice] = []
@@ -199,6 +200,7 @@ class Delivery:
             window.timer.cancel()
         self._windows, self._overflow, self._round, self._missed = {}, {}, [], {}
         self._recent.clear()
+        self._recent_keys.clear()
 
     # -- what comes in -----------------------------------------------------------------------
 
@@ -348,13 +350,15 @@ class Delivery:
         summary at the end of the flood window."""
         now = asyncio.get_running_loop().time()
         while self._recent and self._recent[0][0] <= now - self._options.flood_window:
-            self._recent.popleft()
-        popped = {key for _, key in self._recent}
+            _, key = self._recent.popleft()
+            self._recent_keys[key] -= 1
+            if not self._recent_keys[key]:
+                del self._recent_keys[key]
+        popped = self._recent_keys
         if notice.key in popped or (
             len(popped) < self._options.summary_threshold and not self._overflow
         ):
-            self._recent.append((now, notice.key))
-            self._queue.put_nowait(notice)
+            self._popped(now, notice)
             return
         self._overflow.setdefault(notice.key, []).append(notice)
         if self._overflow_timer is None:
@@ -362,14 +366,18 @@ class Delivery:
                 self._options.flood_window, self._flood_ended
             )
 
+    def _popped(self, now: float, notice: Notice) -> None:
+        self._recent.append((now, notice.key))
+        self._recent_keys[notice.key] += 1
+        self._queue.put_nowait(notice)
+
     def _flood_ended(self) -> None:
         self._overflow_timer = None
         gathered = [fold(each) for each in self._overflow.values()]
         self._overflow = {}
         gathered = [n for n in gathered if self._admitted(n)]  # paused or muted meanwhile
         if len(gathered) == 1:
-            self._recent.append((asyncio.get_running_loop().time(), gathered[0].key))
-            self._queue.put_nowait(gathered[0])
+            self._popped(asyncio.get_running_loop().time(), gathered[0])
         elif gathered:
             logger.info("%d more conversations at once: one summary", len(gathered))
             self._queue.put_nowait(

@@ -28,6 +28,11 @@ class _Counts:
     mentions: int
 
 
+_NO_COUNTS = _Counts(0, 0)
+#: Where a push may carry the conversation's id; the first one present counts.
+_CONVERSATION_FIELDS = ("channels_id", "channel_id", "id")
+
+
 def _count(value: Any) -> int:
     """A usable count, or 0 for anything else (text, booleans, negatives, NaN, infinity)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
@@ -62,7 +67,7 @@ class NotificationPolicy:
         org_id = _text(data.get("organisation_id")) or org_id
         key = f"{org_id or '-'}/{conversation}"
         now = _Counts(_count(data.get("thread_count")), _count(data.get("mention_count")))
-        before = self._counts.get(key, _Counts(0, 0))
+        before = self._counts.get(key, _NO_COUNTS)
         self._counts[key] = now
         more_mentions = now.mentions > before.mentions
         if not (now.threads > before.threads or more_mentions):
@@ -88,14 +93,10 @@ class NotificationPolicy:
         data = payload.get("data")
         conversation = ""
         if isinstance(data, dict):
-            conversation = next(
-                (
-                    _text(data.get(k))
-                    for k in ("channels_id", "channel_id", "id")
-                    if _text(data.get(k))
-                ),
-                "",
-            )
+            for field_name in _CONVERSATION_FIELDS:
+                conversation = _text(data.get(field_name))
+                if conversation:
+                    break
         if not conversation:
             logger.warning("Ignoring an unread_thread_change push without a channel")
             return None
@@ -116,12 +117,15 @@ class NotificationPolicy:
         return False
 
     def _title(self, section: str, data: Mapping[str, Any], org_id: str | None) -> str:
+        name = _text(data.get("name"))
         if section == "dm_channels_section":
-            title = _text(data.get("username")) or _text(data.get("name")) or "Direct message"
+            title = _text(data.get("username")) or name or "Direct message"
+        elif not name:
+            title = "New activity"
+        elif section == "channels_section" and not name.startswith("#"):
+            title = f"#{name}"
         else:
-            title = _text(data.get("name")) or "New activity"
-            if section == "channels_section" and not title.startswith("#"):
-                title = f"#{title}" if _text(data.get("name")) else title
+            title = name
         org = self._orgs.get(org_id or "")
         if org is not None and len(self._orgs) > 1:
             title = f"{title} · {org.name}"

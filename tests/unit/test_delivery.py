@@ -175,6 +175,22 @@ def test_many_conversations_at_once_end_in_one_summary() -> None:
     run(test)
 
 
+def test_after_a_flood_window_conversations_pop_one_by_one_again() -> None:
+    """The flood guard counts only what popped within its window, not earlier floods."""
+
+    async def test(p: Pipeline) -> None:
+        for i in range(10):
+            p.delivery.live(news(f"c{i}"))
+        await p.settle(5)
+        for i in range(10, 14):
+            p.delivery.live(news(f"c{i}"))
+        await p.settle(5)
+        later = [(t, n.title) for t, n in p.notifier.sent[5:]]
+        assert later == [(5.0, f"#c{i}") for i in range(10, 14)]
+
+    run(test)
+
+
 # -- backlog -----------------------------------------------------------------------------------
 
 

@@ -310,7 +310,7 @@ class TrayIcon:
         if backend == "xorg":
             from app.ui.xorg import XorgTray
 
-            self._xorg = XorgTray(icon, on_wake=self._drain)
+            self._xorg = XorgTray(icon, on_wake=self._drain, on_docked=lambda: self._apply(icon))
             return self._xorg.wake
         if backend == "win32":
             return _win32_waker(icon, self._drain)
@@ -351,7 +351,12 @@ def _balloon(icon: Any, title: str, body: str) -> bool:
 
 
 def _show_icon(icon: Any) -> None:
-    icon.visible = True
+    if icon.__module__ == "pystray._xorg":
+        from app.ui.xorg import XorgTray
+
+        XorgTray.show(icon)
+    else:
+        icon.visible = True
 
 
 def _stop_icon(icon: Any) -> None:

@@ -4,7 +4,8 @@ gtk/appindicator backend) gets. Imported only on Linux with an X display.
 Each fixes something seen under Xvfb + trayer (see tests/desktop): transparent pixels drawn as
 noise, a crash on non-Latin-1 tooltips, a dead left click, a one-pixel icon, an icon that stays
 invisible when the tray host drops the dock request or starts after the app (autostart at
-login) — and a way for other threads to hand work to the icon's thread.
+login) — and a way for other threads to hand work to the icon's thread. Docking is seen as it
+happens (the window is reparented), so the image shows without waiting for the next check.
 """
 
 from __future__ import annotations
@@ -58,17 +59,15 @@ class XorgTray:
     message that the icon's own event loop hands to ``on_wake`` on the tray thread.
     """
 
-    def __init__(self, icon: Any, on_wake: Callable[[], None]) -> None:
+    def __init__(
+        self, icon: Any, on_wake: Callable[[], None], on_docked: Callable[[], None]
+    ) -> None:
         window, display = icon._window, icon._display
         # The backend never asks X for button presses, so the default action (left click) is
         # dead (moses-palmer/pystray#151). The window exists from the constructor on.
         window.change_attributes(
             event_mask=X.ExposureMask | X.StructureNotifyMask | X.ButtonPressMask
         )
-        # The backend makes a 1x1 window and leaves the size to the tray host; trayer keeps it
-        # (a one-pixel icon) when another icon left the tray before. Start at the size the
-        # backend asks for as its minimum.
-        window.configure(width=ICON_SIZE, height=ICON_SIZE)
         display.flush()
         self._display = Xlib.display.Display()
         self._wake_atom = self._display.intern_atom(WAKE_ATOM)
@@ -81,7 +80,13 @@ class XorgTray:
             else:
                 pystray_messages(message)
 
+        def on_reparent(notice: Any) -> None:
+            if notice.window.id == window.id and notice.parent.id != self._root_id:
+                self._fit(window, display)
+                on_docked()
+
         handlers[X.ClientMessage] = on_client_message
+        handlers[X.ReparentNotify] = on_reparent
         self._window = self._display.create_resource_object("window", window.id)
         self._root_id = self._display.screen().root.id
         self._tray_selection = self._display.intern_atom(
@@ -137,6 +142,18 @@ class XorgTray:
             logger.debug("Cannot check the tray icon: %s", exc)
             return False
 
+    @staticmethod
+    def _fit(window: Any, display: Any) -> None:
+        """Tray thread, just docked: the backend's window is 1x1 and the size is the host's to
+        give; trayer leaves it at one pixel when another icon left the tray before."""
+        try:
+            size = window.get_geometry()
+            if size.width <= 1 or size.height <= 1:
+                window.configure(width=ICON_SIZE, height=ICON_SIZE)
+                display.flush()
+        except Xlib.error.XError as exc:
+            logger.debug("Cannot size the tray icon: %s", exc)
+
     def show_image(self, icon: Any, image: Image.Image) -> bool:
         """Tray thread: draw ``image`` in the docked icon. The backend's own way (setting
         ``icon.icon``) sends a dock request with every image, and trayer, asked again, gives
@@ -147,6 +164,15 @@ class XorgTray:
         icon._icon_data = None  # the backend scales the image again on the next draw
         icon._draw()
         return True
+
+    @staticmethod
+    def show(icon: Any) -> None:
+        """Tray thread: one dock request. Shown before its first image update, the backend asks
+        twice at once (its update and its show each ask); trayer then embeds the icon twice and
+        drops both, and the icon stayed out of the tray until the next check asked again. The
+        image is drawn once docked (:meth:`show_image`)."""
+        icon._icon_valid = True
+        icon.visible = True
 
     @staticmethod
     def redock(icon: Any) -> None:

@@ -156,12 +156,14 @@ async def run(config: dict[str, Any], workdir: Path) -> dict[str, Any]:
                 result[f"backend{suffix}"] = backend_in(log_file(home))
                 await sign_in(app, config, log_file(home))
                 await asyncio.sleep(3)
-                end, peak, cpu = await measure_idle(app.pid, config["idle_seconds"])
+                idle = await measure_idle(app.pid, config["idle_seconds"])
                 result.update(
                     {
-                        f"idle_desktop{suffix}_rss_mb": round(end, 2),
-                        f"idle_desktop{suffix}_rss_max_mb": round(peak, 2),
-                        f"idle_desktop{suffix}_cpu_percent": round(cpu, 4),
+                        f"idle_desktop{suffix}_rss_mb": round(idle.rss, 2),
+                        f"idle_desktop{suffix}_rss_max_mb": round(idle.rss_max, 2),
+                        f"idle_desktop{suffix}_pss_mb": round(idle.pss, 2),
+                        f"idle_desktop{suffix}_uss_mb": round(idle.uss, 2),
+                        f"idle_desktop{suffix}_cpu_percent": round(idle.cpu, 4),
                     }
                 )
             finally:

@@ -20,8 +20,8 @@ Not part of the test suite: benchmarks print figures, they do not pass or fail. 
 3. Sign-in to live with 1, 100 and 1,000 organisations at 20 ms per API request, against the
    real Centrifugo (channel and message size limits raised, see the table), and the same token
    fetching done one request after another as the reference client does.
-4. Idle: RSS and CPU of the headless app (a subprocess) connected and idle; the desktop app with
-   tray and Tk under Xvfb (``xvfb-run`` + ``dbus-run-session``, dunst and trayer as in
+4. Idle: RSS (with PSS and USS at the end) and CPU of the headless app (a subprocess) connected
+   and idle; the desktop app with tray and Tk under Xvfb (``xvfb-run`` + ``dbus-run-session``, dunst and trayer as in
    ``tests/desktop-session.sh``); memory growth from a soak run (``tests/bench/soak.py``).
 5. Start-up: process start to connected (headless) and to the tray icon docked (desktop), from
    source and from the frozen binary ``dist/telex-start``; the binary's size.
@@ -83,6 +83,8 @@ MESSAGE_SIZE_LIMIT = 4 * 1024 * 1024
 #: a new conversation (coalescing holds only repeats of one), and the flood guard that gathers
 #: many conversations into one summary is off. The bursts run with the app's defaults.
 LATENCY_SETTINGS = {"summary_threshold": 10**9}
+#: What the PSS and USS rows mean, next to RSS (the issue's targets are RSS).
+USS_NOTE = "shared libraries shared out / the process's own pages"
 #: How long the bursts wait after the last decision for held-back updates and summaries.
 BURST_SETTLE = 5.0
 
@@ -614,8 +616,21 @@ async def sign_in_part(report: Report, plan: Plan, workdir: Path) -> None:
 # -- 4 + 5: idle footprint and start-up ------------------------------------------------------------
 
 
-async def measure_idle(pid: int, seconds: float) -> tuple[float, float, float]:
-    """(RSS at the end in MB, max RSS in MB, CPU percent of one core) over ``seconds``."""
+@dataclass(frozen=True)
+class Idle:
+    """An idle process, in MB and percent of one core. RSS counts every page mapped in, shared
+    libraries (GTK, Tk, OpenSSL) in full; PSS shares those out among the processes using them;
+    USS is what ending the process would give back."""
+
+    rss: float  # at the end
+    rss_max: float
+    pss: float
+    uss: float
+    cpu: float
+
+
+async def measure_idle(pid: int, seconds: float) -> Idle:
+    """RSS each second and CPU over ``seconds``; PSS and USS at the end."""
     process = psutil.Process(pid)
     rss: list[float] = []
     before = process.cpu_times()
@@ -625,9 +640,10 @@ async def measure_idle(pid: int, seconds: float) -> tuple[float, float, float]:
         await asyncio.sleep(min(1.0, seconds - elapsed))
     after = process.cpu_times()
     wall = time.monotonic() - started
-    rss.append(process.memory_info().rss / 2**20)
+    full = process.memory_full_info()
+    rss.append(full.rss / 2**20)
     cpu = max(0.0, (after.user + after.system - before.user - before.system) / wall * 100)
-    return rss[-1], max(rss), cpu
+    return Idle(rss[-1], max(rss), full.pss / 2**20, full.uss / 2**20, cpu)
 
 
 async def wait_log_file(path: Path, text: str, timeout: float) -> None:
@@ -684,15 +700,22 @@ async def headless_parts(report: Report, plan: Plan, workdir: Path) -> dict[str,
         report.set("startup_connected_seconds", round(took, 3))
         try:
             await asyncio.sleep(3)  # settle: the first refreshes and imports are behind us
-            end, peak, cpu = await measure_idle(app.pid, plan.idle_seconds)
+            idle = await measure_idle(app.pid, plan.idle_seconds)
         finally:
             await app.stop()
         note = f"{plan.idle_seconds:.0f} s connected to {server}, {IDLE_ORGS} channels, pings only"
-        report.add("idle headless", "RSS end / max (MB)", f"{end:.1f} / {peak:.1f}", note)
-        report.add("idle headless", "CPU (% of one core)", f"{cpu:.3f}", "target < 0.2 %, 60 MB")
-        report.set("idle_rss_mb", round(end, 2))
-        report.set("idle_rss_max_mb", round(peak, 2))
-        report.set("idle_cpu_percent", round(cpu, 4))
+        report.add(
+            "idle headless", "RSS end / max (MB)", f"{idle.rss:.1f} / {idle.rss_max:.1f}", note
+        )
+        report.add("idle headless", "PSS / USS (MB)", f"{idle.pss:.1f} / {idle.uss:.1f}", USS_NOTE)
+        report.add(
+            "idle headless", "CPU (% of one core)", f"{idle.cpu:.3f}", "target < 0.2 %, 60 MB"
+        )
+        report.set("idle_rss_mb", round(idle.rss, 2))
+        report.set("idle_rss_max_mb", round(idle.rss_max, 2))
+        report.set("idle_pss_mb", round(idle.pss, 2))
+        report.set("idle_uss_mb", round(idle.uss, 2))
+        report.set("idle_cpu_percent", round(idle.cpu, 4))
         if FROZEN_BINARY.is_file():
             took, app = await headless_startup(
                 local, workdir / "home-frozen", (str(FROZEN_BINARY),)
@@ -711,8 +734,12 @@ async def desktop_part(report: Report, plan: Plan, local: LocalStack, workdir: P
     """The desktop child under its own Xvfb and session bus (tests/bench/desktop.py)."""
     keys = (
         "idle_desktop_rss_mb",
+        "idle_desktop_pss_mb",
+        "idle_desktop_uss_mb",
         "idle_desktop_cpu_percent",
         "idle_desktop_xorg_rss_mb",
+        "idle_desktop_xorg_pss_mb",
+        "idle_desktop_xorg_uss_mb",
         "idle_desktop_xorg_cpu_percent",
         "startup_tray_seconds",
         "startup_tray_xorg_seconds",
@@ -783,6 +810,13 @@ async def desktop_part(report: Report, plan: Plan, local: LocalStack, workdir: P
                 "RSS end / max (MB)",
                 f"{rss:.1f} / {result[f'idle_desktop{suffix}_rss_max_mb']:.1f}",
                 f"tray + hidden Tk root, signed in, {plan.idle_seconds:.0f} s",
+            )
+            report.add(
+                f"idle desktop {backend}",
+                "PSS / USS (MB)",
+                f"{result[f'idle_desktop{suffix}_pss_mb']:.1f}"
+                f" / {result[f'idle_desktop{suffix}_uss_mb']:.1f}",
+                USS_NOTE,
             )
             report.add(
                 f"idle desktop {backend}",

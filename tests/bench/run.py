@@ -21,8 +21,9 @@ Not part of the test suite: benchmarks print figures, they do not pass or fail. 
    real Centrifugo (channel and message size limits raised, see the table), and the same token
    fetching done one request after another as the reference client does.
 4. Idle: RSS (with PSS and USS at the end) and CPU of the headless app (a subprocess) connected
-   and idle; the desktop app with tray and Tk under Xvfb (``xvfb-run`` + ``dbus-run-session``, dunst and trayer as in
-   ``tests/desktop-session.sh``); memory growth from a soak run (``tests/bench/soak.py``).
+   and idle; the desktop app with tray and Tk under Xvfb (``xvfb-run`` + ``dbus-run-session``,
+   dunst and trayer as in ``tests/desktop-session.sh``); memory growth from a soak run
+   (``tests/bench/soak.py``).
 5. Start-up: process start to connected (headless) and to the tray icon docked (desktop), from
    source and from the frozen binary ``dist/telex-start``; the binary's size.
 

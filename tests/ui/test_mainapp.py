@@ -289,3 +289,30 @@ def test_the_conversation_is_passed_as_configured(
     expected: tuple[str, ...],
 ) -> None:
     assert with_conversation(command, conversation, template) == expected
+
+
+@pytest.mark.parametrize(
+    "conversation",
+    [
+        Conversation("--inject=1"),
+        Conversation("c1", "-o"),
+        Conversation("c1 --flag"),
+        Conversation("c1\n--flag"),
+        Conversation("../../etc"),
+        Conversation("x" * 200),
+    ],
+)
+def test_an_id_that_could_pass_an_option_opens_the_main_app_without_it(
+    conversation: Conversation,
+) -> None:
+    """Ids come from the server; with a bare ``{channel}`` template one starting with "-"
+    would reach the main app as an option of its own."""
+    template = "{channel} {organisation}"
+    assert with_conversation(("/opt/telex",), conversation, template) == ("/opt/telex",)
+
+
+def test_uuid_ids_pass() -> None:
+    channel, org = "0b6e1c52-9a0f-4d3c-8f43-2b1d5e7a9c10", "5f0c2d1e-7b3a-4e8f-9c6d-1a2b3c4d5e6f"
+    template = "{channel} {organisation}"
+    command = with_conversation(("/opt/telex",), Conversation(channel, org), template)
+    assert command == ("/opt/telex", channel, org)

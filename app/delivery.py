@@ -173,6 +173,7 @@ class Delivery:
         self._quiet = Quiet()
         self._pause_task: asyncio.Task[None] | None = None
         self._missed: dict[str, _Missed] = {}
+        self._missed_info: Notice | None = None  # the latest app notice a pause held back
 
     def start(self) -> None:
         self._sender = asyncio.create_task(self._send_all(), name="notifier")
@@ -199,6 +200,7 @@ class Delivery:
         for window in self._windows.values():
             window.timer.cancel()
         self._windows, self._overflow, self._round, self._missed = {}, {}, [], {}
+        self._missed_info = None
         self._recent.clear()
         self._recent_keys.clear()
 
@@ -243,9 +245,11 @@ class Delivery:
                 self._offer(notice)
 
     def info(self, notice: Notice) -> None:
-        """About the app, not a conversation (a connection gap): shown unless paused."""
+        """About the app, not a conversation (a connection gap): shown at once, or when the
+        pause ends (the latest one: a gap is still a gap after the pause)."""
         if self._paused():
-            logger.info("Paused: not showing %r", notice.body)
+            logger.info("Paused: %r shows when the pause ends", notice.body)
+            self._missed_info = notice
             return
         self._queue.put_nowait(notice)
 
@@ -296,10 +300,12 @@ class Delivery:
         self._quiet = dataclasses.replace(self._quiet, paused=False, until=None)
         self._emit(PauseChanged(False, None, self._wall()))
         missed = [m for m in self._missed.values() if not self._muted(m.notice)]
-        self._missed = {}
+        info, self._missed, self._missed_info = self._missed_info, {}, None
         logger.info("Notifications resumed; %d conversation(s) had news", len(missed))
         if missed:
             self._queue.put_nowait(pause_summary(missed))
+        if info is not None:
+            self._queue.put_nowait(info)
 
     # -- inside ------------------------------------------------------------------------------
 

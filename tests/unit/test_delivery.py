@@ -297,12 +297,14 @@ def test_nothing_pops_while_paused_and_one_summary_says_what_was_missed() -> Non
         p.delivery.live(news("boss", "You were mentioned", mentioned=True))
         p.delivery.backlog([news("random"), news("dm")])
         p.delivery.end_round()
-        p.delivery.info(Notice(key="gap", title="Telex Start", body="gap", kind=NoticeKind.INFO))
+        gap = Notice(key="gap", title="Telex Start", body="gap", kind=NoticeKind.INFO)
+        p.delivery.info(gap)
         await p.settle(30 * 60 - 1)
         assert p.notifier.sent == []
         await p.settle(2)
-        assert [t for t, _ in p.notifier.sent] == [30 * 60.0]
-        (summary,) = p.notifier.notices
+        assert [t for t, _ in p.notifier.sent] == [30 * 60.0] * 2
+        summary, after = p.notifier.notices
+        assert after == gap  # a gap during the pause is still a gap: said after the summary
         assert summary.title == "While paused: 4 conversations had 6 updates"
         assert summary.body == "#boss (1, mentioned), #general (3), #random (1) and 1 more"
         assert [(e.paused, e.until) for e in p.pauses] == [(True, until), (False, None)]
@@ -512,6 +514,7 @@ def test_signing_out_drops_what_is_held_but_keeps_the_pause() -> None:
         p.delivery.backlog([news("random")])  # a round in progress
         p.delivery.set_quiet(Quiet(paused=True))
         p.delivery.live(news("design"))  # missed while paused
+        p.delivery.info(Notice(key="gap", title="Telex Start", body="gap", kind=NoticeKind.INFO))
         p.delivery.forget()
         await p.settle(10)
         assert p.delivery.quiet.paused

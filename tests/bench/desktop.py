@@ -164,6 +164,9 @@ async def run(config: dict[str, Any], workdir: Path) -> dict[str, Any]:
                         f"idle_desktop{suffix}_pss_mb": round(idle.pss, 2),
                         f"idle_desktop{suffix}_uss_mb": round(idle.uss, 2),
                         f"idle_desktop{suffix}_cpu_percent": round(idle.cpu, 4),
+                        f"idle_desktop{suffix}_wakeups_per_minute": round(
+                            idle.wakeups_per_minute, 1
+                        ),
                     }
                 )
             finally:

@@ -20,10 +20,10 @@ Not part of the test suite: benchmarks print figures, they do not pass or fail. 
 3. Sign-in to live with 1, 100 and 1,000 organisations at 20 ms per API request, against the
    real Centrifugo (channel and message size limits raised, see the table), and the same token
    fetching done one request after another as the reference client does.
-4. Idle: RSS (with PSS and USS at the end) and CPU of the headless app (a subprocess) connected
-   and idle; the desktop app with tray and Tk under Xvfb (``xvfb-run`` + ``dbus-run-session``,
-   dunst and trayer as in ``tests/desktop-session.sh``); memory growth from a soak run
-   (``tests/bench/soak.py``).
+4. Idle: RSS (with PSS and USS at the end), CPU and wake-ups of the headless app (a subprocess)
+   connected and idle; the desktop app with tray and Tk under Xvfb (``xvfb-run`` +
+   ``dbus-run-session``, dunst and trayer as in ``tests/desktop-session.sh``); memory growth
+   from a soak run (``tests/bench/soak.py``).
 5. Start-up: process start to connected (headless) and to the tray icon docked (desktop), from
    source and from the frozen binary ``dist/telex-start``; the binary's size.
 
@@ -86,6 +86,7 @@ MESSAGE_SIZE_LIMIT = 4 * 1024 * 1024
 LATENCY_SETTINGS = {"summary_threshold": 10**9}
 #: What the PSS and USS rows mean, next to RSS (the issue's targets are RSS).
 USS_NOTE = "shared libraries shared out / the process's own pages"
+WAKE_NOTE = "voluntary context switches of all its threads"
 #: How long the bursts wait after the last decision for held-back updates and summaries.
 BURST_SETTLE = 5.0
 
@@ -628,23 +629,38 @@ class Idle:
     pss: float
     uss: float
     cpu: float
+    wakeups_per_minute: float  # what a laptop's battery cares about as much as CPU time
+
+
+def wakeups(pid: int) -> int:
+    """How often the process's threads went to sleep and were woken again so far (their
+    voluntary context switches, from /proc)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        with contextlib.suppress(OSError, ValueError):
+            for line in status.read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    return total
 
 
 async def measure_idle(pid: int, seconds: float) -> Idle:
-    """RSS each second and CPU over ``seconds``; PSS and USS at the end."""
+    """RSS each second, CPU and wake-ups over ``seconds``; PSS and USS at the end."""
     process = psutil.Process(pid)
     rss: list[float] = []
     before = process.cpu_times()
+    woken = wakeups(pid)
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < seconds:
         rss.append(process.memory_info().rss / 2**20)
         await asyncio.sleep(min(1.0, seconds - elapsed))
     after = process.cpu_times()
     wall = time.monotonic() - started
+    per_minute = (wakeups(pid) - woken) / wall * 60
     full = process.memory_full_info()
     rss.append(full.rss / 2**20)
     cpu = max(0.0, (after.user + after.system - before.user - before.system) / wall * 100)
-    return Idle(rss[-1], max(rss), full.pss / 2**20, full.uss / 2**20, cpu)
+    return Idle(rss[-1], max(rss), full.pss / 2**20, full.uss / 2**20, cpu, per_minute)
 
 
 async def wait_log_file(path: Path, text: str, timeout: float) -> None:
@@ -712,6 +728,10 @@ async def headless_parts(report: Report, plan: Plan, workdir: Path) -> dict[str,
         report.add(
             "idle headless", "CPU (% of one core)", f"{idle.cpu:.3f}", "target < 0.2 %, 60 MB"
         )
+        report.add(
+            "idle headless", "wake-ups per minute", f"{idle.wakeups_per_minute:.1f}", WAKE_NOTE
+        )
+        report.set("idle_wakeups_per_minute", round(idle.wakeups_per_minute, 1))
         report.set("idle_rss_mb", round(idle.rss, 2))
         report.set("idle_rss_max_mb", round(idle.rss_max, 2))
         report.set("idle_pss_mb", round(idle.pss, 2))
@@ -738,10 +758,12 @@ async def desktop_part(report: Report, plan: Plan, local: LocalStack, workdir: P
         "idle_desktop_pss_mb",
         "idle_desktop_uss_mb",
         "idle_desktop_cpu_percent",
+        "idle_desktop_wakeups_per_minute",
         "idle_desktop_xorg_rss_mb",
         "idle_desktop_xorg_pss_mb",
         "idle_desktop_xorg_uss_mb",
         "idle_desktop_xorg_cpu_percent",
+        "idle_desktop_xorg_wakeups_per_minute",
         "startup_tray_seconds",
         "startup_tray_xorg_seconds",
         "startup_tray_frozen_seconds",
@@ -824,6 +846,12 @@ async def desktop_part(report: Report, plan: Plan, local: LocalStack, workdir: P
                 "CPU (% of one core)",
                 f"{result[f'idle_desktop{suffix}_cpu_percent']:.3f}",
                 "target < 0.2 %, 80 MB",
+            )
+            report.add(
+                f"idle desktop {backend}",
+                "wake-ups per minute",
+                f"{result[f'idle_desktop{suffix}_wakeups_per_minute']:.1f}",
+                WAKE_NOTE,
             )
     frozen = result.get("startup_tray_frozen_seconds")
     if frozen is not None:

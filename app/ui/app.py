@@ -93,8 +93,8 @@ TRAY_STOP_TIMEOUT = 0.4
 SHUTDOWN_TIMEOUT = 1.0
 LOOP_GRACE = 0.2
 DRAIN_EVERY_MS = 100  # where the inbox cannot wake Tk (Windows): poll it
-# The xorg tray icon, while not docked: a host that is still starting may drop the request, or
-# start later than the app (autostart at login). Soon at first, then less often.
+# The xorg tray icon, while not docked: the tray host may start after the app (autostart at
+# login) or lose the request. Soon at first, then less often.
 DOCK_CHECKS_MS = (500, 1000, 2000)
 DOCK_CHECK_MAX_MS = 30_000
 SUCCESS_MESSAGE_MS = 5000

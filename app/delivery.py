@@ -10,8 +10,9 @@
   (or nothing more came for ``backlog_settle``), folded to one notice per conversation and shown
   like live news — or as one summary when it is more than a handful of conversations.
 * Pause: nothing pops; what was held back is counted per conversation and summarised when the
-  pause ends. The end is read from the wall clock, so a suspend or a clock change neither
-  stretches nor loses it.
+  pause ends (followed by the "may have missed" notice if the connection had a gap meanwhile).
+  The end is read from the wall clock, so a suspend or a clock change neither stretches nor
+  loses it.
 * Mute: notices of muted organisations are dropped everywhere, summaries included.
 
 Folding keeps the latest notice of a conversation, but a "You were mentioned" anywhere in the

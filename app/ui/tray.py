@@ -133,7 +133,7 @@ class TrayIcon:
         self._has_menu = True
 
     def start(self) -> None:
-        self._calls.put(_show_icon)
+        self._calls.put(self._show)
         if sys.platform == "darwin":
             self._attach_to_main_thread()
             return
@@ -148,13 +148,10 @@ class TrayIcon:
 
     def keep_docked(self) -> bool:
         """xorg only, called now and then from the Tk thread: ask the tray host again when it
-        has not embedded the icon; once it has, show the image that had to wait for that and
-        return True (the caller can look less often)."""
+        has not embedded the icon. True once it has (the caller can look less often); the
+        image that waited for the docking is drawn when it happens (``on_docked``)."""
         xorg = self._xorg
-        if xorg is None or self._stopping:
-            return True
-        if xorg.embedded():
-            self._call(self._apply)
+        if xorg is None or self._stopping or xorg.embedded():
             return True
         if xorg.needs_docking():
             self._call(xorg.redock)
@@ -219,6 +216,12 @@ class TrayIcon:
                 work(icon)
             except Exception:
                 logger.exception("Tray update failed")
+
+    def _show(self, icon: Any) -> None:
+        if self._xorg is not None:
+            self._xorg.show(icon)  # one dock request, not the backend's two
+        else:
+            icon.visible = True
 
     def _apply(self, icon: Any) -> None:
         with self._lock:
@@ -348,15 +351,6 @@ def _balloon(icon: Any, title: str, body: str) -> bool:
         return False
     icon.notify(body, title)
     return True
-
-
-def _show_icon(icon: Any) -> None:
-    if icon.__module__ == "pystray._xorg":
-        from app.ui.xorg import XorgTray
-
-        XorgTray.show(icon)
-    else:
-        icon.visible = True
 
 
 def _stop_icon(icon: Any) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import json
 import random
@@ -25,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,19 +64,6 @@ class Figures:
     ok: bool
 
 
-@contextlib.asynccontextmanager
-async def _stack(server: str, token_ttl: int, workdir: Path) -> AsyncIterator[LocalStack]:
-    async with local_stack(
-        server,
-        False,
-        workdir,
-        push_port=free_port(),
-        connection_token_ttl=token_ttl,
-        subscription_token_ttl=token_ttl,
-    ) as local:
-        yield local
-
-
 async def _launch(local: LocalStack, proxy: TcpProxy, home: Path) -> AppProcess:
     return await launch(
         headless_args(
@@ -115,7 +101,14 @@ async def soak(
 ) -> Figures:
     rng = random.Random(2025)
     with tempfile.TemporaryDirectory(prefix="telex-soak-") as tmp:
-        async with _stack(server, token_ttl, Path(tmp) / "push") as local:
+        async with local_stack(
+            server,
+            False,
+            Path(tmp) / "push",
+            push_port=free_port(),
+            connection_token_ttl=token_ttl,
+            subscription_token_ttl=token_ttl,
+        ) as local:
             port = int(local.ws_url.rsplit(":", 1)[1].split("/", 1)[0])
             async with TcpProxy(("127.0.0.1", port)) as proxy:
                 app = await _launch(local, proxy, Path(tmp) / "home")

@@ -198,59 +198,66 @@ def readable(fd: int) -> bool:
     return bool(select.select([fd], [], [], 0)[0])
 
 
-@posix_only
-def test_an_idle_queue_is_not_readable_and_a_post_wakes_it() -> None:
+@pytest.fixture
+def ui_queue() -> Iterator[UiQueue[int]]:
     queue: UiQueue[int] = UiQueue()
+    yield queue
+    queue.close()
+
+
+def idle_pipe(queue: UiQueue[int]) -> int:
+    """The queue's wake pipe, made and emptied: the queue as an idle app has it."""
     fd = queue.wake_fd
     assert fd is not None
     queue.drain(lambda _item: None)
+    return fd
+
+
+@posix_only
+def test_an_idle_queue_is_not_readable_and_a_post_wakes_it(ui_queue: UiQueue[int]) -> None:
+    fd = idle_pipe(ui_queue)
     assert not readable(fd), "nothing waits: nothing may wake the Tk thread"
-    queue.post(1)
+    ui_queue.post(1)
     assert readable(fd)
-    assert queue.drain(lambda _item: None) == 1
+    assert ui_queue.drain(lambda _item: None) == 1
     assert not readable(fd)
-    queue.close()
 
 
 @posix_only
-def test_items_posted_before_the_pipe_existed_still_wake_it() -> None:
-    queue: UiQueue[int] = UiQueue()
-    queue.post(1)  # e.g. an event from the loop thread while the app is still composing
-    fd = queue.wake_fd
+def test_items_posted_before_the_pipe_existed_still_wake_it(ui_queue: UiQueue[int]) -> None:
+    ui_queue.post(1)  # e.g. an event from the loop thread while the app is still composing
+    fd = ui_queue.wake_fd
     assert fd is not None
     assert readable(fd)
-    queue.close()
 
 
 @posix_only
-def test_a_burst_writes_one_byte_and_what_the_limit_leaves_wakes_again() -> None:
-    queue: UiQueue[int] = UiQueue()
-    fd = queue.wake_fd
-    assert fd is not None
-    queue.drain(lambda _item: None)
+def test_a_burst_writes_one_byte_and_what_the_limit_leaves_wakes_again(
+    ui_queue: UiQueue[int],
+) -> None:
+    fd = idle_pipe(ui_queue)
     for item in range(250):
-        queue.post(item)
+        ui_queue.post(item)
     assert len(os.read(fd, 4096)) == 1, "one wake-up for the whole burst"
     seen: list[int] = []
-    assert queue.drain(seen.append) == 100
+    assert ui_queue.drain(seen.append) == 100
     assert readable(fd), "150 items left: the Tk thread must come back"
-    while queue.drain(seen.append):
+    while ui_queue.drain(seen.append):
         pass
     assert seen == list(range(250))
     assert not readable(fd)
-    queue.close()
 
 
 @posix_only
-def test_posts_from_many_threads_are_never_left_without_a_wake_up() -> None:
-    queue: UiQueue[int] = UiQueue()
-    fd = queue.wake_fd
-    assert fd is not None
+def test_posts_from_many_threads_are_never_left_without_a_wake_up(
+    ui_queue: UiQueue[int],
+) -> None:
+    fd = idle_pipe(ui_queue)
     seen: list[int] = []
 
     def post_many(n: int) -> None:
         for i in range(200):
-            queue.post(n * 1000 + i)
+            ui_queue.post(n * 1000 + i)
 
     posters = [threading.Thread(target=post_many, args=(n,)) for n in range(4)]
     for poster in posters:
@@ -258,22 +265,19 @@ def test_posts_from_many_threads_are_never_left_without_a_wake_up() -> None:
     while len(seen) < 800:
         ready = select.select([fd], [], [], 5)[0]  # what the Tk thread's file handler waits on
         assert ready, f"{800 - len(seen)} item(s) waiting without a wake-up"
-        queue.drain(seen.append)
+        ui_queue.drain(seen.append)
     for poster in posters:
         poster.join()
     assert sorted(seen) == sorted(n * 1000 + i for n in range(4) for i in range(200))
-    queue.close()
 
 
 @posix_only
-def test_a_full_pipe_does_not_block_a_post() -> None:
-    queue: UiQueue[int] = UiQueue()
-    ring = queue.ring_fd
+def test_a_full_pipe_does_not_block_a_post(ui_queue: UiQueue[int]) -> None:
+    idle_pipe(ui_queue)  # no wake-up pending: the next post writes
+    ring = ui_queue.ring_fd
     assert ring is not None
-    queue.drain(lambda _item: None)  # no wake-up pending: the next post writes
     with contextlib.suppress(BlockingIOError):
         while True:
             os.write(ring, b"\0" * 4096)  # what a storm of signals could do
-    queue.post(1)  # must neither raise nor block
-    assert queue.drain(lambda _item: None) == 1
-    queue.close()
+    ui_queue.post(1)  # must neither raise nor block
+    assert ui_queue.drain(lambda _item: None) == 1

@@ -24,13 +24,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 import psutil
 
+from app import winapi
 from app.config import conversation_args
 from app.constants import FROZEN
 from app.errors import TelexError
@@ -209,28 +210,40 @@ def launch_detached(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
     neither dies with us nor blocks on a console we do not read."""
     flags = 0
     if sys.platform == "win32":
-        if FROZEN:
-            # PyInstaller's bootloader sets a DLL directory that the child would inherit.
-            import ctypes
-
-            ctypes.windll.kernel32.SetDllDirectoryW(None)
         flags = subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP
     try:
-        child = subprocess.Popen(  # noqa: S603  (a fixed argv from the settings, no shell)
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            close_fds=True,
-            env=child_environment(os.environ),
-            creationflags=flags,
-            start_new_session=True,  # POSIX only; Windows uses the flags above
-        )
+        with _no_bundle_dll_directory():
+            child = subprocess.Popen(  # noqa: S603  (a fixed argv from the settings, no shell)
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+                env=child_environment(os.environ),
+                creationflags=flags,
+                start_new_session=True,  # POSIX only; Windows uses the flags above
+            )
     except OSError as exc:
         raise LaunchFailed(f"{command[0]} could not be started: {exc.strerror or exc}.") from exc
     _children[:] = [running for running in _children if running.poll() is None]
     _children.append(child)
     return child
+
+
+@contextlib.contextmanager
+def _no_bundle_dll_directory() -> Iterator[None]:
+    """Frozen on Windows, PyInstaller's bootloader has made the bundle's folder the DLL
+    directory, which a child would inherit; it is cleared while the child starts and set back
+    after, for the DLLs this process may still load by bare name."""
+    if sys.platform != "win32" or not FROZEN:
+        yield
+        return
+    set_dll_directory = winapi.function("SetDllDirectoryW")
+    set_dll_directory(None)
+    try:
+        yield
+    finally:
+        set_dll_directory(getattr(sys, "_MEIPASS", None))
 
 
 def open_folder(path: Path) -> None:
@@ -472,48 +485,36 @@ def _activate_x11(pids: set[int]) -> bool:
         display.close()
 
 
-def _top_level_windows(pids: set[int]) -> list[int]:  # pragma: no cover - Windows only
-    if sys.platform != "win32":  # (mypy then skips the rest elsewhere)
-        raise NotImplementedError("Windows only")
+def _top_level_windows(pids: set[int]) -> list[int]:
     import ctypes
     from ctypes import wintypes
 
-    user32 = ctypes.WinDLL("user32")
+    thread_process_id = winapi.function("GetWindowThreadProcessId")
+    is_visible, owner = winapi.function("IsWindowVisible"), winapi.function("GetWindow")
     found: list[int] = []
 
-    @ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.HWND, wintypes.LPARAM)
-    def each(hwnd: int, _lparam: int) -> bool:
+    def each(hwnd: int | None, _lparam: int) -> bool:
         pid = wintypes.DWORD()
-        user32.GetWindowThreadProcessId(hwnd, ctypes.byref(pid))
-        if pid.value in pids and user32.IsWindowVisible(hwnd) and not user32.GetWindow(hwnd, 4):
+        thread_process_id(hwnd, ctypes.byref(pid))
+        if hwnd and pid.value in pids and is_visible(hwnd) and not owner(hwnd, 4):
             found.append(hwnd)  # visible and unowned (GW_OWNER = 4): a main window
         return True
 
-    user32.EnumWindows(each, 0)
+    winapi.function("EnumWindows")(winapi.callback_type(winapi.WNDENUMPROC)(each), 0)
     return found
 
 
-def _activate_windows(pids: set[int]) -> bool:  # pragma: no cover - Windows only
-    if sys.platform != "win32":
-        raise NotImplementedError("Windows only")
-    import ctypes
-
-    user32 = ctypes.WinDLL("user32")
+def _activate_windows(pids: set[int]) -> bool:
     windows = _top_level_windows(pids)
     for hwnd in windows[:1]:
-        if user32.IsIconic(hwnd):
-            user32.ShowWindow(hwnd, 9)  # SW_RESTORE
-        user32.SetForegroundWindow(hwnd)
+        if winapi.function("IsIconic")(hwnd):
+            winapi.function("ShowWindow")(hwnd, 9)  # SW_RESTORE
+        winapi.function("SetForegroundWindow")(hwnd)
     return bool(windows)
 
 
-def _close_windows(pid: int) -> bool:  # pragma: no cover - Windows only
-    if sys.platform != "win32":
-        raise NotImplementedError("Windows only")
-    import ctypes
-
-    user32 = ctypes.WinDLL("user32")
+def _close_windows(pid: int) -> bool:
     windows = _top_level_windows({pid})
     for hwnd in windows:
-        user32.PostMessageW(hwnd, 0x0010, 0, 0)  # WM_CLOSE
+        winapi.function("PostMessageW")(hwnd, 0x0010, 0, 0)  # WM_CLOSE
     return bool(windows)

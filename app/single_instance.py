@@ -37,6 +37,7 @@ from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any, Protocol
 
+from app import winapi
 from app.constants import APP_SLUG
 from app.errors import TelexError
 
@@ -52,6 +53,10 @@ READ_TIMEOUT = 2.0  # a client that says nothing, or stops half-way, does not ho
 STOP_TIMEOUT = 0.5
 PIPE_REJECT_REMOTE_CLIENTS = 0x8  # winbase.h; not in _winapi
 PIPE_BUFFER = 8192
+ERROR_ALREADY_EXISTS = 183
+TOKEN_QUERY = 0x0008
+TOKEN_USER = 1  # TOKEN_INFORMATION_CLASS: a TOKEN_USER, which starts with the SID's address
+SDDL_REVISION_1 = 1
 
 
 class InstanceError(TelexError):
@@ -251,25 +256,16 @@ def _claim_posix() -> Primary | None:
     return Primary(lambda: os.close(fd), _listen(where), where)
 
 
-def _claim_windows() -> Primary | None:  # pragma: no cover - Windows only
-    if sys.platform != "win32":  # (mypy then skips the rest elsewhere)
-        raise NotImplementedError("Windows only")
-    import ctypes
-    from ctypes import wintypes
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    kernel32.CreateMutexW.restype = wintypes.HANDLE
-    kernel32.CreateMutexW.argtypes = (ctypes.c_void_p, wintypes.BOOL, wintypes.LPCWSTR)
-    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
-    error_already_exists = 183
-    handle = kernel32.CreateMutexW(None, False, WINDOWS_MUTEX)
+def _claim_windows() -> Primary | None:
+    close_handle = winapi.function("CloseHandle")
+    where = endpoint("win32")  # before the mutex: nothing to undo if it fails
+    handle = winapi.function("CreateMutexW")(None, False, WINDOWS_MUTEX)
     if not handle:
-        raise InstanceError(f"Cannot create the mutex {WINDOWS_MUTEX}: {ctypes.get_last_error()}")
-    if ctypes.get_last_error() == error_already_exists:
-        kernel32.CloseHandle(handle)
+        raise InstanceError(f"Cannot create the mutex {WINDOWS_MUTEX}: {winapi.last_error()}")
+    if winapi.last_error() == ERROR_ALREADY_EXISTS:
+        close_handle(handle)
         return None
-    where = endpoint("win32")
-    return Primary(lambda: kernel32.CloseHandle(handle), _listen(where), where)
+    return Primary(lambda: close_handle(handle), _listen(where), where)
 
 
 def pipe_sddl(user_sid: str) -> str:
@@ -278,30 +274,31 @@ def pipe_sddl(user_sid: str) -> str:
     return f"D:P(A;;GA;;;{user_sid})"
 
 
-def private_pipe_listener_class(base: Any, winapi: Any, security_attributes: int) -> Any:
+def private_pipe_listener_class(base: Any, pipe_api: Any, security_attributes: int) -> Any:
     """multiprocessing's ``PipeListener`` with its pipes made as :func:`pipe_sddl` says and
     closed to remote clients; only ``_new_handle`` (where CPython creates each pipe instance)
-    differs. ``base`` and ``winapi`` are parameters so the code path can be read with fakes."""
+    differs. ``base`` and ``pipe_api`` (CPython's ``_winapi``) are parameters so the code path
+    can be read with fakes."""
 
     class PrivatePipeListener(base):  # type: ignore[misc, valid-type]
         def _new_handle(self, first: bool = False) -> int:
-            flags = winapi.PIPE_ACCESS_DUPLEX | winapi.FILE_FLAG_OVERLAPPED
+            flags = pipe_api.PIPE_ACCESS_DUPLEX | pipe_api.FILE_FLAG_OVERLAPPED
             if first:  # fails if someone else already made a pipe of this name
-                flags |= winapi.FILE_FLAG_FIRST_PIPE_INSTANCE
+                flags |= pipe_api.FILE_FLAG_FIRST_PIPE_INSTANCE
             mode = (
-                winapi.PIPE_TYPE_MESSAGE
-                | winapi.PIPE_READMODE_MESSAGE
-                | winapi.PIPE_WAIT
+                pipe_api.PIPE_TYPE_MESSAGE
+                | pipe_api.PIPE_READMODE_MESSAGE
+                | pipe_api.PIPE_WAIT
                 | PIPE_REJECT_REMOTE_CLIENTS
             )
-            handle: int = winapi.CreateNamedPipe(
+            handle: int = pipe_api.CreateNamedPipe(
                 self._address,
                 flags,
                 mode,
-                winapi.PIPE_UNLIMITED_INSTANCES,
+                pipe_api.PIPE_UNLIMITED_INSTANCES,
                 PIPE_BUFFER,
                 PIPE_BUFFER,
-                winapi.NMPWAIT_WAIT_FOREVER,
+                pipe_api.NMPWAIT_WAIT_FOREVER,
                 security_attributes,
             )
             return handle
@@ -309,9 +306,7 @@ def private_pipe_listener_class(base: Any, winapi: Any, security_attributes: int
     return PrivatePipeListener
 
 
-def _private_pipe_listener(address: str) -> InstanceListener:  # pragma: no cover - Windows only
-    if sys.platform != "win32":
-        raise NotImplementedError("Windows only")
+def _private_pipe_listener(address: str) -> InstanceListener:
     import _winapi
     import ctypes
     from ctypes import wintypes
@@ -324,12 +319,11 @@ def _private_pipe_listener(address: str) -> InstanceListener:  # pragma: no cove
             ("bInheritHandle", wintypes.BOOL),
         )
 
-    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
-    descriptor = ctypes.c_void_p()
-    if not advapi32.ConvertStringSecurityDescriptorToSecurityDescriptorW(
-        pipe_sddl(_windows_user_sid()), 1, ctypes.byref(descriptor), None
+    descriptor = ctypes.c_void_p()  # never freed: every pipe instance made later needs it
+    if not winapi.function("ConvertStringSecurityDescriptorToSecurityDescriptorW")(
+        pipe_sddl(_windows_user_sid()), SDDL_REVISION_1, ctypes.byref(descriptor), None
     ):
-        raise OSError(ctypes.get_last_error(), "cannot build the pipe's security descriptor")
+        raise OSError(winapi.last_error(), "cannot build the pipe's security descriptor")
     attributes = SecurityAttributes(ctypes.sizeof(SecurityAttributes), descriptor, False)
     cls = private_pipe_listener_class(PipeListener, _winapi, ctypes.addressof(attributes))
     listener: Any = cls(address)
@@ -337,61 +331,54 @@ def _private_pipe_listener(address: str) -> InstanceListener:  # pragma: no cove
     return listener  # type: ignore[no-any-return]
 
 
-def _windows_user_sid() -> str:  # pragma: no cover - Windows only
+def _windows_user_sid() -> str:
     """The SID of this process's user, as text (S-1-5-21-...)."""
-    if sys.platform != "win32":
-        raise NotImplementedError("Windows only")
     import ctypes
     from ctypes import wintypes
 
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    advapi32 = ctypes.WinDLL("advapi32", use_last_error=True)
-    kernel32.GetCurrentProcess.restype = wintypes.HANDLE
+    get_token_information = winapi.function("GetTokenInformation")
     token = wintypes.HANDLE()
-    token_query, token_user = 0x0008, 1
-    if not advapi32.OpenProcessToken(
-        kernel32.GetCurrentProcess(), token_query, ctypes.byref(token)
-    ):
-        raise OSError(ctypes.get_last_error(), "OpenProcessToken failed")
+    process = winapi.function("GetCurrentProcess")()  # the pseudo-handle (HANDLE)-1
+    if not winapi.function("OpenProcessToken")(process, TOKEN_QUERY, ctypes.byref(token)):
+        raise OSError(winapi.last_error(), "OpenProcessToken failed")
     try:
         size = wintypes.DWORD()
-        advapi32.GetTokenInformation(token, token_user, None, 0, ctypes.byref(size))
+        get_token_information(token, TOKEN_USER, None, 0, ctypes.byref(size))  # asks the size
         buffer = ctypes.create_string_buffer(size.value)
-        if not advapi32.GetTokenInformation(token, token_user, buffer, size, ctypes.byref(size)):
-            raise OSError(ctypes.get_last_error(), "GetTokenInformation failed")
-        sid = ctypes.c_void_p.from_buffer(buffer)  # TOKEN_USER starts with the SID pointer
+        if not get_token_information(token, TOKEN_USER, buffer, size, ctypes.byref(size)):
+            raise OSError(winapi.last_error(), "GetTokenInformation failed")
+        sid = ctypes.c_void_p.from_buffer(buffer)
         text = wintypes.LPWSTR()
-        if not advapi32.ConvertSidToStringSidW(sid, ctypes.byref(text)):
-            raise OSError(ctypes.get_last_error(), "ConvertSidToStringSidW failed")
+        if not winapi.function("ConvertSidToStringSidW")(sid, ctypes.byref(text)):
+            raise OSError(winapi.last_error(), "ConvertSidToStringSidW failed")
         value = str(text.value)
-        kernel32.LocalFree(text)
+        winapi.function("LocalFree")(text)
         return value
     finally:
-        kernel32.CloseHandle(token)
+        winapi.function("CloseHandle")(token)
 
 
-def _windows_session() -> int:  # pragma: no cover - Windows only
-    if sys.platform != "win32":
-        raise NotImplementedError("Windows only")
+def _windows_session() -> int:
     import ctypes
     from ctypes import wintypes
 
     session = wintypes.DWORD()
-    kernel32 = ctypes.WinDLL("kernel32")
-    if not kernel32.ProcessIdToSessionId(kernel32.GetCurrentProcessId(), ctypes.byref(session)):
+    process_id = winapi.function("GetCurrentProcessId")()
+    if not winapi.function("ProcessIdToSessionId")(process_id, ctypes.byref(session)):
         return 0
     return session.value
 
 
 def _listen(where: Endpoint) -> InstanceListener | None:
     """Without a listener the lock still keeps a second client from starting; later launches
-    then cannot reach this one and say so."""
+    then cannot reach this one and say so. Whatever goes wrong here (an OS error, or a ctypes
+    one, which is no OSError) must not keep the user from the app."""
     try:
-        if where.family == "AF_PIPE":
+        if sys.platform == "win32" or where.family == "AF_PIPE":
             return _private_pipe_listener(where.address)
         return Listener(where.address, where.family, backlog=4)
-    except OSError as exc:
-        logger.warning("Later launches cannot reach this one (%s: %s)", where.address, exc)
+    except Exception as exc:
+        logger.warning("Later launches cannot reach this one (%s: %r)", where.address, exc)
         return None
 
 

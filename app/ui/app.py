@@ -809,10 +809,10 @@ def _compose_and_run(settings: Settings, *, demo: bool, instance: Primary | None
 def _sharp_on_high_dpi_windows() -> None:
     """Without this, Windows scales the dialogs as a bitmap and they look blurred."""
     if sys.platform == "win32":
-        import ctypes
+        from app import winapi
 
-        with contextlib.suppress(AttributeError, OSError):
-            ctypes.windll.shcore.SetProcessDpiAwareness(1)  # per-system DPI aware
+        with contextlib.suppress(AttributeError, OSError):  # before Windows 8.1: no shcore
+            winapi.function("SetProcessDpiAwareness")(1)  # per-system DPI aware
 
 
 def _start_failed(root: tk.Tk, error: BaseException) -> int:

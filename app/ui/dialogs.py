@@ -21,6 +21,7 @@ from pathlib import Path
 from tkinter import font as tkfont
 from tkinter import ttk
 
+from app import winapi
 from app.constants import APP_NAME
 from app.ui.icons import app_icon_path
 
@@ -138,7 +139,7 @@ def _work_area_corner(window: tk.Misc) -> tuple[int, int]:
 
         rect = wintypes.RECT()
         spi_getworkarea = 0x0030
-        if ctypes.windll.user32.SystemParametersInfoW(spi_getworkarea, 0, ctypes.byref(rect), 0):
+        if winapi.function("SystemParametersInfoW")(spi_getworkarea, 0, ctypes.byref(rect), 0):
             return rect.right, rect.bottom
     return window.winfo_screenwidth(), window.winfo_screenheight() - BOTTOM_RESERVE
 

@@ -405,18 +405,14 @@ def _sni_host() -> bool:
         return False
 
 
-def _win32_waker(icon: Any, drain: Callable[[], None]) -> Callable[[], None]:  # pragma: no cover
+def _win32_waker(icon: Any, drain: Callable[[], None]) -> Callable[[], None]:
     """A private window message to the icon's window; pystray's window procedure looks the
     message up in ``_message_handlers``, on the tray thread that owns the window."""
-    if sys.platform != "win32":  # (mypy then skips the rest elsewhere)
-        raise NotImplementedError("Windows only")
-    import ctypes
-    from ctypes import wintypes
+    from app import winapi
 
     wm_wake = 0x8000 + 0x54  # WM_APP + n: pystray itself only uses WM_USER + 10 and + 11
     icon._message_handlers[wm_wake] = lambda _wparam, _lparam: drain()
-    post_message = ctypes.WinDLL("user32").PostMessageW
-    post_message.argtypes = (wintypes.HWND, wintypes.UINT, wintypes.WPARAM, wintypes.LPARAM)
+    post_message = winapi.function("PostMessageW")
 
     def wake() -> None:
         hwnd = icon._hwnd  # made by run(); ready() wakes once it exists

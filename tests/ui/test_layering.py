@@ -35,3 +35,26 @@ def test_only_the_bridge_hands_work_across_threads() -> None:
             if isinstance(node, ast.Attribute) and node.attr in crossing:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}")
     assert offenders == []
+
+
+def test_only_the_winapi_module_reaches_into_dlls() -> None:
+    """A foreign function without declared types dies on 64-bit Windows when handed a handle
+    (ctypes.ArgumentError): app/winapi.py declares every one the app calls, so nothing else
+    loads a DLL, takes a function out of one, or sets a function's types itself."""
+    foreign = {
+        "windll", "WinDLL", "oledll", "OleDLL", "cdll", "CDLL", "pydll", "PyDLL",
+        "LoadLibrary", "WINFUNCTYPE", "CFUNCTYPE", "argtypes", "restype",
+    }  # fmt: skip
+    offenders = []
+    for path in sorted((ROOT / "app").rglob("*.py")):
+        if path == ROOT / "app" / "winapi.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute):
+                used, line = {node.attr}, node.lineno
+            elif isinstance(node, ast.ImportFrom) and node.module == "ctypes":
+                used, line = {alias.name for alias in node.names}, node.lineno
+            else:
+                continue
+            offenders += [f"{path.relative_to(ROOT)}:{line} {name}" for name in used & foreign]
+    assert offenders == []

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
@@ -168,7 +169,7 @@ class UiQueue(Generic[Item]):
     def wake_fd(self) -> int | None:
         """The pipe's read end, readable while items wait; None where there is none (Windows:
         Tk cannot watch a pipe there, so the Tk thread polls). Made on first use."""
-        if self._wake_fd is None and os.name == "posix":
+        if sys.platform != "win32" and self._wake_fd is None:
             read, write = os.pipe()
             os.set_blocking(read, False)
             os.set_blocking(write, False)

@@ -89,6 +89,8 @@ class InstanceListener(Protocol):
 def runtime_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """``$XDG_RUNTIME_DIR/telex-start`` (per login session, made by the system for this user
     only), else a ``telex-start-<uid>`` folder in the temp folder (per user on macOS)."""
+    if sys.platform == "win32":
+        raise NotImplementedError("POSIX only")
     base = environ.get("XDG_RUNTIME_DIR", "")
     if os.path.isabs(base) and os.path.isdir(base):
         return Path(base) / APP_SLUG
@@ -98,6 +100,8 @@ def runtime_dir(environ: Mapping[str, str] = os.environ) -> Path:
 def private_dir(path: Path) -> Path:
     """``path`` as a folder only this user can enter; refuses one that another user owns or a
     symlink (someone could have made it first to listen in the user's place)."""
+    if sys.platform == "win32":
+        raise NotImplementedError("POSIX only")
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700)
     info = path.lstat()
@@ -218,7 +222,7 @@ def peer_uid(sock: Any, platform: str = sys.platform) -> int | None:
     """The uid of the process at the other end of a connected Unix socket, where the system
     tells: ``SO_PEERCRED`` (Linux: pid, uid, gid) or ``LOCAL_PEERCRED`` (macOS and the BSDs: a
     ``struct xucred`` starting with version and uid)."""
-    if platform.startswith("linux"):
+    if sys.platform.startswith("linux") and platform.startswith("linux"):
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         return int(struct.unpack("3i", creds)[1])
     if platform == "darwin" or "bsd" in platform:
@@ -241,6 +245,8 @@ def claim() -> Iterator[Primary | None]:
 
 
 def _claim_posix() -> Primary | None:
+    if sys.platform == "win32":
+        raise NotImplementedError("POSIX only")
     import fcntl
 
     where = endpoint()

@@ -349,7 +349,7 @@ class DesktopApp:
         )
         self._root.after_idle(self._open_login)
         wake_fd = self._inbox.wake_fd
-        if wake_fd is None:
+        if sys.platform == "win32" or wake_fd is None:  # Tk cannot watch a pipe on Windows
             self._root.after(DRAIN_EVERY_MS, self._drain)
         else:
             self._root.tk.createfilehandler(wake_fd, tk.READABLE, self._woken)
@@ -366,7 +366,7 @@ class DesktopApp:
 
     def _woken(self, fd: int, _mask: int) -> None:
         self._inbox.drain(self._handle)
-        if self._exiting:
+        if sys.platform != "win32" and self._exiting:  # (only POSIX has file handlers)
             with contextlib.suppress(tk.TclError):  # Tk is gone: so are its handlers
                 self._root.tk.deletefilehandler(fd)
 

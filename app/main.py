@@ -148,23 +148,29 @@ def _check_usage(args: argparse.Namespace) -> None:
 
 def _desktop_once(settings: Settings, *, demo: bool) -> int:
     """The desktop mode, once per user: a later launch asks the running one to come forward
-    (login dialog, or the main app when signed in) and exits 0."""
+    (login dialog, or the main app when signed in) and exits 0. When the check itself fails
+    unexpectedly the app runs anyway: a second copy is a smaller harm than none."""
     from app.single_instance import InstanceError, claim, hand_over
 
-    try:
-        with claim() as instance:
-            if instance is None:
-                if not hand_over():
-                    sys.stderr.write(f"{APP_SLUG}: error: {APP_NAME} runs but does not answer.\n")
-                    return 1
-                logger.info("%s is already running; asked it to come forward", APP_NAME)
-                return EXIT_OK
-            from app.ui.app import run_desktop  # Tk and pystray load only for the desktop mode
+    with contextlib.ExitStack() as held:
+        try:
+            instance = held.enter_context(claim())
+            first = instance is not None
+        except InstanceError as exc:  # a refusal that says why (e.g. a folder of another user)
+            sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
+            return 1
+        except Exception:
+            logger.exception("Cannot tell whether %s runs already; starting anyway", APP_NAME)
+            instance, first = None, True
+        if not first:
+            if not hand_over():
+                sys.stderr.write(f"{APP_SLUG}: error: {APP_NAME} runs but does not answer.\n")
+                return 1
+            logger.info("%s is already running; asked it to come forward", APP_NAME)
+            return EXIT_OK
+        from app.ui.app import run_desktop  # Tk and pystray load only for the desktop mode
 
-            return run_desktop(settings, demo=demo, instance=instance)
-    except InstanceError as exc:
-        sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
-        return 1
+        return run_desktop(settings, demo=demo, instance=instance)
 
 
 def _read_password() -> str:

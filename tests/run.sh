@@ -9,12 +9,13 @@
 #
 # Steps: apt packages (sudo when not root) → virtualenv .venv (requirements-dev.txt) → real
 # Centrifugo v6.9.1 (go install) → npm packages of the JS conformance tests → ruff check →
-# ruff format --check → mypy → pip-audit → pytest inside Xvfb + a private D-Bus session with dunst
+# ruff format --check → mypy (and over app/ for win32 and darwin) → pip-audit → the Windows and
+# macOS pins resolve (pip --dry-run) → pytest inside Xvfb + a private D-Bus session with dunst
 # and trayer (tests/desktop-session.sh). Exits non-zero on the first failing step; pytest collecting
 # nothing (exit code 5) is a failure too.
 #
-# Environment: SKIP_LINT=1 skips ruff, mypy and pip-audit, SKIP_FROZEN=1 the build of the frozen
-# binary, for quick local iterations (both ignored when CI is set);
+# Environment: SKIP_LINT=1 skips ruff, mypy, pip-audit and the pins check, SKIP_FROZEN=1 the
+# build of the frozen binary, for quick local iterations (both ignored when CI is set);
 # PYTHON (interpreter for a new .venv; default: the first python3.x >= 3.11 found),
 # CENTRIFUGO_BIN (use this binary if it is v6.9.1), ARTIFACTS (default <repo>/artifacts:
 # screenshots, dunst/trayer/Xvfb logs, Centrifugo logs of failed tests).
@@ -205,7 +206,7 @@ fi
 export TELEX_FROZEN_BINARY="$ROOT/dist/telex-start"
 
 if [ "${SKIP_LINT:-0}" = 1 ] && ! [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; then
-    step "ruff check, ruff format --check, mypy: SKIPPED (SKIP_LINT=1; never on CI)"
+    step "ruff check, ruff format --check, mypy (3 platforms): SKIPPED (SKIP_LINT=1; never on CI)"
 else
     step "ruff check"
     "$VENV/bin/ruff" check .
@@ -213,6 +214,11 @@ else
     "$VENV/bin/ruff" format --check .
     step "mypy (strict, pyproject.toml)"
     "$VENV/bin/mypy"
+    # The Windows and macOS branches of app/ as those platforms' type stubs see them (tests/ are
+    # run on Linux only, so they are checked once, above).
+    step "mypy --platform win32 app, --platform darwin app"
+    "$VENV/bin/mypy" --platform win32 app
+    "$VENV/bin/mypy" --platform darwin app
 fi
 
 # ------------------------------------------------------------------------------------------------
@@ -225,6 +231,17 @@ if [ "${SKIP_LINT:-0}" = 1 ] && ! [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; then
     note "SKIPPED (SKIP_LINT=1; never on CI)"
 else
     "$PY" -m tests.security.dependency_audit || die "dependency audit (see above)"
+fi
+
+# ------------------------------------------------------------------------------------------------
+step "Windows and macOS pins resolve (pip install --dry-run --platform win_amd64 / macosx_11_0_arm64)"
+# ------------------------------------------------------------------------------------------------
+# requirements.txt and build/requirements-build.txt as each release build sees them, binary wheels
+# only: see tests/packaging/platform_pins.py. Skipped with SKIP_LINT=1 (never on CI).
+if [ "${SKIP_LINT:-0}" = 1 ] && ! [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; then
+    note "SKIPPED (SKIP_LINT=1; never on CI)"
+else
+    "$PY" -m tests.packaging.platform_pins || die "the Windows or macOS pins do not resolve (see above)"
 fi
 
 # ------------------------------------------------------------------------------------------------

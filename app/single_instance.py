@@ -37,7 +37,9 @@ from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.constants import APP_SLUG
+import platformdirs
+
+from app.constants import APP_AUTHOR, APP_SLUG
 from app.errors import TelexError
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ READ_TIMEOUT = 2.0  # a client that says nothing, or stops half-way, does not ho
 STOP_TIMEOUT = 0.5
 PIPE_REJECT_REMOTE_CLIENTS = 0x8  # winbase.h; not in _winapi
 PIPE_BUFFER = 8192
+MAX_SOCKET_PATH = 104  # sun_path: 108 bytes on Linux, 104 on macOS and the BSDs (with its NUL)
 
 
 class InstanceError(TelexError):
@@ -81,18 +84,28 @@ class InstanceListener(Protocol):
 # -- where ------------------------------------------------------------------------------------
 
 
-def runtime_dir(environ: Mapping[str, str] = os.environ) -> Path:
+def runtime_dir(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> Path:
     """``$XDG_RUNTIME_DIR/telex-start`` (per login session, made by the system for this user
-    only), else a ``telex-start-<uid>`` folder in the temp folder (per user on macOS)."""
+    only); else, on macOS, a folder in the temp folder (per user there); else a folder in the
+    user's cache folder. Not a predictable name in the shared ``/tmp``, where another user
+    could make it first and so keep the app from starting; only when the socket's path would
+    be too long for a Unix socket does ``/tmp`` stand in."""
     base = environ.get("XDG_RUNTIME_DIR", "")
     if os.path.isabs(base) and os.path.isdir(base):
         return Path(base) / APP_SLUG
-    return Path(tempfile.gettempdir()) / f"{APP_SLUG}-{os.geteuid()}"
+    in_tmp = Path(tempfile.gettempdir()) / f"{APP_SLUG}-{os.geteuid()}"
+    if platform == "darwin":
+        return in_tmp
+    in_cache = Path(platformdirs.user_cache_dir(APP_SLUG, APP_AUTHOR)) / "run"
+    if len(os.fsencode(in_cache / SOCKET_FILE)) < MAX_SOCKET_PATH:
+        return in_cache
+    return in_tmp
 
 
 def private_dir(path: Path) -> Path:
     """``path`` as a folder only this user can enter; refuses one that another user owns or a
     symlink (someone could have made it first to listen in the user's place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700)
     info = path.lstat()
@@ -240,7 +253,13 @@ def _claim_posix() -> Primary | None:
 
     where = endpoint()
     folder = Path(where.address).parent
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(folder / LOCK_FILE, flags, 0o600)
+    except OSError as exc:  # a symlink planted there, or a folder that went away
+        raise InstanceError(
+            f"Cannot open {folder / LOCK_FILE} ({exc.strerror}); remove it and start again."
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

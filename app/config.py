@@ -11,13 +11,15 @@ import json
 import math
 import os
 import shlex
+import ssl
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
+from yarl import URL
 
 from app.constants import APP_AUTHOR, APP_SLUG, ENVIRONMENTS, RELEASES_URL
 from app.errors import ConfigError
@@ -25,6 +27,7 @@ from app.errors import ConfigError
 ENV_PREFIX = "TELEX_"
 CONFIG_FILE_NAME = "config.json"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_CA_FILE_BYTES = 16 << 20  # the system bundles are about 200 KB
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,29 @@ def is_loopback_host(host: str | None) -> bool:
 
 
 def check_secure_url(name: str, url: str, secure: str, plain: str) -> str:
-    """Allow only TLS schemes, except plaintext towards this machine (local stack, tests)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
+    """Allow only TLS schemes, except plaintext towards this machine (local stack, tests).
+
+    Parsed with yarl, the parser aiohttp sends with, so the host checked here is the host
+    connected to. User info is refused (aiohttp would send it as Basic auth next to the
+    Telex credentials), and so are a query and a fragment, which no endpoint here takes."""
+    try:
+        parts = URL(url)
+        host = parts.host
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name} {url!r} is not a valid URL ({exc}).") from None
+    if not parts.is_absolute() or not host:
         raise ConfigError(f"{name} {url!r} is not a valid URL.")
+    if parts.raw_user is not None or parts.raw_password is not None:
+        raise ConfigError(
+            f"{name} holds a user name or password (not repeated here); Telex Start signs in "
+            "with your Telex account, so leave them out of the address."
+        )
+    if parts.raw_query_string or parts.raw_fragment or "?" in url or "#" in url:
+        raise ConfigError(f"{name} {url!r} must not have a query (?) or a fragment (#).")
     if parts.scheme == secure:
         return url
     if parts.scheme == plain:
-        if is_loopback_host(parts.hostname):
+        if is_loopback_host(host):
             return url
         raise ConfigError(
             f"{name} {url!r} uses unencrypted {plain}://; only {secure}:// is allowed "
@@ -97,11 +115,36 @@ def check_secure_url(name: str, url: str, secure: str, plain: str) -> str:
     raise ConfigError(f"{name} {url!r} must start with {secure}://.")
 
 
+def check_ca_file(path: Path) -> None:
+    """Load ``--ca-file`` once while the settings are checked, so a file that is not there, not
+    a regular file, or holds no PEM certificate is a configuration error with its reason, not
+    a crash when the first connection is made."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"The CA file {path} does not exist.") from None
+    except OSError as exc:
+        raise ConfigError(f"The CA file {path} cannot be read: {exc.strerror}.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"The CA file {path} is not a regular file.")
+    if info.st_size > MAX_CA_FILE_BYTES:
+        raise ConfigError(f"The CA file {path} is too large for a certificate bundle.")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError:
+        raise ConfigError(
+            f"The CA file {path} holds no PEM certificate (a bundle of "
+            "-----BEGIN CERTIFICATE----- blocks is expected)."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"The CA file {path} cannot be read: {exc.strerror}.") from None
+
+
 def websocket_url_for(api_url: str) -> str:
     """The push endpoint that belongs to an API base URL (same host, same environment)."""
-    parts = urlsplit(api_url)
+    parts = URL(api_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
-    return urlunsplit((scheme, parts.netloc, "/centrifugo/connection/websocket", "", ""))
+    return str(parts.with_scheme(scheme).with_path("/centrifugo/connection/websocket"))
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -231,9 +274,8 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
     if level not in LOG_LEVELS:
         raise ConfigError(f"Unknown log level {level!r}; choose one of {', '.join(LOG_LEVELS)}.")
     values["log_level"] = level
-    ca_file = values.get("ca_file")
-    if ca_file is not None and not ca_file.is_file():
-        raise ConfigError(f"The CA file {ca_file} does not exist.")
+    if (ca_file := values.get("ca_file")) is not None:
+        check_ca_file(ca_file)
     if values.get("reconnect_min_delay", 0.5) > values.get("reconnect_max_delay", 20.0):
         raise ConfigError("reconnect_min_delay must not exceed reconnect_max_delay.")
     conversation_args(values.get("main_app_conversation_args", ""), "c", "o")  # checks it

@@ -22,7 +22,9 @@ async def demo_stack(settings: Settings) -> AsyncIterator[tuple[Settings, str, s
         from app.devstack.stack import LocalStack
     except ImportError as exc:  # frozen builds leave the dev stack out
         raise ConfigError("Demo mode is not part of this build; run it from source.") from exc
-    async with LocalStack(demo_events_every=DEMO_EVENTS_EVERY) as stack:
+    # No /_sim/ admin routes: on loopback any local user could use them to inject
+    # notifications into this user's app.
+    async with LocalStack(demo_events_every=DEMO_EVENTS_EVERY, admin_routes=False) as stack:
         demo = dataclasses.replace(settings, api_url=stack.api_url, ws_url=stack.ws_url)
         logger.info("Demo stack running: API %s, push %s", stack.api_url, stack.ws_url)
         yield demo, stack.account.email, stack.account.password

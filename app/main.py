@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import os
 import signal
@@ -123,15 +124,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def disable_core_dumps() -> None:
-    """A crash must not write the tokens and the password held in memory into a core file."""
+    """A crash must not write the tokens and the password held in memory into a core file.
+
+    The soft limit only: the hard one is inherited by the main app and the browser this app
+    starts, which must stay free to dump core. On Linux the process is also marked not
+    dumpable, which holds where a core-handling pipe ignores the limit and keeps other
+    processes of the user from reading this one's memory (``/proc/<pid>/mem``, ptrace); a
+    program started from here is dumpable again (``execve`` resets it)."""
     if sys.platform == "win32":  # no core files; Windows Error Reporting is the user's choice
         return
     import resource
 
     try:
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
     except (ValueError, OSError) as exc:  # not expected: lowering a limit is always allowed
         sys.stderr.write(f"{APP_SLUG}: warning: cannot disable core dumps: {exc}\n")
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_dumpable = 4
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong)
+        libc.prctl.restype = ctypes.c_int
+        if libc.prctl(pr_set_dumpable, 0) != 0:
+            error = os.strerror(ctypes.get_errno())
+            sys.stderr.write(
+                f"{APP_SLUG}: warning: cannot mark the process not dumpable: {error}\n"
+            )
 
 
 def _check_usage(args: argparse.Namespace) -> None:
@@ -174,8 +194,14 @@ def _desktop_once(settings: Settings, *, demo: bool) -> int:
 
 
 def _read_password() -> str:
-    line = sys.stdin.readline()
-    password = line.rstrip("\r\n")
+    """The first line of standard input; at a terminal without echo (``getpass``), so the
+    password never shows on screen or in a terminal's scrollback."""
+    if sys.stdin is None:  # a windowed build started without a pipe
+        raise ConfigError("--password-stdin: there is no standard input to read from.")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"{APP_NAME} password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise ConfigError("--password-stdin: the first line of standard input is empty.")
     return password

@@ -79,11 +79,22 @@ class RunningProcess:
     exe: str | None  # None when the OS does not tell (another user's process)
 
 
+def find_program(program: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """``shutil.which`` over the absolute folders of ``PATH`` only: an empty or relative entry
+    would make the program found depend on the folder the app was started in."""
+    folders = [
+        folder
+        for folder in environ.get("PATH", os.defpath).split(os.pathsep)
+        if folder and os.path.isabs(folder)
+    ]
+    return shutil.which(program, path=os.pathsep.join(folders))
+
+
 def candidates(
     platform: str = sys.platform,
     environ: Mapping[str, str] = os.environ,
     home: Path | None = None,
-    which: Callable[[str], str | None] = shutil.which,
+    which: Callable[[str], str | None] = find_program,
 ) -> list[Path]:
     """Where the main app is installed by default, most likely first."""
     home = Path.home() if home is None else home
@@ -186,9 +197,15 @@ def is_program(path: Path, platform: str = sys.platform) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def child_environment(environ: Mapping[str, str], *, frozen: bool = FROZEN) -> dict[str, str]:
-    """A frozen Linux build points ``LD_LIBRARY_PATH`` at its own bundled libraries and keeps
-    the user's value in ``LD_LIBRARY_PATH_ORIG``; programs we start must get the user's."""
+def child_environment(
+    environ: Mapping[str, str], *, frozen: bool = FROZEN, bundle: str | None = None
+) -> dict[str, str]:
+    """The environment of a program we start: the user's, not the frozen build's.
+
+    A frozen Linux build points ``LD_LIBRARY_PATH`` at its own bundled libraries and keeps the
+    user's value in ``LD_LIBRARY_PATH_ORIG``; PyInstaller's runtime hooks point more variables
+    into the bundle (``TCL_LIBRARY``, ``TK_LIBRARY``, …), which is gone once this app exits and
+    would make the main app or a browser load our Tcl or libraries. Those are dropped."""
     env = dict(environ)
     if frozen:
         original = env.pop("LD_LIBRARY_PATH_ORIG", None)
@@ -196,6 +213,12 @@ def child_environment(environ: Mapping[str, str], *, frozen: bool = FROZEN) -> d
             env.pop("LD_LIBRARY_PATH", None)
         else:
             env["LD_LIBRARY_PATH"] = original
+        bundle = bundle if bundle is not None else getattr(sys, "_MEIPASS", None)
+        if bundle:
+            inside = os.path.normcase(os.path.abspath(bundle))
+            for name, value in list(env.items()):
+                if os.path.normcase(value).startswith(inside):
+                    del env[name]
     return env
 
 
@@ -256,7 +279,7 @@ def open_folder(path: Path) -> None:
             raise LaunchFailed(f"{path} could not be opened: {exc.strerror or exc}.") from exc
         return
     opener = "open" if sys.platform == "darwin" else "xdg-open"
-    program = shutil.which(opener)
+    program = find_program(opener)
     if program is None:
         raise LaunchFailed(f"{path} could not be opened: {opener} is not installed.")
     launch_detached((program, str(path)))

@@ -13,13 +13,16 @@ hold even for code that forgets ``allow_redirects=False`` or builds a URL from s
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 
 import aiohttp
+from aiohttp.abc import ResolveResult
 from yarl import URL
 
 from app import __version__
@@ -44,6 +47,8 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 Origin = tuple[str, str, int]
 
+logger = logging.getLogger(__name__)
+
 
 class RequestRefused(aiohttp.ClientError):
     """A request Telex Start will not send; the message says why, in words."""
@@ -63,35 +68,67 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
-def http_session(settings: Settings, context: ssl.SSLContext) -> aiohttp.ClientSession:
-    """The app's one HTTP session. ``trust_env`` stays off: it would send a loopback endpoint's
+def http_session(
+    settings: Settings, context: ssl.SSLContext, *, proxy_for: Sequence[str] = ()
+) -> aiohttp.ClientSession:
+    """The app's HTTP session. ``trust_env`` stays off: it would send a loopback endpoint's
     plaintext (tokens included) to an ``HTTP_PROXY``, and it adds ``~/.netrc`` passwords as
-    Basic auth (which also breaks every Bearer call); the proxy is chosen by ``env_proxy``."""
+    Basic auth (which also breaks every Bearer call); the proxy is chosen by ``env_proxy`` for
+    the endpoints in ``proxy_for`` (default: the Telex API and push endpoints)."""
     refuse_redirects = aiohttp.TraceConfig()
     refuse_redirects.on_request_redirect.append(_check_redirect)
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=context, limit=settings.max_requests_in_flight * 2),
+        connector=aiohttp.TCPConnector(
+            ssl=context,
+            limit=settings.max_requests_in_flight * 2,
+            resolver=LoopbackNameResolver(),
+        ),
         headers={"User-Agent": f"{APP_SLUG}/{__version__}"},
         trust_env=False,
-        proxy=env_proxy(settings),
+        proxy=env_proxy(*(proxy_for or (settings.api_url, settings.ws_url))),
         middlewares=(egress_guard(settings),),
         trace_configs=[refuse_redirects],
     )
 
 
-def env_proxy(settings: Settings) -> str | None:
-    """The proxy the system names for the Telex endpoints (``HTTPS_PROXY``/``HTTP_PROXY``,
-    ``NO_PROXY`` honoured; the registry on Windows, system settings on macOS), or None.
+class LoopbackNameResolver(aiohttp.ThreadedResolver):
+    """``localhost`` always means this computer (RFC 6761), never what the system resolver
+    makes of it: plaintext is allowed to that name only because it stays here, and a system
+    without a hosts entry may ask DNS (search domains included) instead."""
 
-    Never for a loopback endpoint: plaintext is allowed there only because it stays on this
-    computer. TLS to the server is verified end to end through the proxy's tunnel.
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if host.lower() != "localhost":
+            return await super().resolve(host, port, family)
+        addresses = [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=kind, proto=0, flags=0)
+            for kind, address in addresses
+            if family in (socket.AF_UNSPEC, kind)
+        ]
+
+
+def env_proxy(*urls: str) -> str | None:
+    """The proxy the system names for these https/wss endpoints (``HTTPS_PROXY``, else
+    ``ALL_PROXY``; ``NO_PROXY`` honoured; the registry on Windows, system settings on macOS),
+    or None. ``HTTP_PROXY`` is for plain http, which never leaves this computer.
+
+    Never when an endpoint is on loopback: plaintext is allowed there only because it stays on
+    this computer. TLS to the server is verified end to end through the proxy's tunnel. Only
+    an http(s) proxy can carry that tunnel; another kind (socks) is ignored with a warning.
     """
-    hosts = [URL(settings.api_url).host or "", URL(settings.ws_url).host or ""]
+    hosts = [URL(url).host or "" for url in urls]
     if any(is_loopback_host(host) for host in hosts):
         return None
     if all(urllib.request.proxy_bypass(host) for host in hosts):
         return None
-    return urllib.request.getproxies().get("https") or None  # the endpoints are https/wss
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get("https") or proxies.get("all") or None
+    if proxy is not None and (scheme := URL(proxy).scheme) not in ("http", "https"):
+        logger.warning("Ignoring the %s:// proxy: only http:// and https:// proxies work", scheme)
+        return None
+    return proxy
 
 
 def origin_of(url: URL | str) -> Origin:

@@ -37,8 +37,10 @@ from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 from typing import Any, Protocol
 
+import platformdirs
+
 from app import winapi
-from app.constants import APP_SLUG
+from app.constants import APP_AUTHOR, APP_SLUG
 from app.errors import TelexError
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ ERROR_ALREADY_EXISTS = 183
 TOKEN_QUERY = 0x0008
 TOKEN_USER = 1  # TOKEN_INFORMATION_CLASS: a TOKEN_USER, which starts with the SID's address
 SDDL_REVISION_1 = 1
+MAX_SOCKET_PATH = 104  # sun_path: 108 bytes on Linux, 104 on macOS and the BSDs (with its NUL)
 
 
 class InstanceError(TelexError):
@@ -86,15 +89,24 @@ class InstanceListener(Protocol):
 # -- where ------------------------------------------------------------------------------------
 
 
-def runtime_dir(environ: Mapping[str, str] = os.environ) -> Path:
+def runtime_dir(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> Path:
     """``$XDG_RUNTIME_DIR/telex-start`` (per login session, made by the system for this user
-    only), else a ``telex-start-<uid>`` folder in the temp folder (per user on macOS)."""
+    only); else, on macOS, a folder in the temp folder (per user there); else a folder in the
+    user's cache folder. Not a predictable name in the shared ``/tmp``, where another user
+    could make it first and so keep the app from starting; only when the socket's path would
+    be too long for a Unix socket does ``/tmp`` stand in."""
     if sys.platform == "win32":
         raise NotImplementedError("POSIX only")
     base = environ.get("XDG_RUNTIME_DIR", "")
     if os.path.isabs(base) and os.path.isdir(base):
         return Path(base) / APP_SLUG
-    return Path(tempfile.gettempdir()) / f"{APP_SLUG}-{os.geteuid()}"
+    in_tmp = Path(tempfile.gettempdir()) / f"{APP_SLUG}-{os.geteuid()}"
+    if platform == "darwin":
+        return in_tmp
+    in_cache = Path(platformdirs.user_cache_dir(APP_SLUG, APP_AUTHOR)) / "run"
+    if len(os.fsencode(in_cache / SOCKET_FILE)) < MAX_SOCKET_PATH:
+        return in_cache
+    return in_tmp
 
 
 def private_dir(path: Path) -> Path:
@@ -102,6 +114,7 @@ def private_dir(path: Path) -> Path:
     symlink (someone could have made it first to listen in the user's place)."""
     if sys.platform == "win32":
         raise NotImplementedError("POSIX only")
+    path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700)
     info = path.lstat()
@@ -251,7 +264,13 @@ def _claim_posix() -> Primary | None:
 
     where = endpoint()
     folder = Path(where.address).parent
-    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(folder / LOCK_FILE, flags, 0o600)
+    except OSError as exc:  # a symlink planted there, or a folder that went away
+        raise InstanceError(
+            f"Cannot open {folder / LOCK_FILE} ({exc.strerror}); remove it and start again."
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

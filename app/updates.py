@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 from packaging.version import InvalidVersion, Version
+from yarl import URL
 
 from app import __version__
 from app.config import check_secure_url
@@ -56,6 +57,9 @@ class UpdateCheckError(Exception):
     """The newest release could not be found out; the message says why (for the log)."""
 
 
+MAX_TAG_LENGTH: Final = 64
+
+
 @dataclass(frozen=True)
 class Release:
     version: Version
@@ -66,16 +70,53 @@ class Release:
         return {"tag": self.tag, "url": self.url}
 
     @classmethod
-    def from_fields(cls, tag: object, url: object) -> Release:
+    def from_fields(cls, tag: object, url: object, pages: str) -> Release:
+        """``pages`` is where release pages may be (:func:`release_pages`): the offer is opened
+        in the user's browser, so no other address is ever offered."""
         if not isinstance(tag, str) or not isinstance(url, str):
             raise UpdateCheckError("the release has no tag name or page URL")
-        if not url.startswith("https://"):
-            raise UpdateCheckError(f"the release page {url!r} is not an https:// URL")
+        if len(tag) > MAX_TAG_LENGTH:
+            raise UpdateCheckError(f"the release tag is implausibly long ({len(tag)} characters)")
+        check_release_page(url, pages)
         try:
             version = Version(tag)  # accepts the usual "v" prefix of tags
-        except InvalidVersion:
+        except (InvalidVersion, ValueError):  # ValueError: an int of too many digits
             raise UpdateCheckError(f"the release tag {tag!r} is not a version") from None
         return cls(version, tag, url)
+
+
+def release_pages(update_url: str) -> str:
+    """Where the release pages of ``update_url``'s project are: for the GitHub API's
+    ``/repos/OWNER/REPO/…`` that is ``https://github.com/OWNER/REPO/releases/``; any other
+    update server (a mirror, a test server) publishes the product's own GitHub releases."""
+    parts = URL(update_url).parts
+    owner, repo = URL(RELEASES_URL).parts[2:4]
+    if URL(update_url).host == "api.github.com" and len(parts) > 3 and parts[1] == "repos":
+        owner, repo = parts[2:4]
+    return f"https://github.com/{owner}/{repo}/releases/"
+
+
+def check_release_page(url: str, pages: str) -> None:
+    """``url`` must be a page below ``pages``, read with the parser the browser's URL goes
+    through here: https, github.com itself (no user info such as ``github.com@evil``, no
+    other port), and a path that stays below the project's releases."""
+    try:
+        page = URL(url)
+        allowed = URL(pages)
+        inside = (
+            page.scheme == "https"
+            and page.raw_user is None
+            and page.raw_password is None
+            and page.host == allowed.host
+            and page.explicit_port in (None, 443)
+            and "\\" not in url
+            and ".." not in page.raw_parts
+            and page.path.startswith(allowed.path)
+        )
+    except (ValueError, TypeError):
+        inside = False
+    if not inside:
+        raise UpdateCheckError(f"the release page {url[:200]!r} is not one of {pages}")
 
 
 @dataclass(frozen=True)
@@ -97,7 +138,8 @@ def newer_release(release: Release | None, current: Version) -> Release | None:
 
 
 async def fetch_latest_release(session: aiohttp.ClientSession, url: str) -> Release:
-    """The newest published release at ``url`` (a GitHub ``releases/latest`` endpoint)."""
+    """The newest published release at ``url`` (a GitHub ``releases/latest`` endpoint), whose
+    page is one of :func:`release_pages`."""
     headers = {"Accept": "application/vnd.github+json"}
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     try:
@@ -123,7 +165,9 @@ async def fetch_latest_release(session: aiohttp.ClientSession, url: str) -> Rele
         raise UpdateCheckError("the release document is not a JSON object")
     if document.get("draft") or document.get("prerelease"):
         raise UpdateCheckError("the newest release is a draft or a pre-release")
-    return Release.from_fields(document.get("tag_name"), document.get("html_url"))
+    return Release.from_fields(
+        document.get("tag_name"), document.get("html_url"), release_pages(url)
+    )
 
 
 class UpdateChecker:
@@ -143,6 +187,7 @@ class UpdateChecker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.url = check_secure_url("Update URL", url, "https", "http")
+        self.pages = release_pages(self.url)
         self.current = Version(current_version)
         self._state_file = state_file
         self._session_factory = session_factory
@@ -157,7 +202,9 @@ class UpdateChecker:
         context = ssl_context(settings)
         return cls(
             state_file=settings.config_dir / STATE_FILE_NAME,
-            session_factory=lambda: http_session(settings, context),
+            session_factory=lambda: http_session(
+                settings, context, proxy_for=(settings.update_url,)
+            ),
             url=settings.update_url,
         )
 
@@ -167,7 +214,7 @@ class UpdateChecker:
         if not isinstance(latest, dict):
             return None
         try:
-            release = Release.from_fields(latest.get("tag"), latest.get("url"))
+            release = Release.from_fields(latest.get("tag"), latest.get("url"), self.pages)
         except UpdateCheckError:
             return None
         return newer_release(release, self.current)
@@ -185,7 +232,9 @@ class UpdateChecker:
         try:
             async with self._session_factory() as session:
                 latest = await fetch_latest_release(session, self.url)
-        except UpdateCheckError as exc:
+        except Exception as exc:  # checking never raises: a bug here must not end the task
+            if not isinstance(exc, UpdateCheckError):
+                logger.warning("Update check failed unexpectedly", exc_info=True)
             logger.info("Update check failed: %s", exc)
             self._write_state(next_check=self._clock() + RETRY_INTERVAL, latest=None)
             return UpdateCheck(self.current, None, str(exc))

@@ -99,6 +99,7 @@ class LocalStack:
         push_options: Mapping[str, Any] | None = None,
         seed_demo: bool = True,
         rng_seed: int | None = None,
+        admin_routes: bool = True,
     ) -> None:
         if demo_events_every is not None and demo_events_every <= 0:
             raise ValueError("demo_events_every must be positive")
@@ -123,6 +124,7 @@ class LocalStack:
             latency=latency,
             orgs_path=orgs_path,
             publish_ssl=publish_ssl,
+            admin_routes=admin_routes,
         )
         self._account = DemoAccount(DEMO_EMAIL, DEMO_PASSWORD)
         if seed_demo:

@@ -282,6 +282,7 @@ class TelexApiSimulator:
         latency: float = 0.0,
         orgs_path: OrgsPath = "users",
         publish_ssl: ssl.SSLContext | None = None,
+        admin_routes: bool = True,
     ) -> None:
         if orgs_path not in get_args(OrgsPath):
             raise ValueError(f"orgs_path must be one of {get_args(OrgsPath)}")
@@ -295,6 +296,7 @@ class TelexApiSimulator:
         self.access_token_ttl = access_token_ttl
         self.latency = latency
         self.orgs_path: OrgsPath = orgs_path
+        self._admin_routes = admin_routes
 
         self._users: dict[str, SimUser] = {}  # by normalised email
         self._users_by_id: dict[str, SimUser] = {}
@@ -838,6 +840,13 @@ class TelexApiSimulator:
         app.router.add_get(f"{p}/token/connection", self._conn_by_bearer)
         app.router.add_post(f"{p}/token/subscription", self._sub_by_bearer)
         app.router.add_get(PUSH_WS_PATH, self._push_websocket)
+        if self._admin_routes:
+            self._add_admin_routes(app)
+        return app
+
+    def _add_admin_routes(self, app: web.Application) -> None:
+        """Loopback means any local user, so ``--demo`` (in the user's own app) starts the
+        simulator without these; tests and ``python -m app.devstack`` keep them."""
         a = ADMIN_PREFIX
         app.router.add_get(f"{a}/state", self._admin_state)
         app.router.add_post(f"{a}/post_message", self._admin_post_message)
@@ -846,7 +855,6 @@ class TelexApiSimulator:
         app.router.add_post(f"{a}/revoke", self._admin_revoke)
         app.router.add_post(f"{a}/fail_next", self._admin_fail_next)
         app.router.add_post(f"{a}/down", self._admin_down)
-        return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:

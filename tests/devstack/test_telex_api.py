@@ -23,7 +23,7 @@ import aiohttp
 import jwt
 import pytest
 
-from app.devstack.telex_api import PublishError, SimulatorError, TelexApiSimulator
+from app.devstack.telex_api import API_PREFIX, PublishError, SimulatorError, TelexApiSimulator
 from tests.devstack.conftest import (
     HMAC_SECRET,
     PASSWORD,
@@ -1024,6 +1024,26 @@ async def test_admin_publish_failure_is_502(
         json_body={"email": "alice@example.com", "org_id": "Acme", "data": {}},
     )
     assert reply.status == 502
+
+
+async def test_the_demo_stack_serves_no_admin_routes(http: aiohttp.ClientSession) -> None:
+    """--demo runs in the user's own app: on loopback any local user could reach /_sim/ and
+    inject notifications, so the demo's simulator has none (and everything else works)."""
+    from app.config import Settings
+    from app.demo import demo_stack
+
+    async with demo_stack(Settings()) as (settings, email, password):
+        root = settings.api_url.removesuffix(API_PREFIX)
+        for method, path in (("GET", "state"), ("POST", "publish_raw"), ("POST", "revoke")):
+            reply = await call(http, method, f"{root}/_sim/{path}", json_body={})
+            assert reply.status == 404, path
+        login = await call(
+            http,
+            "POST",
+            f"{settings.api_url}/auth/login",
+            json_body={"email": email, "password": password},
+        )
+        assert login.status == 200
 
 
 # ---------------------------------------------------------------------------------------------

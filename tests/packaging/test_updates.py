@@ -162,6 +162,46 @@ async def test_a_clock_set_back_does_not_postpone_checks(tmp_path, release_serve
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example/telex-start-99-setup.exe",
+        "https://github.com@evil.example/telex-im/telex-start/releases/tag/v9.0.0",
+        "https://github.com/telex-im/telex-start/releases/../../../evil/x",
+    ],
+)
+def test_a_remembered_offer_of_another_page_is_dropped(tmp_path, release_server, url):
+    state = tmp_path / "config" / STATE_FILE_NAME
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"next_check": 0, "latest": {"tag": "v99", "url": url}}))
+    assert make_checker(tmp_path, release_server).remembered() is None
+
+
+def test_release_pages_follow_the_github_repository_of_the_update_url():
+    assert updates.release_pages("https://api.github.com/repos/acme/tool/releases/latest") == (
+        "https://github.com/acme/tool/releases/"
+    )
+    # any other update server offers the product's own releases
+    assert updates.release_pages("https://mirror.example/latest") == (
+        "https://github.com/telex-im/telex-start/releases/"
+    )
+
+
+async def test_an_unexpected_error_fails_the_check_instead_of_ending_it(
+    tmp_path, release_server, monkeypatch
+):
+    release_server.answer(body=release_json())
+
+    def broken(*args: object) -> Release:
+        raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+
+    monkeypatch.setattr(Release, "from_fields", broken)
+    result = await make_checker(tmp_path, release_server).check()
+    assert result.latest is None
+    assert result.error is not None
+    assert "4300 digits" in result.error
+
+
+@pytest.mark.parametrize(
     ("answer", "reason"),
     [
         ((404, {"message": "Not Found"}), "no release has been published"),
@@ -171,7 +211,13 @@ async def test_a_clock_set_back_does_not_postpone_checks(tmp_path, release_serve
         ((200, ["v9.0.0"]), "not a JSON object"),
         ((200, {"html_url": PAGE}), "no tag name"),
         ((200, release_json("nightly")), "not a version"),
-        ((200, release_json(html_url="javascript:alert(1)")), "not an https:// URL"),
+        ((200, release_json(html_url="javascript:alert(1)")), "is not one of"),
+        ((200, release_json("v" + "9" * 5000)), "implausibly long"),
+        ((200, release_json(html_url="https://evil.example/telex-start-99-setup.exe")), "not one"),
+        ((200, release_json(html_url="https://github.com@evil.example/x")), "is not one of"),
+        ((200, release_json(html_url="https://github.com:8443" + PAGE[18:])), "is not one of"),
+        ((200, release_json(html_url="https://github.com/evil/telex-start/releases/")), "not one"),
+        ((200, release_json(html_url=PAGE + "/../../../../evil/x")), "is not one of"),
         ((200, release_json(prerelease=True)), "pre-release"),
         ((200, release_json(draft=True)), "draft"),
     ],

@@ -20,21 +20,28 @@ from tests.security.conftest import Serve
 ROOT = Path(__file__).resolve().parents[2]
 
 _CORE_LIMIT_PROBE = """
-import resource
+import ctypes, resource, subprocess, sys
 from app.main import main
 before = resource.getrlimit(resource.RLIMIT_CORE)
 try:
     main(["--version"])
 except SystemExit:
     pass
+dumpable = ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
+child = subprocess.run(
+    [sys.executable, "-c", "import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"],
+    capture_output=True, text=True, check=True,
+).stdout.strip()
+print(dumpable, child)
 print(before, resource.getrlimit(resource.RLIMIT_CORE))
 """
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX core files")
 def test_the_app_turns_core_dumps_off_before_anything_else() -> None:
-    """Started with core files allowed, the app's entry point sets RLIMIT_CORE to 0 (a crash
-    would otherwise write the tokens in memory into a core file)."""
+    """Started with core files allowed, the app's entry point sets the soft RLIMIT_CORE to 0
+    (a crash would otherwise write the tokens in memory into a core file) and, on Linux, marks
+    itself not dumpable; the hard limit stays, and a program it starts is dumpable again."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
     allowed = hard if hard != resource.RLIM_INFINITY else 1 << 30
     assert allowed > 0, "the test needs a hard core limit above 0"
@@ -51,9 +58,12 @@ def test_the_app_turns_core_dumps_off_before_anything_else() -> None:
         check=True,
         preexec_fn=allow_core_files,
     )
-    before, after = ran.stdout.strip().splitlines()[-1].split(") (")
+    *_, dumpable_line, limits_line = ran.stdout.strip().splitlines()
+    before, after = limits_line.split(") (")
     assert before == f"({allowed}, {hard}"
-    assert after == "0, 0)"
+    assert after == f"0, {hard})"
+    if sys.platform.startswith("linux"):
+        assert dumpable_line == "0 1"  # this process not dumpable, its children dumpable
 
 
 @pytest.mark.parametrize("offset", [2**64, 2**70, 10**40])
@@ -112,3 +122,52 @@ def test_a_deeply_nested_update_state_file_is_ignored(tmp_path: Path) -> None:
     )
     assert checker.due()
     assert checker.remembered() is None
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX terminal")
+def test_password_stdin_at_a_terminal_does_not_echo_the_password(tmp_path: Path) -> None:
+    """Typed at a terminal, --password-stdin reads without echo: the password is not in what
+    the terminal shows (its scrollback)."""
+    import os
+    import pty
+    import select
+
+    secret = "hunter2-typed-at-a-tty"
+    headless_nowhere = ("--headless", "--email", "a@b.c", "--password-stdin")
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "c")}
+    env["XDG_STATE_HOME"] = env["XDG_CACHE_HOME"] = str(tmp_path / "s")
+    app = subprocess.Popen(
+        [sys.executable, "-m", "app", *headless_nowhere, "--api-url", "http://127.0.0.1:9/api"],
+        cwd=ROOT,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(terminal)
+    shown = b""
+
+    def read_until(marker: bytes, timeout: float = 30.0) -> None:
+        nonlocal shown
+        while marker not in shown:
+            ready, _, _ = select.select([controller], [], [], timeout)
+            assert ready, f"no {marker!r} on the terminal; it showed {shown!r}"
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the app closed the terminal
+                chunk = b""
+            assert chunk, f"the terminal closed before {marker!r}; it showed {shown!r}"
+            shown += chunk
+
+    try:
+        read_until(b"password: ")
+        os.write(controller, secret.encode() + b"\n")
+        read_until(b"sign-in failed")  # nothing listens on port 9
+        assert app.wait(timeout=30) == 3
+    finally:
+        if app.poll() is None:
+            app.kill()
+        os.close(controller)
+    assert secret.encode() not in shown

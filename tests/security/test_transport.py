@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
+import socket
 import ssl
 from pathlib import Path
 
@@ -68,6 +69,62 @@ def test_tls_or_loopback_urls_are_accepted(url: str):
 def test_plaintext_off_this_machine_is_refused(url: str):
     with pytest.raises(ConfigError):
         check_secure_url("API URL", url, "https", "http")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # urlsplit saw 127.0.0.1 here; yarl, which sends, refuses the backslash
+        ("http://evil.example\\@127.0.0.1:5/api/v1", "not a valid URL"),
+        ("http://urluser:URLSECRET@127.0.0.1:5/api/v1", "user name or password"),
+        ("https://urluser@api.telex.example/api/v1", "user name or password"),
+        ("https://api.telex.example/api/v1?next=evil", "query"),
+        ("https://api.telex.example/api/v1#frag", "fragment"),
+        ("https://api.telex.example:99999/api/v1", "not a valid URL"),
+    ],
+)
+def test_urls_are_checked_with_the_parser_that_sends(url: str, message: str):
+    with pytest.raises(ConfigError, match=message) as caught:
+        check_secure_url("API URL", url, "https", "http")
+    assert "URLSECRET" not in str(caught.value)
+
+
+def test_a_url_with_user_info_never_reaches_the_push_url(tmp_path: Path):
+    with pytest.raises(ConfigError, match="user name or password"):
+        settings_for(tmp_path, api_url="http://u:URLSECRET@127.0.0.1:5/api/v1")
+
+
+async def test_localhost_is_this_computer_whatever_the_system_resolver_says(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    from app.net import LoopbackNameResolver
+
+    asked: list[str] = []
+
+    async def system_resolve(self, host, port=0, family=socket.AF_INET):
+        asked.append(host)
+        return [
+            {
+                "hostname": host,
+                "host": "203.0.113.7",
+                "port": port,
+                "family": family,
+                "proto": 0,
+                "flags": 0,
+            }
+        ]
+
+    monkeypatch.setattr(aiohttp.ThreadedResolver, "resolve", system_resolve)
+    resolver = LoopbackNameResolver()
+    both = await resolver.resolve("LocalHost", 8080, socket.AF_UNSPEC)
+    assert [(r["host"], r["port"]) for r in both] == [("127.0.0.1", 8080), ("::1", 8080)]
+    only_v6 = await resolver.resolve("localhost", 1, socket.AF_INET6)
+    assert [r["host"] for r in only_v6] == ["::1"]
+    assert asked == []  # never asked the system (or DNS) about localhost
+    other = await resolver.resolve("api.telex.example", 443, socket.AF_INET)
+    assert other[0]["host"] == "203.0.113.7"
+    assert asked == ["api.telex.example"]
+    await resolver.close()
 
 
 @pytest.mark.parametrize(
@@ -273,10 +330,31 @@ def test_a_proxy_from_the_environment_is_used_for_remote_endpoints_only(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
-    remote = settings_for(tmp_path, api_url="https://api.telex.example/api/v1")
-    assert env_proxy(remote) == "http://proxy.example:3128"
-    local = settings_for(tmp_path, api_url="http://127.0.0.1:8080/api/v1")
-    assert env_proxy(local) is None  # loopback plaintext never leaves this computer
+    remote = ("https://api.telex.example/api/v1", "wss://api.telex.example/ws")
+    assert env_proxy(*remote) == "http://proxy.example:3128"
+    local = ("http://127.0.0.1:8080/api/v1", "ws://127.0.0.1:8080/ws")
+    assert env_proxy(*local) is None  # loopback plaintext never leaves this computer
     monkeypatch.setenv("NO_PROXY", "telex.example")
     monkeypatch.setenv("no_proxy", "telex.example")
+    assert env_proxy(*remote) is None
+    assert env_proxy("https://api.github.com/repos/o/r/releases/latest") == (
+        "http://proxy.example:3128"  # the update check asks for its own host
+    )
+
+
+def test_all_proxy_stands_in_for_https_proxy_and_socks_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    for name in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    remote = "https://api.telex.example/api/v1"
+    monkeypatch.setenv("HTTP_PROXY", "http://plain-only.example:3128")
+    monkeypatch.setenv("http_proxy", "http://plain-only.example:3128")
+    assert env_proxy(remote) is None  # HTTP_PROXY is for plain http
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:3128")
+    monkeypatch.setenv("all_proxy", "http://all.example:3128")
+    assert env_proxy(remote) == "http://all.example:3128"
+    monkeypatch.setenv("ALL_PROXY", "socks5://all.example:1080")
+    monkeypatch.setenv("all_proxy", "socks5://all.example:1080")
     assert env_proxy(remote) is None
+    assert "only http:// and https:// proxies work" in caplog.text

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app import mainapp
 from app.mainapp import (
     Closed,
     Conversation,
@@ -152,6 +153,33 @@ def test_a_frozen_build_gives_children_the_users_library_path() -> None:
     assert child_environment(env, frozen=True) == {"LD_LIBRARY_PATH": "/usr/local/lib", "A": "1"}
     assert child_environment({"LD_LIBRARY_PATH": "/tmp/_MEI1"}, frozen=True) == {}
     assert child_environment(env, frozen=False) == env
+
+
+def test_a_frozen_build_keeps_its_bundle_out_of_childrens_environment() -> None:
+    env = {
+        "TCL_LIBRARY": "/tmp/_MEI42/_tcl_data",
+        "TK_LIBRARY": "/tmp/_MEI42/_tk_data",
+        "HOME": "/home/ada",
+        "PATH": "/usr/bin:/bin",
+    }
+    assert child_environment(env, frozen=True, bundle="/tmp/_MEI42") == {
+        "HOME": "/home/ada",
+        "PATH": "/usr/bin:/bin",
+    }
+    assert child_environment(env, frozen=False, bundle="/tmp/_MEI42") == env
+
+
+def test_programs_are_found_on_absolute_path_entries_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty or relative PATH entry means the current folder: a 'telex' or 'xdg-open'
+    there must not be what the app starts."""
+    planted = tmp_path / "xdg-open"
+    planted.write_text("#!/bin/sh\n")
+    planted.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert mainapp.find_program("xdg-open", {"PATH": ":."}) is None
+    assert mainapp.find_program("xdg-open", {"PATH": f".:{tmp_path}"}) == str(planted)
 
 
 def wait_gone(pid: int, timeout: float = 5) -> bool:

@@ -24,6 +24,7 @@ import pytest
 
 from app import single_instance
 from app.single_instance import (
+    LOCK_FILE,
     PIPE_REJECT_REMOTE_CLIENTS,
     SOCKET_FILE,
     Endpoint,
@@ -128,10 +129,48 @@ def test_the_private_folder_is_checked(tmp_path: Path) -> None:
             private_dir(foreign)
 
 
-def test_where_the_runtime_folder_is(tmp_path: Path) -> None:
+def test_where_the_runtime_folder_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert runtime_dir({"XDG_RUNTIME_DIR": str(tmp_path)}) == tmp_path / "telex-start"
-    fallback = runtime_dir({"XDG_RUNTIME_DIR": "relative/path"})
-    assert fallback == Path(tempfile.gettempdir()) / f"telex-start-{os.geteuid()}"
+    # no runtime folder: the user's own cache folder, not a name in the shared /tmp
+    fallback = runtime_dir({"XDG_RUNTIME_DIR": "relative/path"}, platform="linux")
+    assert fallback == tmp_path / "cache" / "telex-start" / "run"
+    in_tmp = Path(tempfile.gettempdir()) / f"telex-start-{os.geteuid()}"
+    assert runtime_dir({}, platform="darwin") == in_tmp  # $TMPDIR is per user there
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ("x" * 120)))
+    assert runtime_dir({}, platform="linux") == in_tmp  # a socket path must fit in sun_path
+
+
+def test_a_folder_another_user_made_in_tmp_does_not_stop_the_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without XDG_RUNTIME_DIR the folder was /tmp/telex-start-<uid>: anyone could make it
+    first, and the app then refused to start."""
+    squatted = Path(tempfile.gettempdir()) / f"telex-start-{os.geteuid()}"
+    if squatted.exists():
+        pytest.skip(f"{squatted} exists on this machine")
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    squatted.mkdir(mode=0o777)
+    try:
+        if os.geteuid() == 0:
+            os.chown(squatted, NOBODY, -1)
+        with claim() as first:
+            assert first is not None
+            first.serve(lambda _request: None)
+            assert hand_over(timeout=5)
+        assert (tmp_path / "cache" / "telex-start" / "run").stat().st_mode & 0o777 == 0o700
+    finally:
+        squatted.rmdir()
+
+
+def test_the_lock_file_is_not_followed_through_a_symlink(tmp_path: Path, xdg_runtime: Path) -> None:
+    folder = private_dir(xdg_runtime / "telex-start")
+    target = tmp_path / "elsewhere"
+    (folder / LOCK_FILE).symlink_to(target)
+    with pytest.raises(InstanceError, match="Too many levels of symbolic links"), claim():
+        pass
+    assert not target.exists()
 
 
 def test_windows_pipe_names_are_per_user_and_session() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,32 @@ def test_api_url_alone_derives_matching_websocket(tmp_path):
 def test_bad_values_are_refused_with_reason(tmp_path, cli, message):
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, cli=cli)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda tmp: tmp / "passwd", "holds no PEM certificate"),
+        (lambda tmp: tmp, "is not a regular file"),
+        (lambda tmp: Path("/dev/null"), "is not a regular file"),
+        (lambda tmp: Path("/proc/self/environ"), "holds no PEM certificate"),
+    ],
+)
+def test_a_ca_file_that_is_no_certificate_bundle_is_a_config_error(tmp_path, make, message):
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, cli={"ca_file": str(make(tmp_path))})
+
+
+def test_the_ca_file_error_reaches_the_command_line_as_a_usage_error(tmp_path, capsys):
+    from app.main import EXIT_USAGE, main
+
+    (tmp_path / "not-pem").write_text("hello\n")
+    argv = ["--headless", "--email", "a@b.c", "--password-stdin", "--ca-file"]
+    assert main([*argv, str(tmp_path / "not-pem"), "--api-url", "http://127.0.0.1:9/api"]) == (
+        EXIT_USAGE
+    )
+    assert "holds no PEM certificate" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "127.5.6.7"])

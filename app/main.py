@@ -141,17 +141,12 @@ def disable_core_dumps() -> None:
     except (ValueError, OSError) as exc:  # not expected: lowering a limit is always allowed
         sys.stderr.write(f"{APP_SLUG}: warning: cannot disable core dumps: {exc}\n")
     if sys.platform.startswith("linux"):
-        import ctypes
+        from app.libc import forbid_dumping
 
-        pr_set_dumpable = 4
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl.argtypes = (ctypes.c_int, ctypes.c_ulong)
-        libc.prctl.restype = ctypes.c_int
-        if libc.prctl(pr_set_dumpable, 0) != 0:
-            error = os.strerror(ctypes.get_errno())
-            sys.stderr.write(
-                f"{APP_SLUG}: warning: cannot mark the process not dumpable: {error}\n"
-            )
+        try:
+            forbid_dumping()
+        except OSError as exc:
+            sys.stderr.write(f"{APP_SLUG}: warning: cannot mark the process undumpable: {exc}\n")
 
 
 def _check_usage(args: argparse.Namespace) -> None:

@@ -146,9 +146,10 @@ def test_a_folder_another_user_made_in_tmp_does_not_stop_the_app(
 ) -> None:
     """Without XDG_RUNTIME_DIR the folder was /tmp/telex-start-<uid>: anyone could make it
     first, and the app then refused to start."""
-    squatted = Path(tempfile.gettempdir()) / f"telex-start-{os.geteuid()}"
-    if squatted.exists():
-        pytest.skip(f"{squatted} exists on this machine")
+    shared_tmp = tmp_path / "tmp"
+    shared_tmp.mkdir(mode=0o1777)
+    monkeypatch.setattr(tempfile, "tempdir", str(shared_tmp))
+    squatted = shared_tmp / f"telex-start-{os.geteuid()}"
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     squatted.mkdir(mode=0o777)
@@ -161,7 +162,7 @@ def test_a_folder_another_user_made_in_tmp_does_not_stop_the_app(
             assert hand_over(timeout=5)
         assert (tmp_path / "cache" / "telex-start" / "run").stat().st_mode & 0o777 == 0o700
     finally:
-        squatted.rmdir()
+        squatted.rmdir()  # (before tmp_path goes: it belongs to another user)
 
 
 def test_the_lock_file_is_not_followed_through_a_symlink(tmp_path: Path, xdg_runtime: Path) -> None:

@@ -159,6 +159,8 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise ConfigError("--demo signs in with the demo account; drop --email/--password-stdin.")
     if args.password_stdin and not args.headless:
         raise ConfigError("--password-stdin only works with --headless.")
+    if args.password_stdin and sys.stdin is None:  # a windowed Windows build started bare
+        raise ConfigError("--password-stdin: there is no standard input to read it from.")
 
 
 def _desktop_once(settings: Settings, *, demo: bool) -> int:
@@ -221,7 +223,9 @@ async def _test_notification(settings: Settings) -> int:
     if not report.shown:
         sys.stderr.write(f"{APP_SLUG}: {report}\n")
         return 1
-    sys.stdout.write(f"{report}\n")
+    if sys.stdout is not None:  # None in a windowed Windows build without redirection
+        sys.stdout.write(f"{report}\n")
+    logger.info("%s", report)
     return EXIT_OK
 
 

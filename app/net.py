@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import ssl
+import sys
 import urllib.request
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
@@ -54,12 +55,21 @@ class RequestRefused(aiohttp.ClientError):
     """A request Telex Start will not send; the message says why, in words."""
 
 
-def ssl_context(settings: Settings) -> ssl.SSLContext:
-    """System trust plus ``--ca-file``; there is deliberately no way to turn verification off."""
-    context = ssl.create_default_context()
+def ssl_context(settings: Settings, platform: str = sys.platform) -> ssl.SSLContext:
+    """System trust plus ``--ca-file``; there is deliberately no way to turn verification off.
+
+    On Windows and macOS the OS verifies the chain (``truststore``): OpenSSL's snapshot of the
+    Windows store lacks the roots Windows fetches on demand, and OpenSSL never reads the macOS
+    Keychain, where companies install their roots. ``--ca-file`` is added on top either way."""
+    if platform in ("win32", "darwin"):
+        import truststore
+
+        context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     defaults = ssl.get_default_verify_paths()  # None for paths that do not exist here
-    if defaults.cafile is None and defaults.capath is None:
+    if platform not in ("win32", "darwin") and defaults.cafile is None and defaults.capath is None:
         bundle = next((path for path in CA_BUNDLES if os.path.isfile(path)), None)
         if bundle is not None:
             context.load_verify_locations(cafile=bundle)

@@ -6,11 +6,21 @@ looks for CA certificates where this OS keeps none, the icons were not collected
 dirs cannot be written. Each check runs on its own and ends as ``pass``, ``fail`` or ``skip``
 with a reason; the report is JSON on stdout, and the exit code is 0 unless a check failed.
 
+The checks do what the desktop mode does at start, short of running it: claim the single
+instance (and answer a hand-over through its listener, then release it), open and destroy a Tk
+window, and build the tray icon object with the real backend. Importing alone passed on a
+Windows build that crashed at the first of these.
+
 ``skip`` is only for what says nothing about the build: the TLS handshake is skipped when the
 API host cannot be reached at all (offline, DNS, firewall); reaching it with an untrusted
-certificate is a failure. The tray check fails on Linux without an X display, because the desktop
-app cannot run there either: run the self-test inside the desktop session, or under Xvfb
+certificate is a failure. The instance check is skipped while another instance of the user runs
+(it holds the claim; that is the hand-over path), and the window check on Linux without an X
+display; on Windows and macOS there is always a window system, so a window that cannot open
+fails. The tray check fails on Linux without an X display, because the desktop app cannot run
+there either: run the self-test inside the desktop session, or under Xvfb
 (``PYSTRAY_BACKEND=dummy`` only proves that pystray itself imports).
+
+The report also says which optional fallback libraries (``optional_fallbacks``) this build has.
 
 The module list here is also what ``telex_start.spec`` bundles as hidden imports, so a backend
 added to :data:`NOTIFIER_MODULES` is both frozen and checked.
@@ -33,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from app import __version__
-from app.constants import APP_NAME, FROZEN, resource_path
+from app.constants import APP_NAME, APP_SLUG, FROZEN, resource_path
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -42,6 +52,8 @@ Status = Literal["pass", "fail", "skip"]
 
 REPORT_FILE_NAME: Final = "self-test.json"
 TLS_TIMEOUT: Final = 5.0
+#: The hand-over through this process's own listener is local: it answers at once.
+HAND_OVER_TIMEOUT: Final = 5.0
 
 #: Telex Start's own notifier modules: every OS bundles all of them (they import their platform
 #: library only when used).
@@ -102,12 +114,13 @@ class CheckResult:
 Outcome = tuple[Status, str]
 
 
-def platform_key(platform_name: str = sys.platform) -> str:
-    """``sys.platform`` reduced to the keys of the tables above (``linux2`` etc. are history)."""
+def platform_key(platform_name: str | None = None) -> str:
+    """``sys.platform`` (read at the call) reduced to the keys of the tables above."""
+    platform_name = sys.platform if platform_name is None else platform_name
     return "linux" if platform_name.startswith("linux") else platform_name
 
 
-def hidden_imports(platform_name: str = sys.platform) -> list[str]:
+def hidden_imports(platform_name: str | None = None) -> list[str]:
     """What the spec must bundle for the checks (and the app) to find on this OS."""
     key = platform_key(platform_name)
     return [*NOTIFIER_MODULES[key], *OPTIONAL_NOTIFIER_MODULES[key], TRAY_BACKENDS[key]]
@@ -133,24 +146,66 @@ def check_notifiers() -> Outcome:
 
 def _optional_import(name: str) -> str:
     """An optional fallback: imported, not installed, or installed but broken — none fails."""
+    return f"optional {name}: {_optional_state(name)}"
+
+
+def _optional_state(name: str) -> str:
     try:
         importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (name == exc.name or name.startswith(f"{exc.name}.")):
-            return f"optional {name}: not installed"
-        return f"optional {name}: unusable ({type(exc).__name__}: {exc})"
+            return "not installed"
+        return f"unusable ({type(exc).__name__}: {exc})"
     except Exception as exc:  # pkg_resources gone, a broken native part, ...
-        return f"optional {name}: unusable ({type(exc).__name__}: {exc})"
-    return f"optional {name}: imported"
+        return f"unusable ({type(exc).__name__}: {exc})"
+    return "imported"
+
+
+def optional_fallbacks() -> dict[str, str]:
+    """The optional fallback libraries of this OS: ``imported``, ``not installed`` or
+    ``unusable (why)`` each (top-level packages only: that is what a build has or lacks)."""
+    names = OPTIONAL_NOTIFIER_MODULES.get(platform_key(), ())
+    return {name: _optional_state(name) for name in names if "." not in name}
+
+
+def check_instance() -> Outcome:
+    """What the desktop mode does first: claim the single instance with its listener (the
+    named pipe on Windows, the socket elsewhere), answer a hand-over, release it."""
+    from app.single_instance import InstanceRequest, claim, hand_over
+
+    requests: list[InstanceRequest] = []
+    with claim() as primary:
+        if primary is None:
+            return "skip", (
+                f"another {APP_NAME} of this user runs and holds the single instance; "
+                "a launch now would hand over to it"
+            )
+        primary.serve(requests.append)
+        answered = hand_over(timeout=HAND_OVER_TIMEOUT)
+    if not answered or requests != [InstanceRequest.ACTIVATE]:
+        return "fail", "claimed, but a later launch could not reach this one through its listener"
+    return "pass", "claimed, answered a hand-over, released"
 
 
 def check_tk() -> Outcome:
-    """The dialogs need Tk; a build without the Tcl library dies at the first window."""
+    """The dialogs need Tk: a build without the Tcl/Tk scripts, or a window system Tk cannot
+    use (Aqua), dies at the first window; so a real one is opened and destroyed."""
     importlib.import_module("app.ui.app")
     import tkinter
 
     patchlevel = tkinter.Tcl().eval("info patchlevel")
-    return "pass", f"Tcl {patchlevel}, Tk {tkinter.TkVersion}"
+    if platform_key() == "linux" and not os.environ.get("DISPLAY"):
+        return "skip", (
+            f"Tcl {patchlevel} loads, but no window was opened: no X display (DISPLAY is not set)"
+        )
+    root = tkinter.Tk(className=f"{APP_NAME} self-test")
+    try:
+        root.title(f"{APP_NAME} self-test")
+        root.update()  # mapped and drawn by the window system
+        system = root.tk.call("tk", "windowingsystem")
+    finally:
+        root.destroy()
+    return "pass", f"a {system} window opened and closed, Tcl {patchlevel}, Tk {tkinter.TkVersion}"
 
 
 def check_tray() -> Outcome:
@@ -163,6 +218,12 @@ def check_tray() -> Outcome:
     importlib.import_module("app.ui.tray")  # pystray picks its backend on import
     import pystray
 
+    from app.ui.icons import tray_image
+    from app.ui.menu import IconKind
+
+    # The icon object as the app builds it (the Windows window class, the macOS status item,
+    # the X window); not run, so it shows nothing and goes with this process.
+    pystray.Icon(APP_SLUG, tray_image(IconKind.SIGNED_OUT), APP_NAME)
     note = f" (forced by PYSTRAY_BACKEND={forced})" if forced else ""
     return "pass", f"backend {pystray.Icon.__module__}{note}"
 
@@ -190,9 +251,14 @@ def check_ca_store(context: ssl.SSLContext) -> Outcome:
     """The trust the app's own TLS context has (``app.net.ssl_context``), counted offline.
 
     OpenSSL reads a CA file eagerly but a hashed CA directory only on demand, so a context that
-    counts 0 certificates can still verify when such a directory exists.
+    counts 0 certificates can still verify when such a directory exists. On Windows and macOS
+    the OS verifies (truststore): there is no OpenSSL store to count, and the handshake check
+    is what proves the trust.
     """
-    count = context.cert_store_stats()["x509_ca"]
+    try:
+        count = context.cert_store_stats()["x509_ca"]
+    except NotImplementedError:
+        return "pass", f"the system verifies certificates ({type(context).__module__})"
     if count:
         return "pass", f"{count} CA certificates"
     paths = ssl.get_default_verify_paths()
@@ -258,6 +324,7 @@ def run_self_test(settings: Settings) -> tuple[int, dict[str, Any]]:
     """Run every check; returns the exit code (0 all passed or skipped, 1 otherwise) and report."""
     checks: dict[str, Callable[[], Outcome]] = {
         "notifiers": check_notifiers,
+        "instance": check_instance,
         "tk": check_tk,
         "tray": check_tray,
         "icons": check_icons,
@@ -277,6 +344,7 @@ def run_self_test(settings: Settings) -> tuple[int, dict[str, Any]]:
         "python": platform.python_version(),
         "passed": passed,
         "checks": [asdict(result) for result in results],
+        "optional_fallbacks": optional_fallbacks(),
     }
     return (0 if passed else 1), report
 

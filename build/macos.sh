@@ -2,13 +2,16 @@
 # Build the macOS disk image of Telex Start:
 #   1. a virtualenv with only the pinned build requirements (build/requirements-build.txt),
 #   2. PyInstaller's app bundle dist/Telex Start.app (telex_start.spec; LSUIElement, bundle id),
-#   3. dist/telex-start-<version>-macos.dmg (the app and a link to /Applications).
+#   3. dist/telex-start-<version>-macos-<arch>[-unsigned].dmg (the app and a link to
+#      /Applications); <arch> is what the app runs on (arm64 from an Apple Silicon Mac: the
+#      wheels are per architecture, so it cannot be universal2).
 #
 #   bash build/macos.sh [--fresh]    # --fresh recreates the virtualenv
 #
 # Signing and notarisation run when their credentials are in the environment (the release
 # workflow sets them from secrets); without them the bundle is signed ad hoc, which runs on the
-# Mac that built it but is blocked by Gatekeeper elsewhere.
+# Mac that built it but is blocked by Gatekeeper elsewhere, and the image says so in its name
+# ("-unsigned": anything not signed and notarised). The last line of output is the image's path.
 #   MACOS_CODESIGN_IDENTITY   "Developer ID Application: <name> (<team id>)" in a keychain
 #   MACOS_NOTARY_APPLE_ID, MACOS_NOTARY_TEAM_ID, MACOS_NOTARY_PASSWORD (app-specific password)
 # PyInstaller works in build/.work (ignored by git) and writes dist/; this script removes nothing
@@ -90,15 +93,31 @@ if [ -n "$notarise" ]; then
     spctl --assess --type execute --verbose=2 "$APP"
 fi
 
+arch=$(lipo -archs "$APP/Contents/MacOS/telex-start")
+case "$arch" in
+    arm64 | x86_64) ;;
+    *) arch=universal2 ;;
+esac
+minos=$(/usr/libexec/PlistBuddy -c "Print :LSMinimumSystemVersion" "$APP/Contents/Info.plist")
+echo "==> $arch, LSMinimumSystemVersion $minos"
+unsigned=-unsigned
+[ -z "$notarise" ] || unsigned=
+
 echo "==> Disk image"
-DMG="$ROOT/dist/telex-start-$version-macos.dmg"
+DMG="$ROOT/dist/telex-start-$version-macos-$arch$unsigned.dmg"
 STAGING="$WORK/dmg"
 rm -rf "$STAGING"
 mkdir -p "$STAGING"
 ditto "$APP" "$STAGING/Telex Start.app" # ditto keeps the bundle's symlinks and attributes
 ln -s /Applications "$STAGING/Applications"
 rm -f "$DMG"
-hdiutil create -volname "Telex Start" -srcfolder "$STAGING" -fs HFS+ -format UDZO -ov "$DMG"
+# hdiutil create now and then fails with "Resource busy" on hosted runners: try a few times.
+for attempt in 1 2 3; do
+    hdiutil create -volname "Telex Start" -srcfolder "$STAGING" -fs HFS+ -format UDZO -ov "$DMG" &&
+        break
+    [ "$attempt" -lt 3 ] || die "hdiutil create failed three times"
+    sleep 5
+done
 
 if [ -n "$identity" ]; then
     codesign --force --timestamp --sign "$identity" "$DMG"
@@ -112,4 +131,5 @@ fi
 signing="signed ad hoc"
 [ -z "$identity" ] || signing="signed${notarise:+ and notarised}"
 size=$(stat -f %z "$DMG")
-echo "==> $DMG: $((size / 1024 / 1024)) MiB, $signing, built in $((SECONDS - start)) s"
+echo "==> $((size / 1024 / 1024)) MiB, $signing, built in $((SECONDS - start)) s:"
+echo "$DMG"

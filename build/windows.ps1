@@ -65,6 +65,10 @@ if ($Fresh -or $current -ne $wanted -or -not (Test-Path $VenvPython)) {
     Write-Host "==> Build virtualenv $Venv is up to date"
 }
 
+# The Windows fallback notifier must import in the build venv, or PyInstaller leaves it out with
+# only a warning (the self-test of the frozen app then reports it "not installed").
+Invoke-Checked $VenvPython -W ignore -c "import win10toast_click"
+
 Push-Location $Root
 try {
     Write-Host "==> PyInstaller (telex_start.spec)"

@@ -4,6 +4,10 @@ It needs the desktop mode's tray, which hands in a :data:`~app.notify.base.Ballo
 balloon is shown on the tray thread, and the sink's future says whether the tray took it (the
 sink answers False where pystray's backend has no notifications, e.g. xorg, or no tray runs).
 Balloons cannot be clicked through (pystray does not report balloon clicks) nor replaced.
+
+On Windows the text goes into ``NOTIFYICONDATAW``'s fixed fields (``szInfoTitle[64]``,
+``szInfo[256]`` UTF-16 units, the last one the terminating NUL); pystray assigns it as is, and a
+longer string raises ``ValueError``. So title and body are cut to fit, with an ellipsis.
 """
 
 from __future__ import annotations
@@ -18,6 +22,27 @@ logger = logging.getLogger(__name__)
 
 #: The tray thread shows a balloon at once; one that takes longer is stuck.
 BALLOON_TIMEOUT = 3.0
+#: UTF-16 code units that fit in ``szInfoTitle`` and ``szInfo`` besides the NUL.
+MAX_TITLE_UNITS = 63
+MAX_BODY_UNITS = 255
+
+
+def fit(text: str, units: int) -> str:
+    """``text`` in at most ``units`` UTF-16 code units (an emoji takes two), never splitting a
+    character; a cut one ends with an ellipsis."""
+    if _units(text) <= units:
+        return text
+    kept, used = [], 1  # the ellipsis
+    for char in text:
+        used += _units(char)
+        if used > units:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 class TrayBalloonNotifier:
@@ -37,7 +62,9 @@ class TrayBalloonNotifier:
     async def send(self, notice: Notice) -> bool:
         try:
             async with asyncio.timeout(BALLOON_TIMEOUT):
-                shown = await asyncio.wrap_future(self._show(notice.title, notice.body))
+                shown = await asyncio.wrap_future(
+                    self._show(fit(notice.title, MAX_TITLE_UNITS), fit(notice.body, MAX_BODY_UNITS))
+                )
         except TimeoutError:
             logger.warning("The tray did not show the balloon in time")
             return False

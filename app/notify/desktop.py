@@ -4,8 +4,15 @@ It runs on the asyncio loop. A newer notice for the same conversation replaces t
 instead of stacking up. Clicks reach the handler on the loop thread on every OS (on macOS the
 Notification Center delegate calls back on the main thread).
 
-desktop-notifier never raises from ``send``: it logs and moves on. Whether the OS took the
-notification is read from its ``on_dispatched`` callback, which only fires on success.
+desktop-notifier never raises from ``send``: it logs and moves on, and it fires
+``on_dispatched`` whenever its backend did not raise, which on macOS includes the OS refusing
+the notification (it only logs "Error when scheduling notification") and sends regardless of the
+user's permission. So a notice counts as delivered only when the permission is granted
+(``has_authorisation``, checked before each send), ``on_dispatched`` fired, and no scheduling
+error was logged meanwhile; otherwise the chain falls through to the next backend.
+
+The permission is asked once, right after start, in a task of its own: on macOS the first
+request waits for the user to answer the prompt, which no send may wait for.
 
 On Windows the app id is desktop-notifier's: unpackaged, it registers ``APP_NAME`` as the
 AppUserModelID under ``HKCU\\Software\\Classes\\AppUserModelId`` (display name and icon), so toasts
@@ -25,11 +32,14 @@ from desktop_notifier import Capability, DesktopNotifier, Icon
 from app.constants import APP_NAME, resource_path
 from app.models import Notice
 from app.notify.base import ClickHandler, Unavailable, on_loop
+from app.notify.report import collect_warnings
 
 logger = logging.getLogger(__name__)
 
 MAX_TITLE = 100
 MAX_BODY = 300
+#: What desktop-notifier's macOS backend logs when the OS refused a notification.
+SCHEDULING_ERROR = "Error when scheduling notification"
 # Linux notification servers render a subset of HTML in what we send (dunst even in the title):
 # text that comes from the server must show as text, never as markup, links or images.
 _ESCAPE_MARKUP = sys.platform.startswith("linux")
@@ -70,6 +80,22 @@ class DesktopNotifierBackend:
         self._on_clicked = on_clicked
         self._shown: dict[str, str] = {}  # notice key -> desktop-notifier id
         self.capabilities = capability_text(capabilities)
+        self._asking: asyncio.Task[None] | None = None
+
+    def ask_permission(self) -> None:
+        """Ask the OS once for the permission to notify, without anyone waiting for it (the
+        answer is logged)."""
+        if self._asking is None:
+            self._asking = asyncio.ensure_future(self._ask())
+
+    async def _ask(self) -> None:
+        logger.info("Notification permission: asking (macOS shows a prompt the first time)")
+        try:
+            granted = await self._notifier.request_authorisation()
+        except Exception as exc:
+            logger.warning("Notification permission: asking failed: %s", _text(exc))
+            return
+        logger.info("Notification permission: %s", "granted" if granted else "denied")
 
     @classmethod
     async def create(cls, on_clicked: ClickHandler | None) -> DesktopNotifierBackend | Unavailable:
@@ -95,9 +121,18 @@ class DesktopNotifierBackend:
             _release(notifier)
             return Unavailable("the notification service cannot show notifications", retry=True)
         loop = asyncio.get_running_loop()
-        return cls(notifier, capabilities, on_loop(loop, on_clicked) if on_clicked else None)
+        backend = cls(notifier, capabilities, on_loop(loop, on_clicked) if on_clicked else None)
+        backend.ask_permission()
+        return backend
 
     async def send(self, notice: Notice) -> bool:
+        if not await self._allowed():
+            logger.warning(
+                "%s may not show notifications (not allowed in the system settings, or not "
+                "answered yet)",
+                APP_NAME,
+            )
+            return False
         delivered = False
 
         def dispatched() -> None:
@@ -111,21 +146,32 @@ class DesktopNotifierBackend:
             except Exception as exc:  # gone already (dismissed, server restarted): show anyway
                 logger.debug("Could not withdraw the earlier notification: %s", _text(exc))
         try:
-            identifier = await self._notifier.send(
-                title=_displayable(notice.title, MAX_TITLE),
-                message=_displayable(notice.body, MAX_BODY),
-                on_dispatched=dispatched,
-                on_clicked=(lambda: self._clicked(notice)) if self._on_clicked else None,
-                on_dismissed=lambda: self._forget(notice.key),
-            )
+            with collect_warnings(("desktop_notifier",)) as warnings:
+                identifier = await self._notifier.send(
+                    title=_displayable(notice.title, MAX_TITLE),
+                    message=_displayable(notice.body, MAX_BODY),
+                    on_dispatched=dispatched,
+                    on_clicked=(lambda: self._clicked(notice)) if self._on_clicked else None,
+                    on_dismissed=lambda: self._forget(notice.key),
+                )
         except Exception:
             logger.warning("Showing a notification failed", exc_info=True)
             return False
+        if any(warning.startswith(SCHEDULING_ERROR) for warning in warnings):
+            return False  # the OS refused it; desktop-notifier dispatched it all the same
         if delivered:
             self._shown[notice.key] = identifier
         else:
             logger.warning("The notification service did not take the notification")
         return delivered
+
+    async def _allowed(self) -> bool:
+        """The OS's permission; a failing check does not stop the send (it decides then)."""
+        try:
+            return bool(await self._notifier.has_authorisation())
+        except Exception as exc:
+            logger.debug("Could not read the notification permission: %s", _text(exc))
+            return True
 
     def _clicked(self, notice: Notice) -> None:
         self._forget(notice.key)
@@ -136,6 +182,9 @@ class DesktopNotifierBackend:
         self._shown.pop(key, None)
 
     async def close(self) -> None:
+        if self._asking is not None and not self._asking.done():
+            self._asking.cancel()
+            logger.info("Notification permission: not answered before the end")
         self._shown.clear()
         _release(self._notifier)
 

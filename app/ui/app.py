@@ -803,7 +803,27 @@ def _compose_and_run(settings: Settings, *, demo: bool, instance: Primary | None
     )
     if instance is not None:
         instance.serve(lambda _request: inbox.post(Command.ACTIVATE))
+    if sys.platform == "darwin":
+        answer_macos(root, inbox.post)
     return app.run()
+
+
+def answer_macos(root: tk.Tk, post: Callable[[Command], None]) -> None:
+    """macOS does not start a second copy of a running app: opening it again (Finder,
+    Spotlight, ``open``) sends the running one a reopen event, which Tk ignores unless this
+    command exists; it is a second launch (ACTIVATE). Quit (logout, ``quit app``) would end Tk
+    without our clean exit; it is the menu's Exit instead."""
+
+    def reopen(*_args: object) -> None:
+        logger.info("macOS asked to reopen %s", APP_NAME)
+        post(Command.ACTIVATE)
+
+    def quit_app(*_args: object) -> None:
+        logger.info("macOS asked %s to quit", APP_NAME)
+        post(Command.EXIT)
+
+    root.createcommand("::tk::mac::ReopenApplication", reopen)
+    root.createcommand("::tk::mac::Quit", quit_app)
 
 
 def _sharp_on_high_dpi_windows() -> None:

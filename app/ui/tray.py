@@ -295,6 +295,8 @@ class TrayIcon:
             APP_SLUG, self._image(view), self._title(view.tooltip), self._menu(view)
         )
         self._icon = icon
+        if backend == "win32":
+            icon._message_handlers.update(end_session_handlers(self._post))
         wake = self._waker(backend, icon)
         status = tray_status(backend, has_menu=self._has_menu, host=_wait_for_host(backend))
         if status.problem:
@@ -420,6 +422,28 @@ def _win32_waker(icon: Any, drain: Callable[[], None]) -> Callable[[], None]:
             post_message(hwnd, wm_wake, 0, 0)
 
     return wake
+
+
+WM_QUERYENDSESSION = 0x0011
+WM_ENDSESSION = 0x0016
+
+
+def end_session_handlers(post: Post) -> dict[int, Callable[[int, int], int]]:
+    """Windows sign-out and shutdown, for pystray's window procedure: it answers a message with
+    its handler's result and every other message with 0, never ``DefWindowProc``, so unhandled
+    WM_QUERYENDSESSION said "do not end the session". Answer yes; when the session really ends
+    (WM_ENDSESSION with wParam TRUE) ask for the same clean exit as the menu's Exit."""
+
+    def query(_wparam: int, _lparam: int) -> int:
+        return 1
+
+    def end(wparam: int, _lparam: int) -> int:
+        if wparam:
+            logger.info("Windows is ending the session: exiting")
+            post(Command.EXIT)
+        return 0
+
+    return {WM_QUERYENDSESSION: query, WM_ENDSESSION: end}
 
 
 @contextlib.contextmanager

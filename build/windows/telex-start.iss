@@ -58,7 +58,9 @@ SolidCompression=yes
 Name: "english"; MessagesFile: "compiler:Default.isl"
 
 [Tasks]
-Name: "startatlogin"; Description: "Start {#AppName} when I sign in to Windows"; GroupDescription: "Start-up:"
+; Unticked by default: start at login is off until the user turns it on (SECURITY.md,
+; app/autostart.py); the box is there for those who want it.
+Name: "startatlogin"; Description: "Start {#AppName} when I sign in to Windows"; GroupDescription: "Start-up:"; Flags: unchecked
 
 [InstallDelete]
 ; An upgrade starts from a clean runtime folder: files the new version no longer ships must not

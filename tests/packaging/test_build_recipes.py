@@ -66,6 +66,8 @@ def test_the_macos_bundle_is_a_menu_bar_app_with_the_bundle_id():
     }
     assert ast.literal_eval(entries["LSUIElement"]) is True
     assert "CFBundleVersion" in entries
+    # derived from the bundled binaries (build/macho_minos.py), not typed in
+    assert ast.unparse(entries["LSMinimumSystemVersion"]) == "minimum_system"
     icon = bundle["icon"]
     assert isinstance(icon, ast.Call)
     assert "telex-start.icns" in ast.unparse(icon)
@@ -110,6 +112,17 @@ def test_build_requirements_are_pinned():
     assert all(re.match(r"^[A-Za-z0-9_.-]+==[^=;\s]+(;.*)?$", r) for r in pins), pins
     names = {r.split("==")[0].lower() for r in pins}
     assert {"pyinstaller", "pyinstaller-hooks-contrib"} <= names
+    # the Windows fallback notifier, with what it imports (pkg_resources: setuptools < 82)
+    windows = {r.split("==")[0].lower(): r for r in pins if 'sys_platform == "win32"' in r}
+    assert {"win10toast-click", "pypiwin32", "pywin32", "setuptools"} <= set(windows)
+    assert int(windows["setuptools"].split("==")[1].split(".")[0]) < 82
+
+
+def test_the_macos_image_names_its_architecture_and_says_when_unsigned():
+    text = (ROOT / "build" / "macos.sh").read_text()
+    assert 'DMG="$ROOT/dist/telex-start-$version-macos-$arch$unsigned.dmg"' in text
+    assert 'arch=$(lipo -archs "$APP/Contents/MacOS/telex-start")' in text
+    assert "unsigned=-unsigned" in text
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
@@ -150,7 +163,7 @@ def test_installer_is_per_user_with_menu_entry_uninstaller_and_login_task():
     assert (ROOT / setup["SetupIconFile"].replace("\\", "/")).is_file()
     assert any(line.startswith('Name: "{autoprograms}') for line in sections["Icons"])
     (task,) = [line for line in sections["Tasks"] if line.startswith('Name: "startatlogin"')]
-    assert "unchecked" not in task  # offered, and on unless the user says no
+    assert task.endswith("Flags: unchecked")  # offered, off until the user ticks it (SECURITY.md)
     run_key = [line for line in sections["Registry"] if "CurrentVersion\\Run" in line]
     assert any("Tasks: startatlogin" in line for line in run_key)
     assert all("uninsdeletevalue" in line for line in run_key)  # no leftovers after uninstall

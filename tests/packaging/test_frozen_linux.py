@@ -77,13 +77,17 @@ FORBIDDEN = ("app.devstack", "tests", "pytest", "_pytest", "jwt", "trustme", "ce
 
 
 def private_env(home: Path, **extra: str) -> dict[str, str]:
-    """The user's environment with a home of its own: config and logs land in the temp dir."""
+    """The user's environment with a home of its own: config and logs land in the temp dir, and
+    the single-instance claim is apart from an app the user may be running."""
+    run = home / "run"
+    run.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEX_", "PYSTRAY_"))}
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         XDG_STATE_HOME=str(home / ".local/state"),
         XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_RUNTIME_DIR=str(run),
         **extra,
     )
     return env
@@ -125,12 +129,16 @@ def test_self_test_passes_on_the_desktop(frozen_binary, tmp_path):
     assert report["frozen"] is True
     assert report["version"] == __version__
     expected = dict.fromkeys(
-        ("notifiers", "tk", "tray", "icons", "tls_ca_store", "config_dir", "log_dir"), "pass"
+        ("notifiers", "instance", "tk", "tray", "icons", "tls_ca_store", "config_dir", "log_dir"),
+        "pass",
     )
     got = statuses(report)
     assert got.pop("tls_verify") in ("pass", "skip")  # skip: the API host is not reachable here
     assert got == expected
-    assert detail(report, "tray") == "backend pystray._xorg"
+    assert detail(report, "tray") == "backend pystray._xorg"  # the icon object built with it
+    assert detail(report, "tk").startswith("a x11 window opened and closed")
+    assert detail(report, "instance") == "claimed, answered a hand-over, released"
+    assert report["optional_fallbacks"] == {}
     assert re.search(r"/_MEI\w+/icons$", detail(report, "icons"))
     assert detail(report, "log_dir") == str(tmp_path / ".local/state/telex-start/log")
 
@@ -146,6 +154,7 @@ def test_self_test_fails_without_a_display(frozen_binary, tmp_path):
     failed = {name for name, status in statuses(report).items() if status == "fail"}
     assert failed == {"tray"}
     assert "DISPLAY is not set" in detail(report, "tray")
+    assert statuses(report)["tk"] == "skip"  # no window without a display, said so
 
 
 def test_tls_verifies_with_the_trust_it_is_given(frozen_binary, tmp_path, tls_server):

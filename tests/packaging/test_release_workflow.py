@@ -3,7 +3,10 @@ what it built before uploading it, and a release job that publishes all three.""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +102,119 @@ def test_every_action_is_pinned_to_a_version(workflow):
     ]
     assert uses
     assert all(re.fullmatch(r"[\w./-]+@(v\d+(\.\d+)*|[0-9a-f]{40})", use) for use in uses), uses
+
+
+SMOKE_SCRIPTS = {
+    "windows": ROOT / "build" / "smoke-windows.ps1",
+    "macos": ROOT / "build" / "smoke-macos.sh",
+}
+
+#: What each smoke script must still check (the issue's list), as the words that do it.
+SMOKE_CHECKS = {
+    "windows": (
+        "Start-Sleep 10",  # the desktop mode is still up after 10 s ...
+        "Tray icon backend: pystray._win32",  # ... with its tray
+        "Another launch asked for: activate",  # a second launch hands over, exit 0
+        '"--test-notification"',
+        "Test notification shown through desktop",  # pywinrt 4.x settled here
+        "AppUserModelId",
+        "app.devstack",  # the local stack, from the checkout with the build venv
+        '"--headless"',
+        '"--password-stdin"',
+        '"--api-url", $api, "--ws-url", $ws',
+        "Notification shown",
+        "0x0011",  # WM_QUERYENDSESSION answered 1 ...
+        "0x0016",  # ... and WM_ENDSESSION ends it: the clean exit Windows asks for
+        "Command: exit",
+        "win10toast_click",
+    ),
+    "macos": (
+        "sleep 10",
+        "Tray icon backend: pystray._darwin",
+        "Another launch asked for: activate",
+        "open -a",  # reopen from Finder/Spotlight reaches ::tk::mac::ReopenApplication
+        "macOS asked to reopen",
+        "--test-notification",
+        "Notification permission: ",
+        "app.devstack",
+        "--headless",
+        "--password-stdin",
+        '--api-url "$api" --ws-url "$ws"',
+        "Notification shown",
+        "to quit",  # Quit, as at logout: ::tk::mac::Quit
+        "Command: exit",
+        "pyobjus",
+    ),
+}
+
+
+def runs(step: dict[str, Any]) -> str:
+    return str(step.get("run", ""))
+
+
+@pytest.mark.parametrize("job_name", sorted(SMOKE_SCRIPTS))
+def test_the_frozen_and_the_installed_app_are_smoke_tested(workflow, job_name):
+    steps = workflow["jobs"][job_name]["steps"]
+    script = f"build/{SMOKE_SCRIPTS[job_name].name}"
+    smoke = [i for i, step in enumerate(steps) if script in runs(step)]
+    assert len(smoke) == 2, "the frozen app and the installed one"
+    built = step_index(steps, BUILD_JOBS[job_name][1])
+    uploaded = step_index(steps, "actions/upload-artifact@")
+    assert built < smoke[0] < smoke[1] < uploaded
+    frozen, installed = (runs(steps[i]) for i in smoke)
+    if job_name == "windows":
+        assert "dist\\telex-start\\telex-start.exe" in frozen
+        assert (
+            installed.index("/VERYSILENT") < installed.index(script) < installed.index("unins000")
+        )
+        assert '-Exe "$dir\\telex-start.exe"' in installed
+    else:
+        assert '"dist/Telex Start.app"' in frozen
+        assert (
+            installed.index("hdiutil attach") < installed.index("ditto") < installed.index(script)
+        )
+
+
+@pytest.mark.parametrize("job_name", sorted(SMOKE_SCRIPTS))
+def test_the_smoke_scripts_check_what_the_issue_asks(job_name):
+    text = SMOKE_SCRIPTS[job_name].read_text()
+    missing = [check for check in SMOKE_CHECKS[job_name] if check not in text]
+    assert missing == []
+
+
+@pytest.mark.parametrize("job_name", sorted(SMOKE_SCRIPTS))
+def test_the_logs_are_kept_when_a_step_fails(workflow, job_name):
+    steps = workflow["jobs"][job_name]["steps"]
+    kept = [
+        step
+        for step in steps
+        if "actions/upload-artifact@" in str(step.get("uses", "")) and step.get("if") == "failure()"
+    ]
+    assert len(kept) == 1
+    assert kept[0]["with"]["path"] == "${{ runner.temp }}/smoke-*/"
+    smoke_dirs = re.findall(r"smoke-(?:frozen|installed)", json.dumps(steps))
+    assert set(smoke_dirs) == {"smoke-frozen", "smoke-installed"}
+
+
+def test_an_unsigned_macos_image_is_published_as_a_pre_release(workflow):
+    macos = workflow["jobs"]["macos"]
+    assert macos["outputs"]["unsigned"] == "${{ steps.image.outputs.unsigned }}"
+    image = next(step for step in macos["steps"] if step.get("id") == "image")
+    assert "*-unsigned.dmg)" in image["run"]
+    uploaded = macos["steps"][step_index(macos["steps"], "actions/upload-artifact@")]
+    assert uploaded["with"]["path"] == "dist/telex-start-*-macos-*.dmg"
+    release = workflow["jobs"]["release"]
+    publish = release["steps"][step_index(release["steps"], "softprops/action-gh-release@")]
+    assert publish["with"]["prerelease"] == "${{ needs.macos.outputs.unsigned == 'true' }}"
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_the_macos_smoke_script_passes_shellcheck():
+    proc = subprocess.run(
+        ["shellcheck", str(SMOKE_SCRIPTS["macos"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout

@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,18 @@ from app.selftest import (
     run_self_test,
     self_test_command,
 )
+from tests.support.desktop import needs_desktop
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def private_runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The single-instance claim of these tests, apart from an app the user may be running."""
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
+    return run
 
 
 def settings_in(tmp_path: Path) -> Settings:
@@ -64,7 +75,8 @@ def test_the_checks_of_this_os_pass_from_source():
     for name in NOTIFIER_MODULES[selftest.platform_key()]:
         __import__(name)
     assert selftest.check_notifiers()[0] == "pass"
-    assert selftest.check_tk()[0] == "pass"
+    assert selftest.check_tk()[0] == ("pass" if os.environ.get("DISPLAY") else "skip")
+    assert selftest.check_instance() == ("pass", "claimed, answered a hand-over, released")
     status, detail = check_icons()
     assert status == "pass"
     assert detail.endswith(f" images in {ROOT / 'icons'}")
@@ -115,6 +127,7 @@ def _child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         HOME=str(tmp_path),
         XDG_CONFIG_HOME=str(tmp_path / "config"),
         XDG_STATE_HOME=str(tmp_path / "state"),
+        XDG_RUNTIME_DIR=str(tmp_path / "run"),
         **extra,
     )
     return env
@@ -130,7 +143,8 @@ def test_report_and_exit_code_without_a_display(tmp_path):
     statuses = {c["name"]: c["status"] for c in report["checks"]}
     assert statuses == {
         "notifiers": "pass",
-        "tk": "pass",
+        "instance": "pass",
+        "tk": "skip",  # no window without a display; on Windows and macOS that fails
         "tray": "fail",
         "icons": "pass",
         "tls_ca_store": "pass",
@@ -140,6 +154,7 @@ def test_report_and_exit_code_without_a_display(tmp_path):
     }
     assert report["version"]
     assert report["frozen"] is False
+    assert report["optional_fallbacks"] == {}  # Linux has none
     assert (tmp_path / "state" / "telex-start" / "log").is_dir()
 
 
@@ -168,7 +183,7 @@ def test_a_crashing_check_fails_alone(monkeypatch, tmp_path):
     tray = next(c for c in report["checks"] if c["name"] == "tray")
     assert tray["status"] == "fail"
     assert tray["detail"] == "OSError: libfoo.so: cannot open shared object file"
-    assert len(report["checks"]) == 8
+    assert len(report["checks"]) == 9
 
 
 def test_skips_do_not_fail_the_self_test(monkeypatch, tmp_path):
@@ -281,3 +296,107 @@ def test_without_stdout_the_report_goes_to_the_log_dir(monkeypatch, tmp_path):
 
     report = json.loads((tmp_path / "logs" / "self-test.json").read_text())
     assert report["passed"] is True
+
+
+def test_the_instance_is_claimed_and_answers_a_hand_over():
+    from app.single_instance import claim
+
+    assert selftest.check_instance() == ("pass", "claimed, answered a hand-over, released")
+    with claim() as again:  # released: the desktop mode can start after the self-test
+        assert again is not None
+
+
+def test_a_running_instance_is_reported_not_failed():
+    from app.single_instance import claim
+
+    with claim() as running:
+        assert running is not None
+        status, detail = selftest.check_instance()
+    assert status == "skip"
+    assert "another Telex Start of this user runs" in detail
+
+
+def test_a_listener_nobody_reaches_fails(monkeypatch):
+    from app import single_instance
+
+    monkeypatch.setattr(single_instance, "hand_over", lambda timeout: False)
+    status, detail = selftest.check_instance()
+    assert status == "fail"
+    assert "could not reach this one" in detail
+
+
+def test_without_a_display_linux_skips_the_window_and_says_why(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    status, detail = selftest.check_tk()
+    assert status == "skip"
+    assert "no window was opened: no X display" in detail
+
+
+@pytest.mark.parametrize("platform_name", ["win32", "darwin"])
+def test_on_windows_and_macos_a_window_that_cannot_open_fails(monkeypatch, platform_name):
+    monkeypatch.setattr(sys, "platform", platform_name)
+    monkeypatch.delenv("DISPLAY", raising=False)  # here: Tk cannot open a window either
+    result = selftest._run_check("tk", selftest.check_tk)
+    assert result.status == "fail"
+    assert result.detail.startswith("TclError: ")
+
+
+@needs_desktop
+def test_a_real_window_opens_and_closes():
+    status, detail = selftest.check_tk()
+    assert status == "pass"
+    assert detail.startswith("a x11 window opened and closed, Tcl 8.6")
+
+
+def test_the_tray_icon_object_is_built_with_the_backend(monkeypatch):
+    built: list[tuple[Any, ...]] = []
+
+    class Icon:
+        __module__ = "pystray._win32"
+
+        def __init__(self, *args: Any) -> None:
+            built.append(args)
+
+    monkeypatch.setitem(sys.modules, "pystray", types.SimpleNamespace(Icon=Icon))
+    monkeypatch.setenv("PYSTRAY_BACKEND", "win32")
+    assert selftest.check_tray() == (
+        "pass",
+        "backend pystray._win32 (forced by PYSTRAY_BACKEND=win32)",
+    )
+    ((name, image, title),) = built
+    assert (name, title, image.size[0] > 0) == ("telex-start", "Telex Start", True)
+
+
+def test_a_tray_icon_that_cannot_be_built_fails(monkeypatch):
+    class Icon:
+        def __init__(self, *args: Any) -> None:
+            raise OSError("RegisterClassEx failed")
+
+    monkeypatch.setitem(sys.modules, "pystray", types.SimpleNamespace(Icon=Icon))
+    monkeypatch.setenv("PYSTRAY_BACKEND", "win32")
+    result = selftest._run_check("tray", selftest.check_tray)
+    assert (result.status, result.detail) == ("fail", "OSError: RegisterClassEx failed")
+
+
+def test_the_optional_fallbacks_are_in_the_report(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setitem(
+        selftest.OPTIONAL_NOTIFIER_MODULES, "win32", ("json", "json.decoder", "no_such_fallback")
+    )
+    monkeypatch.setattr(selftest, "check_tray", lambda: ("pass", "stub"))
+    monkeypatch.setattr(selftest, "check_tk", lambda: ("pass", "stub"))
+    monkeypatch.setattr(selftest, "check_notifiers", lambda: ("pass", "stub"))
+    monkeypatch.setattr(selftest, "check_tls_handshake", lambda *_: ("skip", "offline"))
+
+    _, report = run_self_test(settings_in(tmp_path))
+
+    assert report["optional_fallbacks"] == {"json": "imported", "no_such_fallback": "not installed"}
+
+
+@pytest.mark.parametrize(
+    ("platform_name", "names"), [("win32", {"win10toast_click"}), ("darwin", {"pyobjus"})]
+)
+def test_each_oss_fallback_is_named(monkeypatch, platform_name, names):
+    monkeypatch.setattr(sys, "platform", platform_name)
+    assert set(selftest.optional_fallbacks()) == names

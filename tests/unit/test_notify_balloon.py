@@ -4,6 +4,7 @@ answer, within a bound."""
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import threading
 
 import pytest
@@ -68,3 +69,49 @@ async def test_a_failing_or_stuck_tray_is_a_failed_send(
 
 def test_headless_there_is_no_tray():
     assert TrayBalloonNotifier.create(None) == Unavailable("there is no tray icon (headless mode)")
+
+
+class NotifyIconData(ctypes.Structure):
+    """The balloon fields of pystray's ``NOTIFYICONDATAW`` (pystray/_util/win32.py)."""
+
+    _fields_ = (("szInfo", ctypes.c_wchar * 256), ("szInfoTitle", ctypes.c_wchar * 64))
+
+
+def shell_notify_icon(shown: list[tuple[str, str]]):
+    """A sink that fills the fixed fields as pystray's ``_notify`` does: too long raises."""
+
+    def show(title: str, body: str) -> concurrent.futures.Future[bool]:
+        done: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        try:
+            data = NotifyIconData(szInfo=body, szInfoTitle=title)
+        except ValueError as exc:
+            done.set_exception(exc)
+        else:
+            shown.append((data.szInfoTitle, data.szInfo))
+            done.set_result(True)
+        return done
+
+    return show
+
+
+async def test_long_titles_and_bodies_are_cut_to_what_windows_holds():
+    with pytest.raises(ValueError, match="string too long"):
+        NotifyIconData(szInfoTitle="x" * 65)  # what the old code ran into
+    shown: list[tuple[str, str]] = []
+    notifier = TrayBalloonNotifier.create(shell_notify_icon(shown))
+    assert isinstance(notifier, TrayBalloonNotifier)
+    title = "While paused: #channel · " + "Organisation " * 5
+    long = Notice(key="k", title=title, body="general, random and 40 more " * 20)
+    assert await notifier.send(long) is True
+    ((got_title, got_body),) = shown
+    assert (len(got_title), len(got_body)) == (63, 255)
+    assert got_title == title[:62] + "…"
+    assert got_body.endswith("…")
+
+
+def test_the_cut_counts_utf16_units_and_keeps_characters_whole():
+    assert balloon.fit("short", 63) == "short"
+    assert balloon.fit("x" * 63, 63) == "x" * 63
+    cut = balloon.fit("🔔" * 40, 63)  # two UTF-16 units each: 31 fit beside the ellipsis
+    assert cut == "🔔" * 31 + "…"
+    assert len(cut.encode("utf-16-le")) // 2 == 63

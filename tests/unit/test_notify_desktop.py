@@ -49,8 +49,26 @@ class FakeDesktopNotifier:
         self.sent: list[dict[str, Any]] = []
         self.cleared: list[str] = []
         self.refuse = False
+        self.unscheduled = False  # the OS refuses it; desktop-notifier logs and dispatches
         self.on_screen: dict[str, dict[str, Any]] = {}
+        self.granted: bool | None = True  # None: the user has not answered the prompt yet
+        self.answered = asyncio.Event()
+        self.asked = 0
         FakeDesktopNotifier.instances.append(self)
+
+    async def request_authorisation(self) -> bool:
+        """macOS: returns only once the user answered the prompt."""
+        self.asked += 1
+        if self.granted is None:
+            await self.answered.wait()
+        return bool(self.granted)
+
+    async def has_authorisation(self) -> bool:
+        return self.granted is True
+
+    def answer(self, granted: bool) -> None:
+        self.granted = granted
+        self.answered.set()
 
     async def get_capabilities(self) -> frozenset[Capability]:
         if self.fail_capabilities is not None:
@@ -64,6 +82,16 @@ class FakeDesktopNotifier:
             logging.getLogger("desktop_notifier.backends.base").warning(
                 "Notification failed", exc_info=OSError("toast refused")
             )
+            return identifier
+        if self.unscheduled:  # desktop-notifier 6.2's macOS backend, UNErrorDomain 1
+            logging.getLogger("desktop_notifier.backends.macos").warning(
+                "%s: domain=%s, code=%s, description=%s",
+                "Error when scheduling notification",
+                "UNErrorDomain",
+                1,
+                "Notifications are not allowed for this application",
+            )
+            fields["on_dispatched"]()
             return identifier
         self.on_screen[identifier] = fields
         fields["on_dispatched"]()
@@ -198,3 +226,60 @@ def test_capabilities_in_words():
     )
     dunst = frozenset({Capability.TITLE, Capability.ICON, Capability.APP_NAME})
     assert capability_text(dunst, "linux") == "D-Bus: replace, icon, app name"
+
+
+async def test_the_permission_is_asked_once_at_start_and_no_send_waits_for_it(
+    fake: type[FakeDesktopNotifier], caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, "app.notify.desktop")
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    (notifier,) = fake.instances
+    notifier.granted = None  # the prompt is up and nobody answers (a CI runner)
+    await asyncio.sleep(0)  # the ask task starts
+    assert notifier.asked == 1
+    async with asyncio.timeout(1):  # not the chain's 4 s: at once, so the chain falls through
+        assert await backend.send(NOTICE) is False
+    assert notifier.sent == []  # nothing sent in the OS's name while it is undecided
+    assert "may not show notifications" in caplog.text
+    notifier.answer(True)
+    await asyncio.sleep(0)
+    assert "Notification permission: granted" in caplog.text
+    assert await backend.send(NOTICE) is True
+    assert notifier.asked == 1
+    await backend.close()
+
+
+async def test_a_denied_permission_is_not_delivered(fake: type[FakeDesktopNotifier]):
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    fake.instances[0].answer(False)
+    assert await backend.send(NOTICE) is False
+    assert fake.instances[0].sent == []
+    await backend.close()
+
+
+async def test_an_unanswered_prompt_is_logged_at_the_end(
+    fake: type[FakeDesktopNotifier], caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, "app.notify.desktop")
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    fake.instances[0].granted = None
+    await asyncio.sleep(0)
+    await backend.close()
+    assert "Notification permission: asking" in caplog.text
+    assert "Notification permission: not answered before the end" in caplog.text
+
+
+async def test_a_scheduling_error_is_not_delivered_though_dispatched(
+    fake: type[FakeDesktopNotifier],
+):
+    backend = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(backend, DesktopNotifierBackend)
+    fake.instances[0].unscheduled = True
+    assert await backend.send(NOTICE) is False
+    fake.instances[0].unscheduled = False
+    assert await backend.send(NOTICE) is True
+    assert fake.instances[0].cleared == []  # the refused one was never counted as shown
+    await backend.close()

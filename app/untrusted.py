@@ -73,23 +73,31 @@ def server_title(text: str) -> str:
 
 
 def organisation_labels(organisations: Iterable[Organisation]) -> Mapping[str, str]:
-    """id -> the organisation's name as a user sees it (:func:`shown`); organisations whose
-    names look the same get the shortest prefix of their id (at least 6 characters) that
-    tells them apart, so a user always knows which one a menu entry or a title means."""
-    by_name: dict[str, list[tuple[str, str]]] = {}
-    for org in organisations:
-        name = shown(org.name, ORGANISATION_SHOWN) or org.id
-        by_name.setdefault(_folded(name), []).append((org.id, name))
+    """id -> the organisation's name as a user sees it (:func:`shown`), unique: names that look
+    the same get the shortest prefix of their id (at least 6 characters) that tells them apart,
+    and a label that still looks like another one (a name made to look like "Acme (1f0e9a)")
+    gets the whole id, so a user always knows which one a menu entry or a title means."""
+    names = {org.id: shown(org.name, ORGANISATION_SHOWN) or org.id for org in organisations}
+    by_name: dict[str, list[str]] = {}
+    for org_id, name in names.items():
+        by_name.setdefault(_folded(name), []).append(org_id)
     labels: dict[str, str] = {}
-    for group in by_name.values():
-        if len(group) == 1:
-            labels[group[0][0]] = group[0][1]
+    for ids in by_name.values():
+        if len(ids) == 1:
+            labels[ids[0]] = names[ids[0]]
             continue
-        longest = max(len(org_id) for org_id, _ in group)
+        longest = max(len(org_id) for org_id in ids)
         size = next(
-            (n for n in range(6, longest) if len({i[:n] for i, _ in group}) == len(group)),
-            longest,
+            (n for n in range(6, longest) if len({i[:n] for i in ids}) == len(ids)), longest
         )
-        for org_id, name in group:
-            labels[org_id] = f"{name} ({org_id[:size]})"
-    return labels
+        labels.update((org_id, f"{names[org_id]} ({org_id[:size]})") for org_id in ids)
+    whole: set[str] = set()  # ids whose label carries the whole id: those end the loop
+    while True:
+        seen: dict[str, list[str]] = {}
+        for org_id, label in labels.items():
+            seen.setdefault(_folded(label), []).append(org_id)
+        clashing = {i for ids in seen.values() if len(ids) > 1 for i in ids} - whole
+        if not clashing:
+            return labels
+        whole |= clashing
+        labels.update((org_id, f"{names[org_id]} ({org_id})") for org_id in clashing)

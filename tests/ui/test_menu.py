@@ -366,6 +366,17 @@ def test_organisations_that_look_alike_are_told_apart_by_their_id() -> None:
     ]
 
 
+def test_a_name_made_to_look_like_a_told_apart_label_gets_the_whole_id() -> None:
+    orgs = (
+        Organisation("7d1c2e40-1111", "Acme"),
+        Organisation("7d1c2e99-2222", "Acme"),
+        Organisation("b0", "Acme (7d1c2e4)"),
+    )
+    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
+    labels = [e.label for e in submenu(s, "Notify for organisations")]
+    assert labels == ["Acme (7d1c2e4) (b0)", "Acme (7d1c2e40-1111)", "Acme (7d1c2e9)"]
+
+
 def test_the_organisations_submenu_is_hidden_without_organisations() -> None:
     (entry,) = [
         e

@@ -112,7 +112,7 @@ def parse_session(data: Any, email: str) -> Session:
     first_last = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name"))
     texts = (shown(n, NAME_SHOWN) for n in [*names, first_last] if isinstance(n, str))
     display = next((t for t in texts if t), email)
-    if not isinstance(data.get("notification_token"), str) or not data["notification_token"]:
+    if not data.get("notification_token"):
         raise MalformedResponse(
             "The Telex server signed you in but sent no notification token; "
             "this server version does not support Telex Start."

@@ -226,13 +226,9 @@ class TelexService:
             org_ids,
         ):
             resume = None
-        policy = (
-            resume.policy
-            if resume
-            else NotificationPolicy(
-                {o.id: o for o in organisations}, kept=self._settings.conversations_kept
-            )
-        )
+        kept = self._settings.conversations_kept
+        orgs = {o.id: o for o in organisations}
+        policy = resume.policy if resume else NotificationPolicy(orgs, kept=kept)
         channels = [org.channel_for(session.user.id) for org in organisations]
         settings = self._settings
 

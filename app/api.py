@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from app.errors import (
     SessionExpired,
 )
 from app.models import Organisation, Session, User
+from app.untrusted import ORGANISATION_SHOWN, is_plain_id, shown
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +40,25 @@ NOTIFICATION_TOKEN_HEADER = "X-Notification-Token"  # noqa: S105 (a header name)
 #: list, is a few kilobytes per organisation. A larger body is not read into memory at all.
 MAX_REPLY_BYTES = 4 * 1024 * 1024
 
+#: A token the server hands out goes into a header or a push command as it is: printable ASCII
+#: without spaces (JWTs, the 32-character notification token), at most 8 KB. A CR or LF would
+#: make aiohttp refuse the header, so such a token is a malformed reply, not a crash later.
+_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")
+MESSAGE_SHOWN = 300  # characters of the server's error text shown (and logged)
+NAME_SHOWN = 100  # characters of a user's name or email shown
+
 
 def _message_of(body: Any, status: int) -> str:
     """The server's human text: ``message`` first; ``error`` may be a string, object or {}."""
     if isinstance(body, dict):
         message = body.get("message")
-        if isinstance(message, str) and message.strip():
-            return message.strip()
+        if isinstance(message, str) and (text := shown(message, MESSAGE_SHOWN)):
+            return text
         error = body.get("error")
-        if isinstance(error, str) and error.strip():
-            return error.strip()
-        if isinstance(error, dict):
-            texts = [v for v in error.values() if isinstance(v, str) and v.strip()]
-            if texts:
-                return "; ".join(texts)
+        if isinstance(error, str) and (text := shown(error, MESSAGE_SHOWN)):
+            return text
+        if isinstance(error, dict) and (text := _field_errors(body)):
+            return text
     return f"HTTP {status}"
 
 
@@ -59,7 +66,8 @@ def _field_errors(body: Any) -> str:
     """Validation details (``error`` as a field -> message map), joined for the user."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        return "; ".join(v for v in error.values() if isinstance(v, str))
+        texts = (shown(v, MESSAGE_SHOWN) for v in error.values() if isinstance(v, str))
+        return shown("; ".join(t for t in texts if t), MESSAGE_SHOWN)
     return ""
 
 
@@ -78,6 +86,13 @@ def _require_text(mapping: Any, key: str, what: str) -> str:
     return value
 
 
+def _require_token(mapping: Any, key: str, what: str) -> str:
+    value = _require(mapping, key, what)
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise MalformedResponse(f"The Telex server's {what} reply has an invalid {key!r}.")
+    return value
+
+
 def _parse_expiry(value: Any) -> datetime | None:
     """``access_token_expires_in`` is Unix seconds as a string; tolerate numbers and garbage."""
     try:
@@ -87,21 +102,28 @@ def _parse_expiry(value: Any) -> datetime | None:
 
 
 def parse_session(data: Any, email: str) -> Session:
+    """The signed-in user and tokens; the user id becomes part of every channel name, so it
+    must be a plain id, and names are kept as they may be shown."""
     user = _require(data, "user", "sign-in")
     user_id = _require_text(user, "id", "sign-in")
+    if not is_plain_id(user_id):
+        raise MalformedResponse("The Telex server's sign-in reply has an invalid 'id'.")
     names = [user.get(k) for k in ("fullname", "username")]
-    first_last = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name")).strip()
-    display = next((n for n in [*names, first_last] if isinstance(n, str) and n.strip()), email)
-    notification_token = data.get("notification_token") if isinstance(data, dict) else None
-    if not isinstance(notification_token, str) or not notification_token:
+    first_last = " ".join(str(user.get(k) or "") for k in ("first_name", "last_name"))
+    texts = (shown(n, NAME_SHOWN) for n in [*names, first_last] if isinstance(n, str))
+    display = next((t for t in texts if t), email)
+    if not data.get("notification_token"):
         raise MalformedResponse(
             "The Telex server signed you in but sent no notification token; "
             "this server version does not support Telex Start."
         )
+    server_email = user.get("email")
+    if isinstance(server_email, str):
+        email = shown(server_email, NAME_SHOWN) or email
     return Session(
-        user=User(id=user_id, email=str(user.get("email") or email), display_name=display.strip()),
-        access_token=_require_text(data, "access_token", "sign-in"),
-        notification_token=notification_token,
+        user=User(id=user_id, email=email, display_name=display),
+        access_token=_require_token(data, "access_token", "sign-in"),
+        notification_token=_require_token(data, "notification_token", "sign-in"),
         access_token_expires_at=_parse_expiry(data.get("access_token_expires_in")),
     )
 
@@ -111,14 +133,18 @@ def parse_organisations(data: Any) -> list[Organisation]:
     if not isinstance(data, list):
         raise MalformedResponse("The Telex server's organisation list is not a list.")
     orgs: dict[str, Organisation] = {}
+    skipped = 0
     for entry in data:
         if not isinstance(entry, dict):
             continue
         org_id, name = entry.get("id"), entry.get("name")
-        if isinstance(org_id, str) and org_id and isinstance(name, str):
-            orgs.setdefault(org_id, Organisation(id=org_id, name=name.strip() or org_id))
+        if is_plain_id(org_id) and isinstance(name, str):
+            name = shown(name, ORGANISATION_SHOWN) or org_id
+            orgs.setdefault(org_id, Organisation(id=org_id, name=name))
         else:
-            logger.warning("Skipping an organisation entry without id or name")
+            skipped += 1
+    if skipped:
+        logger.warning("Skipped %d organisation entries without a plain id or a name", skipped)
     return list(orgs.values())
 
 
@@ -172,7 +198,7 @@ class TelexApi:
             "GET", "/centrifugo/connection", headers=self._notification(session)
         )
         self._raise_for_token_status(status, body)
-        return _require_text(
+        return _require_token(
             _require(body, "data", "connection token"), "token", "connection token"
         )
 
@@ -184,7 +210,7 @@ class TelexApi:
             json_body={"channel": channel},
         )
         self._raise_for_token_status(status, body)
-        return _require_text(
+        return _require_token(
             _require(body, "data", "subscription token"), "token", "subscription token"
         )
 
@@ -261,6 +287,15 @@ class TelexApi:
                 ) from exc
             except aiohttp.ClientError as exc:
                 raise NetworkError(f"Cannot reach the Telex server: {_describe(exc)}.") from exc
+            except OSError as exc:  # a socket error aiohttp let through unwrapped
+                raise NetworkError(
+                    f"Cannot reach the Telex server: {exc.strerror or type(exc).__name__}."
+                ) from exc
+            except (ValueError, TypeError) as exc:  # aiohttp refusing a header or a value
+                raise MalformedResponse(
+                    f"{method} {path} could not be sent: a value for it is not valid "
+                    f"({type(exc).__name__})."
+                ) from exc
         logger.debug("%s %s -> %s", method, path, status)
         return status, raw, retry_after
 

@@ -58,6 +58,9 @@ class Settings:
     summary_threshold: int = 4
     backlog_settle: float = 2.0  # a backlog round that nobody ends is shown after this quiet
     pause_check_interval: float = 30.0  # how often a pause looks at the wall clock
+    # Per-conversation state (unread counts, what a pause held back) is kept for at most this
+    # many conversations; the least recent ones are forgotten first (app.policy, app.delivery).
+    conversations_kept: int = 10_000
     # How a click passes its conversation to a main app that is not running yet: arguments
     # (split like a shell) with {channel} and {organisation} filled in; "" passes nothing.
     main_app_conversation_args: str = "--channel={channel}"

@@ -14,6 +14,12 @@
   The end is read from the wall clock, so a suspend or a clock change neither stretches nor
   loses it.
 * Mute: notices of muted organisations are dropped everywhere, summaries included.
+* Bounds: what a pause held back is kept for at most ``conversations_kept`` conversations
+  (the least recent are left out of its summary); windows, floods and backlog rounds end by
+  themselves.
+
+Every notice this module makes (the summaries) has an :func:`~app.untrusted.own_title`, which
+no title made of server text can equal or begin like.
 
 Folding keeps the latest notice of a conversation, but a "You were mentioned" anywhere in the
 fold stays in the shown text.
@@ -26,7 +32,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,11 +41,11 @@ from app.config import Settings
 from app.events import Notified, PauseChanged, UiEvent
 from app.models import Notice, NoticeKind, Quiet
 from app.notify.base import Notifier
+from app.untrusted import own_title
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_KEY = "summary"  # one summary on screen at a time: a newer one replaces it
-SUMMARY_TITLE = "Telex Start"
 NAMES_SHOWN = 3
 
 
@@ -51,6 +57,7 @@ class DeliveryOptions:
     backlog_settle: float = 2.0
     pause_check_interval: float = 30.0
     send_timeout: float = 10.0  # a notification service slower than this skips that notice
+    conversations_kept: int = 10_000  # conversations a pause's summary keeps apart
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryOptions:
@@ -60,6 +67,7 @@ class DeliveryOptions:
             summary_threshold=settings.summary_threshold,
             backlog_settle=settings.backlog_settle,
             pause_check_interval=settings.pause_check_interval,
+            conversations_kept=settings.conversations_kept,
         )
 
 
@@ -98,7 +106,7 @@ def summary(notices: Sequence[Notice]) -> Notice:
         parts.append(f"{'Also' if mentioned else 'New in'} {_names(others)}.")
     return Notice(
         key=SUMMARY_KEY,
-        title=f"{len(notices)} conversations have new messages",
+        title=own_title(f"{len(notices)} conversations have new messages"),
         body=" ".join(parts),
         org_id=_only(n.org_id for n in notices),
         kind=NoticeKind.SUMMARY,
@@ -121,7 +129,7 @@ def pause_summary(missed: Sequence[_Missed]) -> Notice:
         return dataclasses.replace(
             notice,
             key=SUMMARY_KEY,
-            title=f"While paused: {notice.title}",
+            title=own_title(f"While paused: {notice.title}"),
             body=f"{updates} — {notice.body}",
         )
     ordered = sorted(missed, key=lambda m: (not m.notice.mentioned, -m.count))
@@ -131,7 +139,7 @@ def pause_summary(missed: Sequence[_Missed]) -> Notice:
     ]
     return Notice(
         key=SUMMARY_KEY,
-        title=f"While paused: {len(missed)} conversations had {total} updates",
+        title=own_title(f"While paused: {len(missed)} conversations had {total} updates"),
         body=_names(items),
         org_id=_only(m.notice.org_id for m in missed),
         kind=NoticeKind.SUMMARY,
@@ -173,7 +181,7 @@ class Delivery:
         self._round_timer: asyncio.TimerHandle | None = None
         self._quiet = Quiet()
         self._pause_task: asyncio.Task[None] | None = None
-        self._missed: dict[str, _Missed] = {}
+        self._missed: OrderedDict[str, _Missed] = OrderedDict()
         self._missed_info: Notice | None = None  # the latest app notice a pause held back
 
     def start(self) -> None:
@@ -200,7 +208,8 @@ class Delivery:
         self._overflow_timer = self._round_timer = None
         for window in self._windows.values():
             window.timer.cancel()
-        self._windows, self._overflow, self._round, self._missed = {}, {}, [], {}
+        self._windows, self._overflow, self._round = {}, {}, []
+        self._missed = OrderedDict()
         self._missed_info = None
         self._recent.clear()
         self._recent_keys.clear()
@@ -301,7 +310,8 @@ class Delivery:
         self._quiet = dataclasses.replace(self._quiet, paused=False, until=None)
         self._emit(PauseChanged(False, None, self._wall()))
         missed = [m for m in self._missed.values() if not self._muted(m.notice)]
-        info, self._missed, self._missed_info = self._missed_info, {}, None
+        info, self._missed_info = self._missed_info, None
+        self._missed = OrderedDict()
         logger.info("Notifications resumed; %d conversation(s) had news", len(missed))
         if missed:
             self._queue.put_nowait(pause_summary(missed))
@@ -319,14 +329,22 @@ class Delivery:
             logger.debug("Muted organisation %s: not showing %s", notice.org_id, notice.key)
             return False
         if self._paused():
-            missed = self._missed.get(notice.key)
-            if missed is None:
-                self._missed[notice.key] = _Missed(1, notice)
-            else:
-                missed.count += 1
-                missed.notice = fold([missed.notice, notice])
+            self._hold_back(notice)
             return False
         return True
+
+    def _hold_back(self, notice: Notice) -> None:
+        """Counted for the pause's summary. Past ``conversations_kept`` conversations, the one
+        that was quiet longest is forgotten: its news is left out of the summary."""
+        missed = self._missed.pop(notice.key, None)
+        if missed is None:
+            missed = _Missed(1, notice)
+        else:
+            missed.count += 1
+            missed.notice = fold([missed.notice, notice])
+        self._missed[notice.key] = missed
+        if len(self._missed) > self._options.conversations_kept:
+            self._missed.popitem(last=False)
 
     def _offer(self, notice: Notice) -> None:
         """Shown now, unless its conversation popped within the window: then held."""
@@ -390,7 +408,7 @@ class Delivery:
             self._queue.put_nowait(
                 dataclasses.replace(
                     summary(gathered),
-                    title=f"{len(gathered)} more conversations have new messages",
+                    title=own_title(f"{len(gathered)} more conversations have new messages"),
                 )
             )
 

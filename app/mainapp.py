@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import plistlib
-import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from app import winapi
 from app.config import conversation_args
 from app.constants import FROZEN
 from app.errors import TelexError
+from app.untrusted import is_plain_id
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +128,6 @@ def target_for(path: Path, platform: str = sys.platform) -> MainAppTarget:
     return MainAppTarget((str(path),), path, path.name)
 
 
-#: A conversation or organisation id as Telex writes them (UUIDs): the ids come from the server
-#: and become arguments of the main app, where a leading "-" or a space could pass an option.
-_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-
-
 def with_conversation(
     command: tuple[str, ...], conversation: Conversation | None, template: str
 ) -> tuple[str, ...]:
@@ -141,7 +136,7 @@ def with_conversation(
     if conversation is None or not template:
         return command
     ids = (conversation.channel, conversation.organisation)
-    if not all(_PLAIN_ID.fullmatch(value) for value in ids if value):
+    if not all(is_plain_id(value) for value in ids if value):
         logger.warning("Opening the main app without the conversation: its id is not a plain id")
         return command
     extra = conversation_args(template, conversation.channel, conversation.organisation)

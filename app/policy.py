@@ -3,6 +3,11 @@
 ``unread_thread_change`` fires both when someone posts (counts go up) and when the user reads the
 channel in another client (counts drop to 0). We notify only when a count rises above the last
 value seen for that conversation; drops update the state silently.
+
+The push arrives on one organisation's channel, and that channel (the subscription) decides
+the organisation: a payload that claims another one is dropped, so it cannot escape a mute or
+show under another organisation's name. Conversation and notification ids that are not plain
+ids are refused, and every shown string goes through :func:`app.untrusted.shown`.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.models import Notice, Organisation
+from app.untrusted import is_plain_id, organisation_labels, server_title, shown
 
 logger = logging.getLogger(__name__)
 
 UNREAD_THREAD_CHANGE = "unread_thread_change"
 SEEN_IDS_KEPT = 2048
+CONVERSATIONS_KEPT = 10_000
+NAME_SHOWN = 100  # characters of a channel or user name in a title
+PREVIEW_SHOWN = 200  # characters of a DM preview in a body
 
 
 @dataclass(frozen=True)
@@ -46,29 +55,50 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _shown(value: Any, limit: int) -> str:
+    return shown(value, limit) if isinstance(value, str) else ""
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 class NotificationPolicy:
-    """Turns push payloads into ``Notice``s; keeps per-conversation counts and seen event ids."""
+    """Turns push payloads into ``Notice``s; keeps per-conversation counts and seen event ids.
 
-    def __init__(self, organisations: Mapping[str, Organisation]) -> None:
-        self._orgs = dict(organisations)
-        self._counts: dict[str, _Counts] = {}
+    Both are bounded: counts for the ``kept`` conversations that changed last (a conversation
+    at 0 is not stored at all), and the last ``SEEN_IDS_KEPT`` notification ids. Forgetting a
+    conversation costs at most one repeated notification: its next push with unread threads
+    looks new.
+    """
+
+    def __init__(
+        self, organisations: Mapping[str, Organisation], *, kept: int = CONVERSATIONS_KEPT
+    ) -> None:
+        self._labels = organisation_labels(organisations.values())
+        self._kept = kept
+        self._counts: OrderedDict[str, _Counts] = OrderedDict()
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._warned: set[str] = set()
 
-    def decide(self, payload: Any, *, org_id: str | None = None) -> Notice | None:
-        """A notice for news, or None for everything else (resets, other types, garbage)."""
+    def decide(self, payload: Any, *, org_id: str) -> Notice | None:
+        """A notice for news on ``org_id``'s channel, or None for everything else (resets,
+        other types, garbage, a payload that claims another organisation)."""
         change = self._parse(payload)
         if change is None:
             return None
         section, data, conversation = change
-        org_id = _text(data.get("organisation_id")) or org_id
-        key = f"{org_id or '-'}/{conversation}"
+        claimed = data.get("organisation_id")
+        if claimed not in (None, "", org_id):
+            self._ignore("it claims another organisation than the channel it came on")
+            return None
+        key = f"{org_id}/{conversation}"
         now = _Counts(_count(data.get("thread_count")), _count(data.get("mention_count")))
-        before = self._counts.get(key, _NO_COUNTS)
-        self._counts[key] = now
+        before = self._counts.pop(key, _NO_COUNTS)
+        if now != _NO_COUNTS:  # absent means 0: a reset frees the entry
+            self._counts[key] = now
+            if len(self._counts) > self._kept:
+                self._counts.popitem(last=False)
         more_mentions = now.mentions > before.mentions
         if not (now.threads > before.threads or more_mentions):
             return None
@@ -81,26 +111,37 @@ class NotificationPolicy:
             mentioned=more_mentions,
         )
 
+    def _ignore(self, why: str) -> None:
+        """A hostile server can repeat a bad push without end: each reason is a warning once,
+        then a debug line."""
+        level = logging.DEBUG if why in self._warned else logging.WARNING
+        self._warned.add(why)
+        logger.log(level, "Ignoring a push: %s", why)
+
     def _parse(self, payload: Any) -> tuple[str, dict[str, Any], str] | None:
         """(section, data, conversation id) of a new unread_thread_change, else None."""
         if not isinstance(payload, dict):
-            logger.warning("Ignoring a push whose data is not an object")
+            self._ignore("its data is not an object")
             return None
         kind = payload.get("notification_type")
         if kind != UNREAD_THREAD_CHANGE:
-            logger.debug("Ignoring push of type %r", kind)
+            logger.debug("Ignoring push of type %r", kind if is_plain_id(kind) else "(other)")
             return None
         data = payload.get("data")
-        conversation = ""
+        conversation: Any = None
         if isinstance(data, dict):
-            for field_name in _CONVERSATION_FIELDS:
-                conversation = _text(data.get(field_name))
-                if conversation:
-                    break
-        if not conversation:
-            logger.warning("Ignoring an unread_thread_change push without a channel")
+            conversation = next(
+                (data[f] for f in _CONVERSATION_FIELDS if data.get(f) not in (None, "")), None
+            )
+        if conversation is None:
+            self._ignore("an unread_thread_change without a channel")
             return None
-        if self._already_seen(payload.get("notification_id")):
+        notification_id = payload.get("notification_id")
+        ids = [conversation] if notification_id in (None, "") else [conversation, notification_id]
+        if not all(is_plain_id(i) for i in ids):
+            self._ignore("its conversation or notification id is not a plain id")
+            return None
+        if self._already_seen(notification_id):
             logger.debug("Ignoring a repeated notification id")
             return None
         assert isinstance(data, dict)
@@ -116,19 +157,20 @@ class NotificationPolicy:
             self._seen.popitem(last=False)
         return False
 
-    def _title(self, section: str, data: Mapping[str, Any], org_id: str | None) -> str:
-        name = _text(data.get("name"))
+    def _title(self, section: str, data: Mapping[str, Any], org_id: str) -> str:
+        name = _shown(data.get("name"), NAME_SHOWN)
         if section == "dm_channels_section":
-            title = _text(data.get("username")) or name or "Direct message"
+            title = _shown(data.get("username"), NAME_SHOWN) or name or "Direct message"
         elif not name:
             title = "New activity"
         elif section == "channels_section" and not name.startswith("#"):
             title = f"#{name}"
         else:
             title = name
-        org = self._orgs.get(org_id or "")
-        if org is not None and len(self._orgs) > 1:
-            title = f"{title} · {org.name}"
+        title = server_title(title)
+        label = self._labels.get(org_id)
+        if label is not None and len(self._labels) > 1:
+            title = f"{title} · {label}"
         return title
 
     @staticmethod
@@ -137,8 +179,8 @@ class NotificationPolicy:
             return "You were mentioned" + (
                 f" ({_plural(now.threads, 'unread thread')})" if now.threads else ""
             )
-        preview = _text(data.get("preview_message"))
+        preview = _shown(data.get("preview_message"), PREVIEW_SHOWN)
         if section == "dm_channels_section" and preview:
-            return preview if len(preview) <= 200 else preview[:199] + "…"
+            return preview
         noun = "unread message" if section == "dm_channels_section" else "unread thread"
         return _plural(now.threads, noun)

@@ -48,6 +48,7 @@ from app.realtime.client import (
     RealtimeOptions,
     StateChange,
 )
+from app.untrusted import own_title
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class TelexService:
     async def send_test_notification(self) -> bool:
         """True only when the notice reached the screen (a log-only backend does not count)."""
         notice = Notice(
-            key="test", title="Telex Start", body="Notifications are working.", kind=NoticeKind.INFO
+            key="test", title=own_title(), body="Notifications are working.", kind=NoticeKind.INFO
         )
         delivered = await self._notifier.send(notice) and self._notifier.on_screen
         self._emit(Notified(notice, delivered))
@@ -225,7 +226,9 @@ class TelexService:
             org_ids,
         ):
             resume = None
-        policy = resume.policy if resume else NotificationPolicy({o.id: o for o in organisations})
+        kept = self._settings.conversations_kept
+        orgs = {o.id: o for o in organisations}
+        policy = resume.policy if resume else NotificationPolicy(orgs, kept=kept)
         channels = [org.channel_for(session.user.id) for org in organisations]
         settings = self._settings
 
@@ -326,7 +329,7 @@ class TelexService:
         self._delivery.info(
             Notice(
                 key="gap",
-                title="Telex Start",
+                title=own_title(),
                 body=GAP_NOTICE_BODY,
                 org_id=orgs.pop() if len(orgs) == 1 else None,
                 kind=NoticeKind.INFO,

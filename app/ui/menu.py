@@ -24,6 +24,7 @@ from app.events import (
     UpdateAvailable,
 )
 from app.models import NoticeKind, Organisation
+from app.untrusted import organisation_labels
 
 #: Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA.szTip).
 TOOLTIP_MAX = 127
@@ -295,10 +296,13 @@ def pause_menu(state: TrayState) -> tuple[MenuEntry, ...]:
 
 
 def organisations_menu(state: TrayState) -> tuple[MenuEntry, ...]:
-    """One check item per organisation: checked ones notify."""
+    """One check item per organisation: checked ones notify. Names are the server's: shown
+    cleaned, and told apart by an id prefix when two look the same, so the user knows which
+    organisation an entry mutes."""
+    labels = organisation_labels(state.organisations)
     return tuple(
-        MenuEntry(org.name, ToggleOrganisation(org.id), checked=org.id not in state.muted)
-        for org in sorted(state.organisations, key=lambda o: o.name.casefold())
+        MenuEntry(labels[org.id], ToggleOrganisation(org.id), checked=org.id not in state.muted)
+        for org in sorted(state.organisations, key=lambda o: labels[o.id].casefold())
     )
 
 

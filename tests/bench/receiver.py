@@ -107,7 +107,7 @@ def _probe_policy(record: Record) -> None:
     from app.policy import NotificationPolicy
 
     class ProbedPolicy(NotificationPolicy):
-        def decide(self, payload: Any, *, org_id: str | None = None) -> Notice | None:
+        def decide(self, payload: Any, *, org_id: str) -> Notice | None:
             notice = super().decide(payload, org_id=org_id)
             record.decided.append(now_ns())
             record.changed.set()

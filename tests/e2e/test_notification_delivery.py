@@ -95,7 +95,7 @@ async def test_ten_conversations_after_an_outage_are_one_summary(
         await wait_state(app, "connected", after=1)
         await settle_notifications(notifications, quiet=3.0)
         shown = ours(notifications)
-        assert [n.summary for n in shown] == ["10 conversations have new messages"], [
+        assert [n.summary for n in shown] == ["Telex Start · 10 conversations have new messages"], [
             (n.summary, n.body) for n in shown
         ]
         assert "#topic-" in shown[0].body
@@ -130,9 +130,9 @@ async def test_nothing_pops_while_paused_then_one_summary(
         await asyncio.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds() - 0.5))
         assert ours(notifications) == []
         summary = await asyncio.to_thread(
-            notifications.wait_for, lambda n: n.summary.startswith("While paused"), 5
+            notifications.wait_for, lambda n: n.summary.startswith("Telex Start · While paused"), 5
         )
-        assert summary.summary == "While paused: 2 conversations had 4 updates"
+        assert summary.summary == "Telex Start · While paused: 2 conversations had 4 updates"
         assert "#general" in summary.body
         assert "(3)" in summary.body
         await settle_notifications(notifications)

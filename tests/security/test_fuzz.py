@@ -212,8 +212,8 @@ POLICY_BUGS: list[KnownBug] = []  # all found so far are fixed
 
 
 @FUZZ
-@given(st.lists(policy_json, max_size=6), st.sampled_from([None, "org-1", "other"]))
-def test_policy_decides_on_any_payload_without_raising(payloads: list[Any], org_id: str | None):
+@given(st.lists(policy_json, max_size=6), st.sampled_from(["org-1", "org-2", "other"]))
+def test_policy_decides_on_any_payload_without_raising(payloads: list[Any], org_id: str):
     orgs = {"org-1": Organisation("org-1", "Acme"), "org-2": Organisation("org-2", "Globex")}
     policy = NotificationPolicy(orgs)
     for payload in payloads:
@@ -418,7 +418,7 @@ def test_policy_ignores_non_finite_counts(count: str):
         '{"notification_type": "unread_thread_change", '
         f'"data": {{"channels_id": "c1", "thread_count": {count}}}}}'
     )
-    NotificationPolicy({}).decide(payload)
+    NotificationPolicy({}).decide(payload, org_id="org-1")
 
 
 @pytest.mark.parametrize(

@@ -337,6 +337,46 @@ def test_the_organisations_submenu_checks_the_ones_that_notify() -> None:
     ]
 
 
+def test_organisation_names_in_the_menu_are_one_clean_line() -> None:
+    """I6: a server's organisation name cannot reorder text (RLO), hide characters or add
+    lines to the menu."""
+    orgs = (
+        Organisation("o1", "Acme\u202eevil\u202c"),
+        Organisation("o2", "Glo\u200bbex\n\nMuted: none"),
+        Organisation("o3", "\u2066\u200b\n"),
+        Organisation("o4", "x" * 500),
+    )
+    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
+    labels = [e.label for e in submenu(s, "Notify for organisations")]
+    assert labels == ["Acmeevil", "Globex Muted: none", "o3", "x" * 59 + "…"]
+
+
+def test_organisations_that_look_alike_are_told_apart_by_their_id() -> None:
+    orgs = (
+        Organisation("7d1c2e40-1111", "Acme"),
+        Organisation("7d1c2e99-2222", "acme\u200b"),
+        Organisation("b0", "Globex"),
+    )
+    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
+    entries = submenu(s, "Notify for organisations")
+    assert [(e.label, e.command) for e in entries] == [
+        ("Acme (7d1c2e4)", ToggleOrganisation("7d1c2e40-1111")),
+        ("acme (7d1c2e9)", ToggleOrganisation("7d1c2e99-2222")),
+        ("Globex", ToggleOrganisation("b0")),
+    ]
+
+
+def test_a_name_made_to_look_like_a_told_apart_label_gets_the_whole_id() -> None:
+    orgs = (
+        Organisation("7d1c2e40-1111", "Acme"),
+        Organisation("7d1c2e99-2222", "Acme"),
+        Organisation("b0", "Acme (7d1c2e4)"),
+    )
+    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
+    labels = [e.label for e in submenu(s, "Notify for organisations")]
+    assert labels == ["Acme (7d1c2e4) (b0)", "Acme (7d1c2e40-1111)", "Acme (7d1c2e9)"]
+
+
 def test_the_organisations_submenu_is_hidden_without_organisations() -> None:
     (entry,) = [
         e

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.api import TelexApi
+from app.api import TelexApi, parse_organisations, parse_session
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -22,7 +23,7 @@ from app.errors import (
     ServerError,
     SessionExpired,
 )
-from app.models import Session, User
+from app.models import Organisation, Session, User
 
 SESSION = Session(User("u1", "a@b.c", "A"), access_token="acc", notification_token="nt")
 Handler = Callable[[web.Request], Any]
@@ -94,7 +95,7 @@ async def serve(sleeps: FakeSleep) -> AsyncIterator[Callable[..., Any]]:
         await server.close()
 
 
-LOGIN_DATA = {
+LOGIN_DATA: dict[str, Any] = {
     "access_token": "ACCESS-SECRET",
     "notification_token": "n" * 32,
     "access_token_expires_in": "1748982383",
@@ -296,3 +297,149 @@ async def test_persistent_5xx_gives_up_after_the_retries(serve, sleeps):
     with pytest.raises(ServerError):
         await api.login("a@b.c", "pw")
     assert len(sleeps.delays) == 3
+
+
+# -- hostile tokens, ids and text at the edge (issue 14: F5, F6) --------------------------------
+
+BAD_TOKENS = [
+    "acc\r\nX-Injected: 1",
+    "acc\n",
+    "acc\x00",
+    "acc token",
+    "acc\u202e",
+    "ácc",
+    "a" * 8193,
+    "",
+    5,
+    None,
+]
+
+
+@pytest.mark.parametrize("field", ["access_token", "notification_token"])
+@pytest.mark.parametrize("token", BAD_TOKENS, ids=lambda t: repr(t)[:24])
+async def test_a_sign_in_token_that_is_not_printable_ascii_is_a_malformed_reply(
+    serve, field, token
+):
+    api = await serve({("POST", "/auth/login"): lambda r: _ok({**LOGIN_DATA, field: token})})
+    with pytest.raises(MalformedResponse):
+        await api.login("a@b.c", "pw")
+
+
+@pytest.mark.parametrize("token", BAD_TOKENS[:7], ids=lambda t: repr(t)[:24])
+async def test_a_centrifugo_token_that_is_not_printable_ascii_is_a_malformed_reply(serve, token):
+    api = await serve(
+        {
+            ("GET", "/centrifugo/connection"): lambda r: _ok({"token": token}),
+            ("POST", "/centrifugo/subscription"): lambda r: _ok({"token": token}),
+        }
+    )
+    with pytest.raises(MalformedResponse, match="invalid 'token'"):
+        await api.connection_token(SESSION)
+    with pytest.raises(MalformedResponse, match="invalid 'token'"):
+        await api.subscription_token(SESSION, "o1/u1")
+
+
+def test_real_token_shapes_pass():
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1LTEifQ.c2lnbmF0dXJlLV8tPQ"
+    data = {**LOGIN_DATA, "access_token": jwt, "notification_token": "Ab3" * 10 + "xY"}
+    session = parse_session(data, "a@b.c")
+    assert (session.access_token, session.notification_token) == (jwt, "Ab3" * 10 + "xY")
+    assert parse_session({**LOGIN_DATA, "access_token": "a" * 8192}, "x").access_token
+
+
+@pytest.mark.parametrize("user_id", ["u/1", "-u", "x" * 129, "u 1", "u\n1"])
+def test_a_user_id_that_is_not_a_plain_id_is_a_malformed_reply(user_id):
+    """The user id becomes part of every channel name (``<org>/<user>``)."""
+    with pytest.raises(MalformedResponse, match="invalid 'id'"):
+        parse_session({**LOGIN_DATA, "user": {**LOGIN_DATA["user"], "id": user_id}}, "a@b.c")
+
+
+def test_names_from_the_server_are_kept_as_they_may_be_shown():
+    user = {"id": "u-1", "email": "a@b.c\u202e\nmoc.live", "fullname": "Ada\u200b\n\nL" * 50}
+    session = parse_session({**LOGIN_DATA, "user": user}, "typed@b.c")
+    assert session.user.email == "a@b.c moc.live"
+    assert session.user.display_name == ("Ada L" * 20)[:98] + "…"  # one line, 100 at most
+
+
+def test_organisations_without_a_plain_id_are_skipped_with_one_warning(caplog):
+    entries = [{"id": "x" * 100_000, "name": "Huge"}, {"id": "-o", "name": "Dash"}] * 500
+    entries.append({"id": "org-1", "name": "Acme\u202e\n\u2066Corp"})
+    entries.append({"id": "org-2", "name": "\u200b\n"})
+    assert parse_organisations(entries) == [
+        Organisation("org-1", "Acme Corp"),
+        Organisation("org-2", "org-2"),
+    ]
+    assert [r.getMessage() for r in caplog.records] == [
+        "Skipped 1000 organisation entries without a plain id or a name"
+    ]
+
+
+async def test_a_server_error_message_is_shown_clean_and_short(serve):
+    message = "token\x1b]0;pwned\x07 " + "expired\n" * 2000
+    api = await serve({("POST", "/auth/login"): lambda r: _err(403, message)})
+    with pytest.raises(ApiError) as caught:
+        await api.login("a@b.c", "pw")
+    text = str(caught.value)
+    assert not any(c in text for c in "\x1b\x07\n")
+    assert len(text) < 400
+
+
+async def test_a_header_aiohttp_refuses_is_a_typed_error_not_a_crash(serve):
+    """A token that got past the edge anyway (aiohttp raises ValueError for CR/LF)."""
+    api = await serve({("GET", "/users/organisations"): lambda r: _ok([])})
+    broken = Session(SESSION.user, access_token="acc\r\nX: 1", notification_token="nt")
+    with pytest.raises(MalformedResponse, match="could not be sent"):
+        await api.organisations(broken)
+
+
+class _Refusing:
+    """An HTTP session whose every request fails with ``exc`` (what aiohttp may raise)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self._exc = exc
+
+    @contextlib.asynccontextmanager
+    async def request(self, *args: Any, **kwargs: Any) -> AsyncIterator[None]:
+        raise self._exc
+        yield
+
+
+@pytest.mark.parametrize(
+    ("exc", "error"),
+    [
+        (ValueError("Forbidden control character detected in headers"), MalformedResponse),
+        (TypeError("bad header value type"), MalformedResponse),
+        (ConnectionResetError(104, "Connection reset by peer"), NetworkError),
+        (aiohttp.ClientPayloadError("broken body"), NetworkError),
+        (aiohttp.ServerDisconnectedError(), NetworkError),
+        (aiohttp.InvalidURL("http://x y"), NetworkError),
+        (aiohttp.WSMessageTypeError("not text"), MalformedResponse),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else v.__name__,
+)
+async def test_every_error_from_the_http_session_becomes_a_telex_error(
+    exc: BaseException, error: type[Exception], sleeps: FakeSleep
+):
+    http = cast(aiohttp.ClientSession, _Refusing(exc))
+    api = TelexApi(http, "http://127.0.0.1:9/api/v1", timeout=2, sleep=sleeps)
+    with pytest.raises(error):
+        await api.organisations(SESSION)
+
+
+#: Exceptions aiohttp exports that the REST client never meets: warnings, and the WebSocket
+#: reader's own (app/realtime handles those).
+_NOT_REST = {"BadContentDispositionHeader", "BadContentDispositionParam", "EofStream",
+             "WebSocketError"}  # fmt: skip
+
+
+def test_every_exception_class_aiohttp_exports_is_mapped_by_the_rest_client():
+    """The send path catches these families; a new aiohttp class outside them fails here."""
+    mapped = (aiohttp.ClientError, TimeoutError, OSError, ValueError, TypeError)
+    exported = {
+        name: value
+        for name, value in vars(aiohttp).items()
+        if inspect.isclass(value) and issubclass(value, BaseException)
+    }
+    assert set(exported) >= _NOT_REST
+    unmapped = [n for n, c in exported.items() if n not in _NOT_REST and not issubclass(c, mapped)]
+    assert unmapped == []

@@ -168,7 +168,7 @@ def test_many_conversations_at_once_end_in_one_summary() -> None:
         summary = p.notifier.notices[-1]
         assert summary.key == SUMMARY_KEY
         assert summary.kind is NoticeKind.SUMMARY
-        assert summary.title == "6 more conversations have new messages"
+        assert summary.title == "Telex Start · 6 more conversations have new messages"
         assert summary.body == "New in #c4, #c5, #c6 and 3 more."
         assert summary.channel_id is None  # a click opens the main app, no conversation
 
@@ -204,7 +204,7 @@ def test_ten_conversations_recovered_in_one_round_are_one_summary() -> None:
         await p.settle(5)
         assert len(p.notifier.sent) == 1
         summary = p.notifier.notices[0]
-        assert summary.title == "10 conversations have new messages"
+        assert summary.title == "Telex Start · 10 conversations have new messages"
         assert summary.org_id is None
 
     run(test)
@@ -305,7 +305,7 @@ def test_nothing_pops_while_paused_and_one_summary_says_what_was_missed() -> Non
         assert [t for t, _ in p.notifier.sent] == [30 * 60.0] * 2
         summary, after = p.notifier.notices
         assert after == gap  # a gap during the pause is still a gap: said after the summary
-        assert summary.title == "While paused: 4 conversations had 6 updates"
+        assert summary.title == "Telex Start · While paused: 4 conversations had 6 updates"
         assert summary.body == "#boss (1, mentioned), #general (3), #random (1) and 1 more"
         assert [(e.paused, e.until) for e in p.pauses] == [(True, until), (False, None)]
         assert not p.delivery.quiet.paused
@@ -323,7 +323,7 @@ def test_one_missed_conversation_is_summarised_and_still_opens_it() -> None:
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
         (summary,) = p.notifier.notices
-        assert summary.title == "While paused: #general"
+        assert summary.title == "Telex Start · While paused: #general"
         assert summary.body == "2 updates — 2 unread threads"
         assert summary.channel_id == "general"
         assert summary.key == SUMMARY_KEY
@@ -351,7 +351,10 @@ def test_news_arriving_after_the_end_but_before_the_timer_ends_the_pause_first()
         p.wall.jumped = 3600
         p.delivery.live(news("random"))
         await p.settle(1)
-        assert [n.title for n in p.notifier.notices] == ["While paused: #general", "#random"]
+        assert [n.title for n in p.notifier.notices] == [
+            "Telex Start · While paused: #general",
+            "#random",
+        ]
 
     run(test)
 
@@ -440,7 +443,7 @@ def test_muted_organisations_are_left_out_of_the_pause_summary() -> None:
         p.delivery.set_quiet(Quiet(paused=True, muted=frozenset({"later-muted"})))
         p.delivery.set_quiet(Quiet(muted=frozenset({"later-muted"})))
         await p.settle(1)
-        assert [n.title for n in p.notifier.notices] == ["While paused: #general"]
+        assert [n.title for n in p.notifier.notices] == ["Telex Start · While paused: #general"]
         assert p.notifier.notices[0].org_id == "loud"
 
     run(test)
@@ -521,5 +524,45 @@ def test_signing_out_drops_what_is_held_but_keeps_the_pause() -> None:
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
         assert [n.body for n in p.notifier.notices] == ["1"]
+
+    run(test)
+
+
+# -- bounds and own titles (issue 14: F3, F6) ----------------------------------------------------
+
+
+def test_a_pause_keeps_only_the_most_recent_conversations() -> None:
+    """What a pause holds is bounded: past ``conversations_kept`` the conversation quiet the
+    longest is left out of the summary (the documented cost), however long the pause."""
+
+    async def test(p: Pipeline) -> None:
+        p.delivery.set_quiet(Quiet(paused=True))
+        for i in range(1000):
+            p.delivery.live(news(f"c{i}"))
+        p.delivery.live(news("c997"))  # recent again: c998 is the one quiet the longest now
+        p.delivery.live(news("c1000"))
+        p.delivery.set_quiet(Quiet())
+        await p.settle(1)
+        (summary,) = p.notifier.notices
+        assert summary.title == "Telex Start · While paused: 3 conversations had 4 updates"
+        assert summary.body == "#c997 (2), #c999 (1), #c1000 (1)"
+
+    run(test, dataclasses.replace(OPTIONS, conversations_kept=3))
+
+
+def test_every_title_delivery_makes_is_an_own_title() -> None:
+    async def test(p: Pipeline) -> None:
+        p.delivery.backlog([news(f"b{i}") for i in range(6)])
+        p.delivery.end_round()
+        await p.settle(5)
+        p.delivery.set_quiet(Quiet(paused=True))
+        p.delivery.live(news("one"))
+        p.delivery.set_quiet(Quiet())
+        await p.settle(5)
+        titles = [n.title for n in p.notifier.notices]
+        assert titles == [
+            "Telex Start · 6 conversations have new messages",
+            "Telex Start · While paused: #one",
+        ]
 
     run(test)

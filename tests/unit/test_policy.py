@@ -40,7 +40,7 @@ def channel_event(
 
 def test_new_threads_notify_with_channel_name_as_title():
     policy = NotificationPolicy({ACME.id: ACME})
-    notice = policy.decide(channel_event(2))
+    notice = policy.decide(channel_event(2), org_id="org-a")
     assert notice is not None
     assert notice.title == "#general"
     assert notice.body == "2 unread threads"
@@ -49,25 +49,25 @@ def test_new_threads_notify_with_channel_name_as_title():
 
 def test_reset_to_zero_is_silent_and_next_rise_notifies_again():
     policy = NotificationPolicy({ACME.id: ACME})
-    assert policy.decide(channel_event(1)) is not None
-    assert policy.decide(channel_event(0)) is None
-    assert policy.decide(channel_event(1)) is not None
+    assert policy.decide(channel_event(1), org_id="org-a") is not None
+    assert policy.decide(channel_event(0), org_id="org-a") is None
+    assert policy.decide(channel_event(1), org_id="org-a") is not None
 
 
 def test_same_or_lower_count_is_silent():
     policy = NotificationPolicy({ACME.id: ACME})
-    assert policy.decide(channel_event(3)) is not None
-    assert policy.decide(channel_event(3)) is None
-    assert policy.decide(channel_event(2)) is None
-    notice = policy.decide(channel_event(4))
+    assert policy.decide(channel_event(3), org_id="org-a") is not None
+    assert policy.decide(channel_event(3), org_id="org-a") is None
+    assert policy.decide(channel_event(2), org_id="org-a") is None
+    notice = policy.decide(channel_event(4), org_id="org-a")
     assert notice is not None
     assert notice.body == "4 unread threads"
 
 
 def test_mention_rise_notifies_even_without_more_threads():
     policy = NotificationPolicy({ACME.id: ACME})
-    policy.decide(channel_event(1))
-    notice = policy.decide(channel_event(1, 1))
+    policy.decide(channel_event(1), org_id="org-a")
+    notice = policy.decide(channel_event(1, 1), org_id="org-a")
     assert notice is not None
     assert notice.body == "You were mentioned (1 unread thread)"
 
@@ -75,9 +75,9 @@ def test_mention_rise_notifies_even_without_more_threads():
 def test_repeated_notification_id_never_notifies_twice():
     policy = NotificationPolicy({ACME.id: ACME})
     event = channel_event(1, nid="n-1")
-    assert policy.decide(event) is not None
-    policy.decide(channel_event(0))
-    assert policy.decide(event) is None
+    assert policy.decide(event, org_id="org-a") is not None
+    policy.decide(channel_event(0), org_id="org-a")
+    assert policy.decide(event, org_id="org-a") is None
 
 
 def test_direct_message_has_no_name_and_uses_username_or_fallback():
@@ -103,7 +103,7 @@ def test_direct_message_has_no_name_and_uses_username_or_fallback():
 
 def test_organisation_named_when_user_has_several():
     policy = NotificationPolicy({ACME.id: ACME, GLOBEX.id: GLOBEX})
-    notice = policy.decide(channel_event(1))
+    notice = policy.decide(channel_event(1), org_id="org-a")
     assert notice is not None
     assert notice.title == "#general · Acme"
 
@@ -113,8 +113,8 @@ def test_same_channel_id_in_two_orgs_is_tracked_apart():
     event = channel_event(1)
     other = channel_event(1)
     other["data"]["organisation_id"] = "org-g"
-    assert policy.decide(event) is not None
-    assert policy.decide(other) is not None
+    assert policy.decide(event, org_id="org-a") is not None
+    assert policy.decide(other, org_id="org-g") is not None
 
 
 @pytest.mark.parametrize(
@@ -146,10 +146,169 @@ def test_same_channel_id_in_two_orgs_is_tracked_apart():
     ],
 )
 def test_other_types_and_malformed_payloads_are_ignored(payload):
-    assert NotificationPolicy({ACME.id: ACME}).decide(payload) is None
+    assert NotificationPolicy({ACME.id: ACME}).decide(payload, org_id="org-a") is None
 
 
 def test_missing_name_gets_a_generic_title():
-    notice = NotificationPolicy({ACME.id: ACME}).decide(channel_event(1, name=None))
+    notice = NotificationPolicy({ACME.id: ACME}).decide(channel_event(1, name=None), org_id="org-a")
     assert notice is not None
     assert notice.title == "New activity"
+
+
+# -- hostile input: ids, organisations, shown text (issue 14: F3, F6, F8) ----------------------
+
+
+def unread(conversation: Any, threads: int = 1, **data: Any) -> dict[str, Any]:
+    return {
+        "notification_type": "unread_thread_change",
+        "section": "channels_section",
+        "data": {"channels_id": conversation, "name": "ch-1", "thread_count": threads, **data},
+    }
+
+
+@pytest.mark.parametrize(
+    "conversation",
+    ["x" * 100_000, "x" * 129, "-rf", "a b", "org/ch", "ch\n1", "ch\u202e1", "", "é"],
+)
+def test_a_conversation_id_that_is_not_a_plain_id_is_ignored(conversation: str):
+    policy = NotificationPolicy({ACME.id: ACME})
+    assert policy.decide(unread(conversation), org_id="org-a") is None
+
+
+def test_a_plain_id_of_128_characters_is_fine():
+    notice = NotificationPolicy({ACME.id: ACME}).decide(unread("a" * 128), org_id="org-a")
+    assert notice is not None
+    assert notice.channel_id == "a" * 128
+
+
+def test_a_notification_id_that_is_not_a_plain_id_drops_the_push():
+    policy = NotificationPolicy({ACME.id: ACME})
+    payload = {**unread("ch-1"), "notification_id": "n" * 100_000}
+    assert policy.decide(payload, org_id="org-a") is None
+
+
+def test_refused_pushes_warn_once_per_reason_then_only_at_debug(caplog: pytest.LogCaptureFixture):
+    policy = NotificationPolicy({ACME.id: ACME})
+    caplog.set_level("DEBUG", logger="app.policy")
+    for _ in range(1000):
+        policy.decide(unread("x" * 1000), org_id="org-a")
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert [r.getMessage() for r in warnings] == [
+        "Ignoring a push: its conversation or notification id is not a plain id"
+    ]
+    assert all(len(r.getMessage()) < 200 for r in caplog.records)
+
+
+def test_conversations_at_zero_never_seen_take_no_room():
+    """If the 1,000 silent pushes were stored, they would push ch-1 out (kept=1) and its
+    unchanged count would notify again."""
+    policy = NotificationPolicy({ACME.id: ACME}, kept=1)
+    assert policy.decide(unread("ch-1"), org_id="org-a") is not None
+    for i in range(1000):
+        assert policy.decide(unread(f"silent-{i}", 0), org_id="org-a") is None
+    assert policy.decide(unread("ch-1"), org_id="org-a") is None
+
+
+def test_counts_are_kept_for_the_most_recent_conversations_only():
+    """The documented cost of the bound: a forgotten conversation notifies once more."""
+    policy = NotificationPolicy({ACME.id: ACME}, kept=2)
+    for conversation in ("a", "b", "c"):
+        assert policy.decide(unread(conversation), org_id="org-a") is not None
+    assert policy.decide(unread("c"), org_id="org-a") is None  # kept
+    assert policy.decide(unread("b"), org_id="org-a") is None  # kept
+    assert policy.decide(unread("a"), org_id="org-a") is not None  # forgotten: once more
+
+
+def test_a_push_claiming_another_organisation_than_its_channel_is_dropped(
+    caplog: pytest.LogCaptureFixture,
+):
+    policy = NotificationPolicy({ACME.id: ACME, GLOBEX.id: GLOBEX})
+    claims_globex = unread("ch-1", organisation_id="org-g")
+    for _ in range(3):
+        assert policy.decide(claims_globex, org_id="org-a") is None
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    notice = policy.decide(unread("ch-1", organisation_id="org-a"), org_id="org-a")
+    assert notice is not None
+    assert (notice.org_id, notice.title) == ("org-a", "#ch-1 · Acme")
+    assert policy.decide(unread("ch-2"), org_id="org-g") is not None  # no claim: the channel's
+
+
+@pytest.mark.parametrize("claim", [5, ["org-a"], {"id": "org-a"}, "org-a "])
+def test_a_claim_that_is_not_the_channels_organisation_id_is_dropped(claim: Any):
+    policy = NotificationPolicy({ACME.id: ACME})
+    assert policy.decide(unread("ch-1", organisation_id=claim), org_id="org-a") is None
+
+
+FULLWIDTH_NAME = "Telex Start".translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})
+
+
+def dm(username: str, preview: str = "hi") -> dict[str, Any]:
+    return {
+        "notification_type": "unread_thread_change",
+        "section": "dm_channels_section",
+        "data": {
+            "channel_id": "dm-1",
+            "username": username,
+            "thread_count": 1,
+            "preview_message": preview,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "title"),
+    [
+        ("Ada\u202egpj.exe", "#Adagpj.exe"),
+        ("gen\u200beral", "#general"),
+        ("\u2066general\u2069", "#general"),
+        ("a\x07b\x1b[31mc", "#ab[31mc"),
+        ("two\n\nlines\r\n\ttab", "#two lines tab"),
+        ("  spaced\u00a0\u3000out  ", "#spaced out"),
+        ("x\ud800y", "#xy"),
+    ],
+)
+def test_control_and_format_characters_never_reach_a_title(name: str, title: str):
+    notice = NotificationPolicy({ACME.id: ACME}).decide(unread("ch-1", name=name), org_id="org-a")
+    assert notice is not None
+    assert notice.title == title
+
+
+def test_a_dm_preview_is_one_clean_line():
+    payload = dm("ada", "Your session\n\nexpired\u202e. Sign in\u200b again")
+    notice = NotificationPolicy({ACME.id: ACME}).decide(payload, org_id="org-a")
+    assert notice is not None
+    assert notice.body == "Your session expired. Sign in again"
+
+
+def test_long_names_and_previews_are_shortened():
+    payload = dm("a" * 5000, "b" * 5000)
+    notice = NotificationPolicy({ACME.id: ACME}).decide(payload, org_id="org-a")
+    assert notice is not None
+    assert notice.title == "a" * 99 + "…"
+    assert notice.body == "b" * 199 + "…"
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["Telex Start", "telex start", "TELEX START", "Telex\u200b Start", "Telex\nStart",
+     FULLWIDTH_NAME, "Telex Start · connection", "Telex Starter"],
+)  # fmt: skip
+def test_a_user_named_like_the_app_cannot_pose_as_the_app(username: str):
+    for orgs in ({ACME.id: ACME}, {ACME.id: ACME, GLOBEX.id: GLOBEX}):
+        notice = NotificationPolicy(orgs).decide(dm(username), org_id="org-a")
+        assert notice is not None
+        assert notice.title.startswith("“"), notice.title
+        assert not notice.title.casefold().startswith("telex start")
+
+
+def test_organisations_with_the_same_name_are_told_apart_in_titles():
+    twins = {
+        "1f0e9a2b-aaaa": Organisation("1f0e9a2b-aaaa", "Acme"),
+        "9c41d7e3-bbbb": Organisation("9c41d7e3-bbbb", "acme\u200b"),
+    }
+    policy = NotificationPolicy(twins)
+    first = policy.decide(unread("ch-1"), org_id="1f0e9a2b-aaaa")
+    second = policy.decide(unread("ch-1"), org_id="9c41d7e3-bbbb")
+    assert first is not None
+    assert second is not None
+    assert (first.title, second.title) == ("#ch-1 · Acme (1f0e9a)", "#ch-1 · acme (9c41d7)")

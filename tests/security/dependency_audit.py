@@ -89,6 +89,21 @@ def pinned_lines(path: Path, seen: set[Path] | None = None) -> Iterator[str]:
             yield f"{pin.group(1)}=={pin.group(2)}"
 
 
+def without_repeated_names(pins: Sequence[str]) -> list[list[str]]:
+    """``pins`` in as few groups as hold each package once: one OS may pin another version
+    than the others (setuptools on Windows), and pip-audit refuses a file that names a
+    package twice."""
+    groups: list[dict[str, str]] = []
+    for pin in pins:
+        name = re.sub(r"[-_.]+", "-", pin.split("==", 1)[0]).lower()
+        group = next((g for g in groups if name not in g), None)
+        if group is None:
+            group = {}
+            groups.append(group)
+        group[name] = pin
+    return [sorted(group.values()) for group in groups]
+
+
 def run_pip_audit(args: Sequence[str], audit: Audit, what: str) -> None:
     with tempfile.TemporaryDirectory(prefix="pip-audit-") as tmp:
         out = Path(tmp) / "report.json"
@@ -131,11 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_pip_audit([*requirements, *args.extra], audit, "resolved")
     seen: set[Path] = set()
     pins = sorted({pin for f in files for pin in pinned_lines(f, seen)})
-    with tempfile.TemporaryDirectory(prefix="pins-") as tmp:
-        pin_file = Path(tmp) / "pins.txt"
-        pin_file.write_text("\n".join(pins) + "\n", encoding="utf-8")
-        pin_args = ["--requirement", str(pin_file), "--no-deps", "--disable-pip"]
-        run_pip_audit([*pin_args, *args.extra], audit, "pins")
+    for group in without_repeated_names(pins):
+        with tempfile.TemporaryDirectory(prefix="pins-") as tmp:
+            pin_file = Path(tmp) / "pins.txt"
+            pin_file.write_text("\n".join(group) + "\n", encoding="utf-8")
+            pin_args = ["--requirement", str(pin_file), "--no-deps", "--disable-pip"]
+            run_pip_audit([*pin_args, *args.extra], audit, "pins")
 
     names = ", ".join(str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f) for f in files)
     say(f"pip-audit of {names}: {len(audit.audited)} package versions audited")

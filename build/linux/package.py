@@ -14,14 +14,15 @@ system must provide. What the packages install:
     /usr/share/icons/hicolor/<n>x<n>/apps/im.telex.start.png   (build/make_icons.py)
     /usr/share/man/man1/telex-start.1.gz         generated from ``telex-start --help``
     /usr/share/doc/telex-start/{copyright,changelog.Debian.gz}   .deb
+    /usr/share/lintian/overrides/telex-start                     .deb (a reason for each)
     /usr/share/licenses/telex-start/copyright                    .rpm
 
 The app lives in /usr/lib/telex-start rather than /opt: Debian policy and Fedora's guidelines
 keep packages out of /opt (lintian: dir-or-file-in-opt, an error). No maintainer scripts: the
 icon cache and the desktop database are refreshed by the triggers of the packages that own them,
 and the start-at-login entry is the user's (written by the app, in the user's home), never the
-package's. Versions come from ``app.__version__``; file times from ``SOURCE_DATE_EPOCH``, else the
-last commit, so a rebuild of one commit gives the same payload.
+package's. Versions come from ``app.__version__``; every file time, the changelog dates and the
+rpm build time from ``SOURCE_DATE_EPOCH``, else the time of the last commit.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def distro_version(version: str) -> str:
 def source_date_epoch() -> int:
     if os.environ.get("SOURCE_DATE_EPOCH"):
         return int(os.environ["SOURCE_DATE_EPOCH"])
+    if shutil.which("git") is None:
+        return 0
     proc = run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], check=False)
     return int(proc.stdout.strip()) if proc.returncode == 0 and proc.stdout.strip() else 0
 

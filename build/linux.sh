@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Build the Linux release binary dist/telex-start (one file, PyInstaller) from a clean virtualenv
-# that holds only the pinned build requirements (build/requirements-build.txt).
+# Build the Linux release downloads from a clean virtualenv that holds only the pinned build
+# requirements (build/requirements-build.txt):
+#
+#   dist/telex-start                          one-file binary (PyInstaller), the plain download
+#   dist/telex-start_<version>-1_<arch>.deb   } the one-dir build (dist/telex-start-onedir) with a
+#   dist/telex-start-<version>-1.<arch>.rpm   } menu entry, icons and man page (build/linux/package.py)
 #
 #   bash build/linux.sh           # reuses build/.work/venv while the pins and Python are the same
 #   bash build/linux.sh --fresh   # recreates that virtualenv first
@@ -11,6 +15,8 @@
 # Needs Python >= 3.11 with tkinter and a shared libpython (pyenv: --enable-shared; Debian/Ubuntu:
 # the libpython3.X package), and objcopy (binutils). On Debian/Ubuntu the missing packages are
 # installed with apt-get (sudo when not root). PYTHON=/path/to/python3.11 picks the interpreter.
+# The packages are made with dpkg-deb and dpkg-shlibdeps (dpkg-dev), rpmbuild (rpm), chrpath and
+# strip (binutils).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +54,9 @@ BASE_PYTHON=$(find_python) || die "no Python >= 3.11 found (set PYTHON=/path/to/
 # shared libpython, and objcopy (PyInstaller appends the archive to the one-file binary with it).
 packages=()
 command -v objcopy >/dev/null 2>&1 || packages+=(binutils)
+command -v dpkg-shlibdeps >/dev/null 2>&1 || packages+=(dpkg-dev)
+command -v rpmbuild >/dev/null 2>&1 || packages+=(rpm)
+command -v chrpath >/dev/null 2>&1 || packages+=(chrpath)
 case "$(readlink -f "$BASE_PYTHON")" in
     /usr/bin/*)
         pyver=$("$BASE_PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -95,4 +104,11 @@ binary="$ROOT/dist/telex-start"
 [ -x "$binary" ] || die "PyInstaller did not produce $binary"
 version=$("$binary" --version) || die "$binary --version failed"
 size=$(stat -c %s "$binary")
-echo "==> $binary: $version, $((size / 1024 / 1024)) MiB ($size bytes), built in $((SECONDS - start)) s"
+echo "==> $binary: $version, $((size / 1024 / 1024)) MiB ($size bytes)"
+onedir="$ROOT/dist/telex-start-onedir"
+[ "$("$onedir/telex-start" --version)" = "$version" ] || die "$onedir/telex-start --version failed"
+
+echo "==> .deb and .rpm (build/linux/package.py)"
+"$VENV/bin/python" "$ROOT/build/linux/package.py" --onedir "$onedir" --dist "$ROOT/dist" \
+    --work "$WORK/packages"
+echo "==> built in $((SECONDS - start)) s"

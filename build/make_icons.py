@@ -8,6 +8,8 @@ shapes (no fonts) so the output is identical on every machine.
 * ``tray-<state>.png``      64 px tray images; the state shows as colour and a corner badge
 * ``telex-start.ico``       Windows, 16 to 256 px
 * ``telex-start.icns``      macOS, up to 1024 px
+* ``build/linux/icons/hicolor/<n>x<n>/apps/im.telex.start.png``  the .deb and .rpm, at every
+  size of the freedesktop hicolor theme's app icon folders (16 to 512 px)
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ MASTER_SIZE = 1024
 TRAY_SIZE = 64
 APP_ICON_SIZE = 256
 ICO_SIZES = (16, 20, 24, 32, 40, 48, 64, 128, 256)
+# The app icon folders of the hicolor theme's index.theme (the fallback every icon theme inherits).
+HICOLOR_SIZES = (16, 22, 24, 32, 36, 48, 64, 72, 96, 128, 192, 256, 512)
+HICOLOR_NAME = "im.telex.start"  # the app id: desktop file, AppStream metainfo and icon agree
 
 PURPLE_TOP = (139, 92, 246)  # #8B5CF6
 PURPLE_BOTTOM = (109, 40, 217)  # #6D28D9; the middle of the gradient is Telex purple #7C3AED
@@ -108,7 +113,7 @@ def tray_images(purple: Image.Image, grey: Image.Image) -> dict[str, Image.Image
     return {state: downscale(make(), TRAY_SIZE) for state, make in variants.items()}
 
 
-def make_icons(out_dir: Path) -> list[Path]:
+def make_icons(out_dir: Path, hicolor_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Draw at 4x and scale down: Pillow does not anti-alias shapes itself.
     purple = downscale(draw_mark(MASTER_SIZE * 4, PURPLE_TOP, PURPLE_BOTTOM), MASTER_SIZE)
@@ -131,6 +136,12 @@ def make_icons(out_dir: Path) -> list[Path]:
     icns = out_dir / "telex-start.icns"
     purple.save(icns)  # Pillow derives the 16 to 512 px (@1x/@2x) members from the 1024 px master
     written.append(icns)
+
+    for size in HICOLOR_SIZES:
+        path = hicolor_dir / f"{size}x{size}" / "apps" / f"{HICOLOR_NAME}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        downscale(purple, size).save(path, optimize=True)
+        written.append(path)
     return written
 
 
@@ -151,11 +162,14 @@ def contact_sheet(paths: list[Path]) -> Image.Image:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_out = Path(__file__).resolve().parent.parent / "icons"
-    parser.add_argument("--out", type=Path, default=default_out)
+    root = Path(__file__).resolve().parent.parent
+    parser.add_argument("--out", type=Path, default=root / "icons")
+    parser.add_argument(
+        "--hicolor-out", type=Path, default=root / "build" / "linux" / "icons" / "hicolor"
+    )
     parser.add_argument("--sheet", type=Path, help="also save a contact sheet PNG here")
     args = parser.parse_args()
-    written = make_icons(args.out)
+    written = make_icons(args.out, args.hicolor_out)
     if args.sheet is not None:
         contact_sheet(written).save(args.sheet)
     for path in written:

@@ -72,10 +72,12 @@ step "System packages (apt)"
 # Desktop harness: Xvfb (+ xauth for xvfb-run), private session bus, dunst (notification server),
 # trayer (XEmbed system tray), xdotool, ImageMagick `import` (screenshots), xdpyinfo. PyGObject
 # and pycairo (the GTK/AppIndicator tray backends) come as source only: a C compiler and the
-# GObject/cairo headers build them.
+# GObject/cairo headers build them. The Linux packages: dpkg-dev, rpm and chrpath build them
+# (build/linux.sh), lintian, desktop-file-utils, appstream and man-db check them.
 PACKAGES=(ca-certificates dbus dbus-x11 xvfb xauth xdotool dunst libnotify-bin trayer
     imagemagick x11-utils binutils shellcheck gcc libc6-dev
-    gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev pkg-config)
+    gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 libgirepository1.0-dev libcairo2-dev pkg-config
+    dpkg-dev rpm chrpath lintian desktop-file-utils appstream man-db)
 BASE_PYTHON=""
 if [ -x "$VENV/bin/python" ] && python_ok "$VENV/bin/python"; then
     : # the existing virtualenv is reused
@@ -194,10 +196,11 @@ done < <(find "$ROOT/tests" -name node_modules -prune -o -name package-lock.json
 [ -n "$found_npm_project" ] || note "none"
 
 # ------------------------------------------------------------------------------------------------
-step "Frozen Linux binary (build/linux.sh -> dist/telex-start)"
+step "Frozen Linux binary and packages (build/linux.sh -> dist/telex-start, .deb, .rpm)"
 # ------------------------------------------------------------------------------------------------
 # tests/packaging runs it: --version, --self-test, the archive listing and the headless flow
-# against the real Centrifugo and dunst. Built with the interpreter the .venv was made from.
+# against the real Centrifugo and dunst; and the .deb and .rpm (test_linux_packages.py: lintian,
+# validators, dpkg -i as root, then dpkg -r). Built with the interpreter the .venv was made from.
 if [ "${SKIP_FROZEN:-0}" = 1 ] && ! [[ "${CI:-}" =~ ^(1|true|yes)$ ]]; then
     note "SKIPPED (SKIP_FROZEN=1; never on CI): the frozen-binary tests use dist/telex-start as it is"
 else

@@ -4,6 +4,9 @@
 builds it). When it is missing the tests that need it are skipped, and on CI (``CI=true``) they
 fail instead: CI builds the binary first, so a missing one means the build step was lost.
 A binary left over from an earlier build is tested as it is; rebuild after changing the app.
+
+``centrifugo_stack`` is the Telex API simulator publishing to a real Centrifugo, for the headless
+flow of the frozen binary and of the installed package.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
+from app.devstack.stack import LocalStack, PushTarget
+from tests.support.centrifugo import CentrifugoFactory
 from tests.support.desktop import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +98,12 @@ def tls_server() -> Iterator[tuple[trustme.CA, int]]:
     stop.set()
     thread.join(5)
     listener.close()
+
+
+@pytest.fixture
+async def centrifugo_stack(centrifugo: CentrifugoFactory) -> AsyncIterator[LocalStack]:
+    """The Telex API simulator publishing to a real Centrifugo (connect-time subscriptions)."""
+    inst = await centrifugo(allow_subscribe_for_client=True)
+    target = PushTarget(inst.ws_url, inst.api_url, inst.api_key, inst.hmac_secret)
+    async with LocalStack(push=target) as stack:
+        yield stack

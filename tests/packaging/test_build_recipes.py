@@ -43,7 +43,7 @@ def spec_list(name: str) -> list[Any]:
 
 def test_every_executable_is_windowed_and_unpacked():
     exes = spec_calls("EXE")
-    assert len(exes) == 3  # Windows, macOS, Linux
+    assert len(exes) == 4  # Windows, macOS, Linux one-file and Linux one-dir (the packages')
     for kwargs in exes:
         assert ast.literal_eval(kwargs["console"]) is False
         assert ast.literal_eval(kwargs["upx"]) is False

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pytest
 import trustme
 
 from app import __version__
-from app.devstack.stack import DEMO_PASSWORD, LocalStack, PushTarget
+from app.devstack.stack import DEMO_PASSWORD, LocalStack
 from tests.support.centrifugo import DEFAULT_API_KEY, DEFAULT_HMAC_SECRET
 from tests.support.desktop import NotificationView, dunst_close_all, dunst_history, needs_desktop
 
@@ -242,15 +241,6 @@ def test_the_archive_holds_no_dev_or_test_code_and_no_secret(frozen_binary, buil
     } <= entries
 
 
-@pytest.fixture
-async def centrifugo_stack(centrifugo) -> AsyncIterator[LocalStack]:
-    """The Telex API simulator publishing to a real Centrifugo (connect-time subscriptions)."""
-    inst = await centrifugo(allow_subscribe_for_client=True)
-    target = PushTarget(inst.ws_url, inst.api_url, inst.api_key, inst.hmac_secret)
-    async with LocalStack(push=target) as stack:
-        yield stack
-
-
 def read_log(log: Path) -> str:
     return log.read_text(errors="replace") if log.exists() else ""
 
@@ -275,13 +265,21 @@ async def wait_for_log(
 async def test_headless_flow_reaches_dunst(
     frozen_binary, tmp_path, centrifugo_stack: LocalStack, notifications: NotificationView
 ):
-    stack = centrifugo_stack
+    await headless_flow_reaches_dunst(
+        frozen_binary, tmp_path / "home", centrifugo_stack, notifications
+    )
+
+
+async def headless_flow_reaches_dunst(
+    binary: Path, home: Path, stack: LocalStack, notifications: NotificationView
+) -> None:
+    """Sign in headless, go live on the real Centrifugo, and show a posted message in dunst
+    (also run on the installed .deb by test_linux_packages.py)."""
     email = stack.account.email
     org_id = stack.simulator.orgs_of(email)[0].id
-    home = tmp_path / "home"
     log = home / ".local/state/telex-start/log/telex-start.log"
     proc = await asyncio.create_subprocess_exec(
-        str(frozen_binary),
+        str(binary),
         "--headless",
         "--email",
         email,

@@ -218,3 +218,28 @@ def test_the_macos_smoke_script_passes_shellcheck():
         check=False,
     )
     assert proc.returncode == 0, proc.stdout
+
+
+def test_linux_job_checks_installs_and_uploads_the_packages(workflow):
+    """The .deb passes lintian and is installed, self-tested and purged on the runner; the .deb
+    and .rpm go up beside the binary, so the release job's SHA256SUMS covers them too."""
+    steps = workflow["jobs"]["linux"]["steps"]
+    built = step_index(steps, "bash build/linux.sh")
+    linted = step_index(steps, "lintian --fail-on error,warning dist/telex-start_*.deb")
+    installed = step_index(steps, "./dist/telex-start_*.deb")
+    named = step_index(steps, "out/$asset")
+    uploaded = step_index(steps, "actions/upload-artifact@")
+    assert built < linted < installed < named < uploaded
+    assert "rpm -qip dist/telex-start-*.rpm" in steps[linted]["run"]
+    script = steps[installed]["run"]
+    assert script.index("apt-get install") < script.index("--self-test") < script.index("--purge")
+    assert "/usr/bin/telex-start --self-test" in script
+    assert "test ! -e /usr/lib/telex-start" in script
+    assert "cp dist/telex-start_*.deb dist/telex-start-*.rpm out/" in steps[named]["run"]
+    assert steps[uploaded]["with"]["path"] == "out/*"
+    packages = steps[step_index(steps, "apt-get install -y -qq --no-install-recommends xvfb")]
+    assert {"dpkg-dev", "rpm", "chrpath", "lintian"} <= set(packages["run"].split())
+    checksums = workflow["jobs"]["release"]["steps"][
+        step_index(workflow["jobs"]["release"]["steps"], "SHA256SUMS")
+    ]
+    assert "sha256sum -- *" in checksums["run"]  # every downloaded asset, the packages included

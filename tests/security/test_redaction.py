@@ -195,6 +195,13 @@ _JUMBLES = st.lists(
 ).map("".join)
 
 
+@settings(max_examples=400)
+@given(_SECRET_LINES | _JUMBLES)
+def test_the_quick_check_never_changes_what_is_redacted(line: str):
+    """Lines without a secret's name skip the patterns; that must never let one through."""
+    assert redact(line) == _every_pattern(line)
+
+
 # Runs of the characters where the old patterns backtracked, with the pieces that end them.
 _RUNS = st.lists(
     st.sampled_from(["eyJ", "eyJhbGciOi", ".", "-", "_", "x", "ab12", "\\", "\n", '"', "'", "&"])
@@ -204,10 +211,9 @@ _RUNS = st.lists(
 
 
 @settings(max_examples=1000)
-@given(_SECRET_LINES | _JUMBLES | _RUNS | st.text(max_size=40))
+@given(_RUNS | st.text(max_size=40))
 def test_linear_redaction_redacts_exactly_what_the_old_patterns_did(line: str):
-    """Lines without a secret's name skip the patterns, and the rest are redacted without
-    backtracking; neither may change what is redacted."""
+    """Names and JWTs are found without backtracking; that must not change what is redacted."""
     assert redact(line) == _every_pattern(line)
 
 

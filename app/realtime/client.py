@@ -7,14 +7,21 @@ until the socket ends. ``run()`` wraps lifetimes in the reconnect loop. Channel 
 epoch) survive reconnects so missed publications are recovered and replays are recognised.
 
 Every wait is bounded: token fetches, opening the socket, each command, closing the socket, and
-the silence between two frames (the server pings every ``ping`` seconds). A clock watch notices
-when the computer slept and replaces the connection at once instead of waiting for the watchdog.
+the silence between two frames (the server pings every ``ping`` seconds; when it does not, a
+WebSocket heartbeat finds a dead connection). A clock watch notices when the computer slept and
+replaces the connection at once instead of waiting for the watchdog.
+
+Nothing the server sends sets the pace on its own: each delay it gives (``ttl``, ``ping``) is
+held to a floor and a ceiling, refreshes that keep coming back already due back off, one frame
+yields at most one pong and ``MAX_MESSAGES_PER_FRAME`` messages, and each token has one refresh
+timer however often the server repeats a subscription.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import ssl
@@ -37,6 +44,10 @@ _T = TypeVar("_T")
 
 #: How many times in a row the server may reject freshly fetched tokens (close 3500).
 MAX_TOKEN_REJECTIONS = 2
+
+# Keys of the refresh timers (with a channel's name for a subscription).
+_CONNECTION_REFRESH = "refresh connection"
+_SUBSCRIPTION_REFRESH = "refresh subscription"
 
 
 class ConnectionState(StrEnum):
@@ -79,6 +90,14 @@ class RealtimeOptions:
     refresh_retry_max: float = 10.0
     healthy_after: float = 10.0
     token_margin: float = 30.0
+    # Server-given delays: a token refresh is never sooner than min_server_delay; one that
+    # comes back due at once again doubles the wait, up to refresh_backoff_max. The read
+    # deadline follows the server's ping up to max_ping; the heartbeat (WebSocket pings after
+    # that much silence) finds a dead connection when the server does not ping.
+    min_server_delay: float = 1.0
+    refresh_backoff_max: float = 60.0
+    max_ping: float = 120.0
+    heartbeat: float = 60.0
     max_message_size: int = 4 * 1024 * 1024
     clock_check_interval: float = 5.0
     clock_jump_tolerance: float = 5.0
@@ -119,6 +138,7 @@ class _Channel:
     subscribed: bool = False
     generation: int = 0  # bumped by every subscribe result: older refresh timers stand down
     resubscribe_attempt: int = 0
+    due_refreshes: int = 0  # refreshes in a row that came back already due
 
     def recovery_request(self) -> dict[str, Any]:
         return proto.subscribe_request(
@@ -174,9 +194,12 @@ class RealtimeClient:
         self._pending: dict[int, tuple[asyncio.Future[proto.Reply], _ReplyHook | None]] = {}
         self._next_id = 0
         self._pong = False
+        self._pong_pending = False
         self._read_timeout: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: dict[object, asyncio.TimerHandle] = {}
+        self._timer_keys = itertools.count()
+        self._connection_due = 0  # connection refreshes in a row that came back already due
         self._lost: list[str] = []
         self._fatal: BaseException | None = None
         self._stopping = False
@@ -344,7 +367,7 @@ class RealtimeClient:
                 return await self._http.ws_connect(
                     self._ws_url,
                     max_msg_size=self._options.max_message_size,
-                    heartbeat=None,
+                    heartbeat=self._options.heartbeat,
                     autoping=True,
                     autoclose=True,
                     ssl=self._ssl,
@@ -400,8 +423,10 @@ class RealtimeClient:
         if reply.error is not None:
             return
         result = proto.parse_connect_result(reply.result["connect"])
-        self._pong = result.pong
-        self._read_timeout = result.ping + self._options.ping_grace if result.ping else None
+        self._pong, self._pong_pending = result.pong, False
+        ping = min(result.ping, self._options.max_ping)
+        # No ping (0): no read deadline, the heartbeat of the socket watches the connection.
+        self._read_timeout = ping + self._options.ping_grace if ping else None
         for name, sub in result.subs.items():
             channel = self._channels.get(name)
             if channel is None:
@@ -409,7 +434,10 @@ class RealtimeClient:
             channel.server_side = True
             self._apply_subscribe_result(channel, sub)
         if result.expires:
-            self._schedule(result.ttl, self._refresh_connection)
+            delay, self._connection_due = self._refresh_delay(
+                result.ttl, self._connection_due, "the connection token"
+            )
+            self._schedule(delay, self._refresh_connection, key=_CONNECTION_REFRESH)
 
     # -- subscriptions ----------------------------------------------------------------------------
 
@@ -481,7 +509,14 @@ class RealtimeClient:
             self._hand_over(backlog)
         if result.expires:
             generation = channel.generation
-            self._schedule(result.ttl, lambda: self._refresh_subscription(channel, generation))
+            delay, channel.due_refreshes = self._refresh_delay(
+                result.ttl, channel.due_refreshes, f"the token of {channel.name}"
+            )
+            self._schedule(
+                delay,
+                lambda: self._refresh_subscription(channel, generation),
+                key=(_SUBSCRIPTION_REFRESH, channel.name),
+            )
 
     def _accept(
         self, channel: _Channel, pub: proto.Publication, *, from_backlog: bool
@@ -606,8 +641,14 @@ class RealtimeClient:
 
     def _read_one(self, ws: aiohttp.ClientWebSocketResponse, msg: aiohttp.WSMessage) -> None:
         if msg.type is aiohttp.WSMsgType.TEXT:
+            pinged = False
             for message in proto.decode_frame(msg.data):
-                self._dispatch(message)
+                if isinstance(message, proto.Ping):
+                    pinged = True
+                else:
+                    self._dispatch(message)
+            if pinged:
+                self._answer_ping()
         elif msg.type is aiohttp.WSMsgType.BINARY:
             logger.warning("Ignoring a binary frame from the push server")
         elif msg.type in (
@@ -625,11 +666,21 @@ class RealtimeClient:
         elif msg.type is aiohttp.WSMsgType.ERROR:
             raise _ConnectionEnded(f"the push connection broke: {msg.data}")
 
+    def _answer_ping(self) -> None:
+        """One pong answers every ping the server sent so far: a frame of a million pings, or
+        pings faster than the pong goes out, get one pong, not one task each."""
+        if self._pong and not self._pong_pending:
+            self._pong_pending = True
+            self._spawn(self._pong_once())
+
+    async def _pong_once(self) -> None:
+        try:
+            await self._send_quietly(proto.encode_frame([proto.PONG]))
+        finally:
+            self._pong_pending = False
+
     def _dispatch(self, message: proto.Message) -> None:
-        if isinstance(message, proto.Ping):
-            if self._pong:
-                self._spawn(self._send_quietly(proto.encode_frame([proto.PONG])))
-        elif isinstance(message, proto.Reply):
+        if isinstance(message, proto.Reply):
             self._resolve(message)
         elif isinstance(message, proto.PublicationPush):
             channel = self._channels.get(message.channel)
@@ -667,19 +718,29 @@ class RealtimeClient:
             token = await self._connection_token_now()
             reply = await self._call(proto.refresh_command(self._command_id(), token))
         except _TokenUnavailable as exc:
-            self._retry_refresh("the connection token", str(exc), self._refresh_connection)
+            self._retry_refresh(
+                "the connection token", str(exc), self._refresh_connection, _CONNECTION_REFRESH
+            )
             return
         if reply.error is not None:
             why = f"{reply.error.message} ({reply.error.code})"
             if reply.error.retryable:
-                self._retry_refresh("the connection token", why, self._refresh_connection)
+                self._retry_refresh(
+                    "the connection token", why, self._refresh_connection, _CONNECTION_REFRESH
+                )
             else:
                 await self._close_for(f"the push server refused the new token ({why})")
             return
         result = proto.parse_refresh_result(reply.result["refresh"])
-        logger.info("Connection token refreshed")
-        if result.expires:
-            self._schedule(result.ttl, self._refresh_connection)
+        if not result.expires:
+            self._connection_due = 0
+        else:
+            delay, self._connection_due = self._refresh_delay(
+                result.ttl, self._connection_due, "the connection token"
+            )
+            self._schedule(delay, self._refresh_connection, key=_CONNECTION_REFRESH)
+        if self._connection_due == 0:
+            logger.info("Connection token refreshed")
 
     async def _refresh_subscription(self, channel: _Channel, generation: int) -> None:
         if channel.generation != generation or not channel.subscribed:
@@ -689,6 +750,7 @@ class RealtimeClient:
             return self._refresh_subscription(channel, generation)
 
         what = f"the token of {channel.name}"
+        key = (_SUBSCRIPTION_REFRESH, channel.name)
         try:
             channel.token = None
             await self._ensure_subscription_tokens([channel])
@@ -697,29 +759,58 @@ class RealtimeClient:
                 proto.sub_refresh_command(self._command_id(), channel.name, channel.token)
             )
         except _TokenUnavailable as exc:
-            self._retry_refresh(what, str(exc), retry)
+            self._retry_refresh(what, str(exc), retry, key)
             return
         if channel.generation != generation:
             return
         if reply.error is not None:
             why = f"{reply.error.message} ({reply.error.code})"
             if reply.error.retryable:
-                self._retry_refresh(what, why, retry)
+                self._retry_refresh(what, why, retry, key)
             else:  # the server unsubscribes at expiry (2501) and we subscribe again then
                 logger.warning("The push server refused %s: %s", what, why)
             return
         result = proto.parse_refresh_result(reply.result["sub_refresh"])
-        logger.info("Subscription token of %s refreshed", channel.name)
-        if result.expires:
-            self._schedule(result.ttl, retry)
+        if not result.expires:
+            channel.due_refreshes = 0
+        else:
+            delay, channel.due_refreshes = self._refresh_delay(
+                result.ttl, channel.due_refreshes, what
+            )
+            self._schedule(delay, retry, key=key)
+        if channel.due_refreshes == 0:
+            logger.info("Subscription token of %s refreshed", channel.name)
+
+    def _refresh_delay(self, ttl: int, due: int, what: str) -> tuple[float, int]:
+        """When to refresh a token that lives ``ttl`` s more, and the new count of refreshes in
+        a row that came back already due (``ttl`` under the floor). Those back off: a server that
+        answers every refresh with ``ttl: 0`` gets a refresh a minute, not thousands a second.
+        A run of them is logged once in words, then at debug level (the backoff bounds it)."""
+        floor = self._options.min_server_delay
+        if ttl >= floor:
+            return float(ttl), 0
+        due = min(due + 1, 32)  # 2**32 floors is far past the ceiling
+        delay = min(floor * 2.0**due, self._options.refresh_backoff_max)
+        logger.log(
+            logging.WARNING if due == 1 else logging.DEBUG,
+            "The push server says %s is due already (ttl %d); refreshing it in %.0f s",
+            what,
+            ttl,
+            delay,
+        )
+        return delay, due
 
     def _retry_refresh(
-        self, what: str, why: str, action: Callable[[], Coroutine[Any, Any, None]]
+        self,
+        what: str,
+        why: str,
+        action: Callable[[], Coroutine[Any, Any, None]],
+        key: object,
     ) -> None:
         low, high = self._options.refresh_retry_min, self._options.refresh_retry_max
         delay = low + self._rand() * (high - low)
         logger.warning("Refreshing %s failed (%s); trying again in %.1f s", what, why, delay)
-        self._schedule(delay, action)
+        self._schedule(delay, action, key=key)
 
     # -- tokens -----------------------------------------------------------------------------------
 
@@ -829,9 +920,26 @@ class RealtimeClient:
             code=code if code < 3000 else aiohttp.WSCloseCode.OK, message=b"client closing"
         )
 
-    def _schedule(self, delay: float, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(max(delay, 0.0), lambda: self._spawn(action())))
+    def _schedule(
+        self,
+        delay: float,
+        action: Callable[[], Coroutine[Any, Any, None]],
+        *,
+        key: object = None,
+    ) -> None:
+        """Run ``action`` in ``delay`` s. A timer of the same ``key`` is replaced: one refresh
+        timer per token, however often the server repeats a subscription."""
+        if key is None:
+            key = next(self._timer_keys)
+        earlier = self._timers.pop(key, None)
+        if earlier is not None:
+            earlier.cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self._spawn(action())
+
+        self._timers[key] = asyncio.get_running_loop().call_later(max(delay, 0.0), fire)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -852,7 +960,7 @@ class RealtimeClient:
     async def _teardown(
         self, ws: aiohttp.ClientWebSocketResponse, reader: asyncio.Task[None]
     ) -> None:
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         tasks = [reader, *self._tasks]

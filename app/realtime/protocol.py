@@ -196,18 +196,43 @@ def sub_refresh_command(command_id: int, channel: str, token: str) -> dict[str, 
 # -- decoding -------------------------------------------------------------------------------
 
 
-def decode_frame(text: str) -> list[Message]:
-    """Split a frame on newlines; a broken line is logged and skipped, the rest still counts."""
+#: Most lines taken from one frame. A 4 MB frame holds 1.4 M empty pings: each line costs a
+#: decode, so a server could keep the loop busy for seconds with every frame it sends.
+MAX_MESSAGES_PER_FRAME = 10_000
+_REPORTED_PER_FRAME = 5
+
+
+def decode_frame(text: str, limit: int = MAX_MESSAGES_PER_FRAME) -> list[Message]:
+    """Split a frame on newlines; a broken line is logged and skipped, the rest still counts.
+    Lines after the first ``limit`` are dropped unread; past ``_REPORTED_PER_FRAME`` broken
+    lines, the others are counted in one warning, so one frame cannot flood the log."""
+    lines = text.strip().split("\n", limit)
+    if len(lines) > limit:
+        dropped = lines.pop().count("\n") + 1
+        logger.warning(
+            "Ignoring %d line(s) of one frame from the push server (%d are read at most)",
+            dropped,
+            limit,
+        )
     messages: list[Message] = []
-    for line in text.strip().split("\n"):
+    broken = 0
+    for line in lines:
         if not line.strip():
             continue
         try:
             messages.append(decode_message(json.loads(line)))
+            continue
         except RecursionError:
-            logger.warning("Ignoring a message from the push server that is nested too deeply")
+            why = "a message from the push server that is nested too deeply"
         except (ValueError, TypeError) as exc:
-            logger.warning("Ignoring a malformed message from the push server: %s", exc)
+            why = f"a malformed message from the push server: {exc}"
+        broken += 1
+        if broken <= _REPORTED_PER_FRAME:
+            logger.warning("Ignoring %s", why)
+    if broken > _REPORTED_PER_FRAME:
+        logger.warning(
+            "Ignoring %d more broken message(s) in that frame", broken - _REPORTED_PER_FRAME
+        )
     return messages
 
 

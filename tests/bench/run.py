@@ -26,6 +26,8 @@ Not part of the test suite: benchmarks print figures, they do not pass or fail. 
    from a soak run (``tests/bench/soak.py``).
 5. Start-up: process start to connected (headless) and to the tray icon docked (desktop), from
    source and from the frozen binary ``dist/telex-start``; the binary's size.
+6. Redaction: ``redact()`` on 100 KB of each input where the earlier patterns backtracked
+   (minutes to hours), and the cost of an ordinary log line and of one whole log record.
 
 The receivers run in their own processes (``tests/bench/receiver.py``); every time stamp is
 ``CLOCK_MONOTONIC``, which is one clock for all processes on Linux. Prints a table, then one JSON
@@ -38,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -56,6 +59,7 @@ import psutil
 from app.api import TelexApi
 from app.config import Settings
 from app.devstack.stack import LocalStack
+from app.logging_setup import FORMAT, RedactingFormatter, redact
 from tests.bench.receiver import cpu_seconds, now_ns
 from tests.support.app_process import ROOT, AppProcess, headless_args, launch
 from tests.support.centrifugo import (
@@ -896,6 +900,66 @@ def soak_part(report: Report, path: Path | None) -> None:
     report.set("soak_rss_growth_mb", soak["rss_growth_mb"])
 
 
+# -- redaction ---------------------------------------------------------------------------------
+
+#: 100 KB of each input where the earlier patterns backtracked: cubic on a long name holding a
+#: secret's word, quadratic on repeated "eyJ" (2,000 characters of "token" took 8.4 s).
+REDACTION_CASES = {
+    "token_repeated": "token" * 20_000,
+    "token_dash_token": "token-" * 16_667,
+    "eyj_repeated": "eyJ" * 33_334,
+    "word_then_secret_name": "a" * 100_000 + "password",
+    "separator_then_spaces": "cookie:" + " " * 100_000,
+}
+#: A line without a secret's name (the quick check skips the patterns), and one with a name.
+REDACTION_LINES = {
+    "plain_line": "Notification shown: #general · Acme",
+    "line_with_a_name": "Subscription token of 0b6e/42 refreshed",
+}
+
+
+def _best_seconds(work: Callable[[], object], repeat: int, number: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(number):
+            work()
+        best = min(best, (time.perf_counter() - started) / number)
+    return best
+
+
+async def redaction_part(report: Report) -> None:
+    for name, text in REDACTION_CASES.items():
+        seconds = _best_seconds(lambda text=text: redact(text), repeat=5)  # type: ignore[misc]
+        report.add("redaction", f"100 KB {name}", f"{seconds * 1000:.1f} ms", "best of 5")
+        report.set(f"redaction_{name}_ms", round(seconds * 1000, 2))
+    report.set(
+        "redaction_worst_100kb_ms",
+        max(report.figures[f"redaction_{n}_ms"] for n in REDACTION_CASES),
+    )
+    for name, line in REDACTION_LINES.items():
+        seconds = _best_seconds(lambda line=line: redact(line), repeat=5, number=20_000)  # type: ignore[misc]
+        report.add("redaction", name.replace("_", " "), f"{seconds * 1e6:.2f} µs", "redact() alone")
+        report.set(f"redaction_{name}_us", round(seconds * 1e6, 3))
+    formatter = RedactingFormatter(FORMAT)
+
+    def one_record() -> None:
+        args = ("#general · Acme",)
+        record = logging.LogRecord(
+            "app.delivery", logging.INFO, __file__, 1, "Notification shown: %s", args, None
+        )
+        formatter.format(record)
+
+    seconds = _best_seconds(one_record, repeat=5, number=20_000)
+    report.add(
+        "redaction",
+        "one log record",
+        f"{seconds * 1e6:.2f} µs",
+        "shortened, capped, redacted, escaped",
+    )
+    report.set("redaction_record_us", round(seconds * 1e6, 3))
+
+
 # -- the whole run ------------------------------------------------------------------------------
 
 
@@ -932,6 +996,8 @@ async def bench(plan: Plan, soak: Path | None, profile: Path | None, parts: str)
             await guarded(
                 report, "idle/start-up", [], lambda: headless_parts(report, plan, workdir)
             )
+        if "redaction" in parts:
+            await guarded(report, "redaction", [], lambda: redaction_part(report))
     binary_part(report)
     soak_part(report, soak)
     main = servers[-1]
@@ -953,6 +1019,7 @@ async def bench(plan: Plan, soak: Path | None, profile: Path | None, parts: str)
         "idle_cpu_percent",
         "startup_connected_seconds",
         "binary_mb",
+        "redaction_worst_100kb_ms",
     ):
         report.figures.setdefault(key, None)
     report.figures["headline_server"] = main
@@ -978,9 +1045,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--parts",
-        default="pipeline,sign-in,idle",
+        default="pipeline,sign-in,idle,redaction",
         help="comma-separated subset of: pipeline (latency, bursts), sign-in, idle "
-        "(idle footprint and start-up); default: all",
+        "(idle footprint and start-up), redaction; default: all",
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL

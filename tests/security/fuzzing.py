@@ -96,6 +96,30 @@ def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
 
 
+# -- text for the logs -----------------------------------------------------------------------------
+
+#: Pieces of the inputs where regular expressions backtrack: secrets' names, JWT headers, word
+#: characters, separators, quotes, and the control characters that could forge a log line.
+_RUN_PIECES = (
+    "token", "TOKEN", "secret", "passw", "password", "api_key", "bearer", "cookie", "eyJ",
+    "eyJhbGci", "authorization", "x", "_", "-", ".", "=", ":", " ", '"', "'", "\\", "&",
+    "\n", "\r", "\x1b", "\x00", "\u202e", "\u200b", "\ud800", "\u2028",
+)  # fmt: skip
+
+
+def _repeat(pieces: list[str], times: int) -> str:
+    return "".join(pieces) * times
+
+
+#: Long runs (up to about 100 KB) of a few of those pieces, repeated: what a server can put in a
+#: channel name or an error message.
+hostile_runs = st.builds(
+    _repeat,
+    st.lists(st.sampled_from(_RUN_PIECES) | st.text(max_size=3), min_size=1, max_size=4),
+    st.integers(min_value=1, max_value=3_000),
+)
+
+
 # -- known bugs -----------------------------------------------------------------------------------
 
 

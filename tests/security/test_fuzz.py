@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
+import time
+import unicodedata
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 from app.api import TelexApi, parse_organisations, parse_session
 from app.config import load_settings, read_config_file
 from app.errors import ConfigError, MalformedResponse, TelexError
+from app.logging_setup import FORMAT, MAX_ARGUMENT, RedactingFormatter, redact
 from app.models import Notice, Organisation, Session
 from app.policy import NotificationPolicy
 from app.preferences import Preferences, PreferencesStore
@@ -30,6 +34,7 @@ from tests.security.fuzzing import (
     FUZZ,
     KnownBug,
     dumps,
+    hostile_runs,
     json_like,
     nested,
     numbers,
@@ -116,6 +121,18 @@ def test_decode_frame_never_raises(frame: str):
 
 
 @FUZZ
+@given(
+    st.lists(st.sampled_from(["{}", "", " ", "x", '{"push":{}}']), max_size=40), st.integers(1, 30)
+)
+def test_decode_frame_takes_at_most_its_limit_of_lines(lines: list[str], limit: int):
+    """Lines past the limit are never decoded, whatever they hold."""
+    frame = "\n".join(lines)
+    messages = proto.decode_frame(frame, limit=limit)
+    assert len(messages) <= limit
+    assert messages == proto.decode_frame("\n".join(frame.strip().split("\n")[:limit]))
+
+
+@FUZZ
 @given(protocol_json)
 def test_decode_message_gives_a_message_or_a_protocol_error(obj: Any):
     try:
@@ -173,6 +190,43 @@ def _json_or_none(text: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError):
         return None
+
+
+# -- the logs -------------------------------------------------------------------------------------
+
+_SECRET = "Zt9Qx3v7Lm2Kp8Rw4Yb6"
+_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.kq3bX9fTjVd0Y0u5sJm2hPqO7R3c"
+_SECRET_FORMS = (
+    f"password={_SECRET}",
+    f'"access_token": "{_SECRET}"',
+    f"Authorization: Bearer {_SECRET}",
+    f"X-Notification-Token: {_SECRET}",
+    _JWT,
+)
+
+
+@FUZZ
+@given(hostile_runs, st.sampled_from(_SECRET_FORMS), hostile_runs)
+def test_redaction_of_any_long_run_is_fast_and_leaves_no_secret(
+    before: str, secret: str, after: str
+):
+    """Up to 200 KB around a secret: the old patterns took hours on some of these."""
+    text = f"{before} {secret} {after}"
+    started = time.perf_counter()
+    out = redact(text)
+    assert time.perf_counter() - started < 1.0
+    assert _SECRET not in out
+    assert _JWT[-20:] not in out
+
+
+@FUZZ
+@given(st.one_of(hostile_runs, st.text()), hostile_runs)
+def test_any_server_text_is_logged_short_and_on_one_line(name: str, reason: str):
+    record = logging.LogRecord("app.t", logging.INFO, __file__, 1, "#%s: %s", (name, reason), None)
+    line = RedactingFormatter(FORMAT).format(record)
+    assert "\n" not in line
+    assert not any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in line)
+    assert len(line) < 100 + 2 * 10 * MAX_ARGUMENT  # each escape is at most 10 characters
 
 
 # -- the push-to-notification policy -------------------------------------------------------------

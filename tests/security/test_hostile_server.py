@@ -16,6 +16,7 @@ import json
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -436,6 +437,87 @@ async def test_a_connect_reply_with_absurd_numbers_is_named_malformed(
         await _marker_shown(app, push, "marker", 0)
         assert await app.stop() == 0
         assert "malformed" in line, line
+
+
+# -- input that was cheap to send and expensive to take (issue 14) --------------------------------
+
+
+def resident_kib(pid: int) -> int:
+    """VmRSS: the resident memory of the process now (VmHWM would keep any transient peak)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+async def test_a_channel_name_of_20000_characters_of_token_is_shown_and_so_is_the_next_push(
+    serve: Serve, launch: Launch
+):
+    """Such a name froze the app in log redaction (cubic: hours for 20 KB), with no pongs, no
+    notifications and SIGTERM unanswered; any member of a shared organisation can choose it."""
+    async with LocalStack() as local, hostile_push(serve, healthy) as push:
+        app = await _run(launch, local, push)
+        conn = push.conns[-1]
+        mark = app.mark()
+        await conn.publish(conn.channels[0], unread("redos", name="token" * 4000))
+        await asyncio.sleep(0.3)
+        await conn.publish(conn.other, unread("marker"))
+        shown = await app.wait_line("Notification shown: #tokentoken", since=mark, timeout=10)
+        await app.wait_line("Notification shown: #marker", since=mark, timeout=5)
+        assert len(shown) < 1000, "the name went into the log whole"
+        assert "…" in shown
+        assert push.connections == 1
+        assert await app.stop() == 0
+
+
+async def test_a_4_mb_frame_of_pings_leaves_memory_flat(serve: Serve, launch: Launch):
+    """One pong task per ``{}`` line made 1.39 M tasks: 1.5 GB, 30 s of CPU."""
+    async with LocalStack() as local, hostile_push(serve, healthy) as push:
+        app = await _run(launch, local, push)
+        conn = push.conns[-1]
+        await _marker_shown(app, push, "warm-up", 0)  # the notification path has run once
+        before = resident_kib(app.pid)
+        pongs = push.pongs
+        mark = app.mark()
+        await conn.ws.send_str("{}\n" * (4 * MiB // 3 - 1))  # just within the 4 MB frame limit
+        await app.wait_line("are read at most", since=mark)
+        await _marker_shown(app, push, "marker", mark)
+        grown = resident_kib(app.pid) - before
+        assert grown < 8 * 1024, f"RSS grew by {grown} KiB"
+        assert push.pongs - pongs <= 10, "more than one pong per frame"
+        assert push.connections == 1
+        assert await app.stop() == 0
+
+
+async def test_a_refresh_storm_makes_a_few_token_requests_not_thousands(
+    serve: Serve, launch: Launch
+):
+    """``ttl: 0`` in every reply made 7,084 token requests (and as many log lines) in 5 s."""
+    refreshes: list[float] = []
+
+    async def script(conn: Conn, n: int) -> None:
+        await conn.accept(await conn.connect_command(), expires=True, ttl=0)
+        async for msg in conn.ws:
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            for line in msg.data.split("\n"):
+                command = json.loads(line)
+                if "refresh" in command:
+                    refreshes.append(asyncio.get_running_loop().time())
+                    reply = {"id": command["id"], "refresh": {"expires": True, "ttl": 0}}
+                    await conn.ws.send_str(json.dumps(reply))
+
+    async with LocalStack() as local, hostile_push(serve, script) as push:
+        app = await _run(launch, local, push)
+        connection_tokens = ("GET", "/api/v1/centrifugo/connection")
+        at_start = local.simulator.requests.count(connection_tokens)
+        await asyncio.sleep(5)
+        fetched = local.simulator.requests.count(connection_tokens) - at_start
+        assert 1 <= len(refreshes) <= 3, refreshes
+        assert fetched <= 3, f"{fetched} connection tokens fetched in 5 s"
+        assert sum("is due already" in line for line in app.lines) <= 3
+        assert push.connections == 1
+        assert await app.stop() == 0
 
 
 # -- a hostile REST API ----------------------------------------------------------------------------

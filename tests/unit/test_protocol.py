@@ -110,6 +110,24 @@ def test_malformed_lines_are_skipped_and_the_rest_of_the_frame_survives(line, ca
     assert "malformed message" in caplog.text
 
 
+def test_a_frame_yields_at_most_the_cap_of_messages_and_says_what_it_dropped(caplog):
+    frame = "\n".join(["{}"] * (proto.MAX_MESSAGES_PER_FRAME + 2_500))
+    assert len(proto.decode_frame(frame)) == proto.MAX_MESSAGES_PER_FRAME
+    assert len(proto.decode_frame("{}\n{}\n{}", limit=2)) == 2
+    dropped = [r.getMessage() for r in caplog.records]
+    assert dropped == [
+        f"Ignoring 2500 line(s) of one frame from the push server "
+        f"({proto.MAX_MESSAGES_PER_FRAME} are read at most)",
+        "Ignoring 1 line(s) of one frame from the push server (2 are read at most)",
+    ]
+
+
+def test_a_frame_of_broken_lines_logs_a_few_and_counts_the_rest(caplog):
+    assert proto.decode_frame("\n".join(["nope"] * 1_000 + ["{}"])) == [proto.Ping()]
+    assert len(caplog.records) == 6
+    assert caplog.records[-1].getMessage() == "Ignoring 995 more broken message(s) in that frame"
+
+
 def test_close_codes():
     assert proto.close_allows_reconnect(None)
     assert proto.close_allows_reconnect(1006)

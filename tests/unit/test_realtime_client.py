@@ -89,11 +89,14 @@ async def harness() -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
     sessions: list[aiohttp.ClientSession] = []
     tasks: list[asyncio.Task[None]] = []
 
-    async def make(script: Script, channels: Sequence[str] = CHANNELS) -> Harness:
+    async def make(
+        script: Script, channels: Sequence[str] = CHANNELS, *, autoping: bool = True, **options: Any
+    ) -> Harness:
+        """``autoping=False``: a server whose WebSocket pings go unanswered (a dead link)."""
         connections: list[Conn] = []
 
         async def handler(request: web.Request) -> web.WebSocketResponse:
-            ws = web.WebSocketResponse()
+            ws = web.WebSocketResponse(autoping=autoping)
             await ws.prepare(request)
             conn = Conn(ws)
             connections.append(conn)
@@ -127,6 +130,7 @@ async def harness() -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
                 ping_grace=0.5,
                 reconnect_min_delay=0.01,
                 reconnect_max_delay=0.05,
+                **options,
             ),
         )
         return h
@@ -226,6 +230,8 @@ async def test_exactly_one_pong_per_ping_only_when_asked(harness, pong):
         (cmd,) = await conn.commands()
         await conn.send(connect_reply(cmd, ping=25, pong=pong, subs={c: {} for c in CHANNELS}))
         await conn.send({})
+        if pong:
+            assert await conn.commands() == [{}]
         await conn.send({}, pub(CHANNELS[0], 0))  # a ping batched with a publication
 
     h = await harness(script)
@@ -248,6 +254,22 @@ async def test_missing_pings_trigger_reconnect(harness):
     task = asyncio.create_task(h.client.run())
     await wait_for(lambda: len(h.connections) >= 2, timeout=5)
     assert any("no ping" in s.reason for s in h.states)
+    await h.client.stop()
+    await task
+
+
+async def test_a_server_that_does_not_ping_is_still_watched_by_the_heartbeat(harness):
+    """``ping: 0`` turns the read deadline off; the WebSocket heartbeat (pings from the client
+    after that much silence) must then find a link that no longer answers."""
+
+    async def script(conn: Conn, n: int) -> None:
+        (cmd,) = await conn.commands()
+        await conn.send(connect_reply(cmd, subs={c: {} for c in CHANNELS}))  # no ping
+
+    h = await harness(script, autoping=False, heartbeat=0.3)
+    task = asyncio.create_task(h.client.run())
+    await wait_for(lambda: len(h.connections) >= 2, timeout=5)
+    assert any(s.state is ConnectionState.RECONNECTING for s in h.states)
     await h.client.stop()
     await task
 

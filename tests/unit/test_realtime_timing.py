@@ -699,3 +699,127 @@ def test_a_publication_the_app_cannot_handle_is_skipped_not_fatal():
         await run.stop()
 
     run_virtual(main())
+
+
+def test_a_frame_of_pings_gets_one_pong_and_only_the_first_lines_are_read(
+    caplog: pytest.LogCaptureFixture,
+):
+    """One 4 MB frame of ``{}`` lines made 1.39 M pong tasks (1.5 GB); frames of one ping each,
+    read faster than a pong goes out, must not pile tasks up either."""
+
+    async def script(server: ServerEnd) -> None:
+        await connect_and_hold(server, ping=25, pong=True)
+        await asyncio.sleep(1)
+        server.socket.inbound.put_nowait(
+            aiohttp.WSMessage(aiohttp.WSMsgType.TEXT, "\n".join(["{}"] * 30_000), None)
+        )
+        await asyncio.sleep(1)
+        for _ in range(5_000):
+            server.send({})
+        await asyncio.sleep(3600)
+
+    async def main() -> None:
+        run = start(always(script))
+        await asyncio.sleep(1.5)
+        assert run.http.servers[0].pongs == 1
+        await asyncio.sleep(1)
+        assert run.http.servers[0].pongs <= 3
+        assert len(run.http.attempts) == 1
+        await run.stop()
+
+    run_virtual(main())
+    dropped = [r.getMessage() for r in caplog.records if "are read at most" in r.getMessage()]
+    assert dropped == [
+        "Ignoring 20000 line(s) of one frame from the push server (10000 are read at most)"
+    ]
+
+
+def _storm(refreshes: list[float], key: str, *, calm_after: int = 100) -> Callable[..., Any]:
+    """Answers every refresh of ``key`` with ``ttl: 0`` (already due), ``calm_after`` times."""
+
+    async def handle(server: ServerEnd, command: dict[str, Any]) -> None:
+        if key in command:
+            refreshes.append(now())
+            ttl = 0 if len(refreshes) < calm_after else 3600
+            server.send({"id": command["id"], key: {"expires": True, "ttl": ttl}})
+
+    return handle
+
+
+def test_a_refresh_storm_is_held_to_a_floor_and_backs_off(caplog: pytest.LogCaptureFixture):
+    """``ttl: 0`` in every connect and refresh reply made 7,084 token requests in 5 s."""
+    refreshes: list[float] = []
+    handle = _storm(refreshes, "refresh", calm_after=7)
+
+    async def script(server: ServerEnd) -> None:
+        await connect_and_hold(server, expires=True, ttl=0)
+        await server.serve_commands(lambda command: handle(server, command))
+
+    async def main() -> None:
+        run = start(always(script))
+        await asyncio.sleep(5)
+        assert len(run.tokens.connection_calls) == 2  # the first token, one refresh at 2 s
+        await asyncio.sleep(600)
+        assert gaps([0.0, *refreshes]) == [2, 4, 8, 16, 32, 60, 60]  # then ttl 3600: calm
+        assert len(run.http.attempts) == 1
+        await run.stop()
+
+    caplog.set_level("DEBUG", logger="app.realtime.client")
+    run_virtual(main())
+    due = [r for r in caplog.records if "is due already" in r.getMessage()]
+    assert [r.levelname for r in due] == ["WARNING"] + ["DEBUG"] * 6
+    assert sum(r.getMessage() == "Connection token refreshed" for r in caplog.records) == 1
+
+
+def test_subscription_refreshes_that_come_back_due_back_off_too():
+    refreshes: list[float] = []
+    handle = _storm(refreshes, "sub_refresh")
+
+    async def script(server: ServerEnd) -> None:
+        (command,) = await server.commands()
+        subs = {c: {"expires": True, "ttl": 0} for c in command["connect"]["subs"]}
+        server.send(connect_reply(command, subs=subs))
+        await server.serve_commands(lambda command: handle(server, command))
+
+    async def main() -> None:
+        run = start(always(script), channels=CHANNELS[:1])
+        await asyncio.sleep(120)
+        assert gaps([0.0, *refreshes]) == [2, 4, 8, 16, 32]
+        await run.stop()
+
+    run_virtual(main())
+
+
+def test_a_repeated_subscription_keeps_one_refresh_timer():
+    async def script(server: ServerEnd) -> None:
+        await connect_and_hold(server, ping=25, pong=True)
+        channel = CHANNELS[0]
+        for _ in range(1000):
+            server.send({"push": {"channel": channel, "subscribe": {"expires": True, "ttl": 60}}})
+        await asyncio.sleep(3600)
+
+    async def main() -> None:
+        run = start(always(script))
+        await asyncio.sleep(1)
+        assert len(run.client._timers) == 1  # what a server could grow
+        await run.stop()
+
+    run_virtual(main())
+
+
+@pytest.mark.parametrize("ping", [10**9, 2**32 - 1])
+def test_a_huge_ping_interval_is_capped(ping: int):
+    """``ping`` sets the read deadline: taken as it is, a silent server would never be noticed."""
+
+    async def script(server: ServerEnd) -> None:
+        await connect_and_hold(server, ping=ping, pong=True)
+
+    async def main() -> None:
+        run = start(always(script), rand=lambda: 0.0)
+        await asyncio.sleep(OPTIONS.max_ping + OPTIONS.ping_grace + 5)
+        assert len(run.http.attempts) >= 2
+        silence = run.http.attempts[1] - run.http.attempts[0] - OPTIONS.reconnect_min_delay
+        assert silence <= (OPTIONS.max_ping + OPTIONS.ping_grace) * 1.01 + 1e-6
+        await run.stop()
+
+    run_virtual(main())

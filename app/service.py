@@ -48,13 +48,14 @@ from app.realtime.client import (
     RealtimeOptions,
     StateChange,
 )
-from app.untrusted import own_title
+from app.untrusted import own_title, shown
 
 logger = logging.getLogger(__name__)
 
 Emit = Callable[[UiEvent], None]
 
 GAP_NOTICE_BODY = "The connection was interrupted; some notifications may have been missed."
+STATE_DETAIL_SHOWN = 300  # characters of a state's reason shown in the tray and the log
 
 
 class SessionState(StrEnum):
@@ -337,6 +338,7 @@ class TelexService:
         )
 
     def _state(self, state: SessionState, detail: str, retry_in: float | None = None) -> None:
+        detail = shown(detail, STATE_DETAIL_SHOWN)  # may quote the server (close reasons)
         if retry_in is not None:
             logger.info("State: %s (%s; next attempt in %.1f s)", state, detail, retry_in)
         else:

@@ -383,6 +383,8 @@ class RealtimeClient:
             raise NetworkError(
                 f"Cannot reach the push server: {str(exc) or type(exc).__name__}."
             ) from exc
+        except (ValueError, TypeError) as exc:  # aiohttp refusing a URL or a header value
+            raise NetworkError(f"Cannot open the push connection: {type(exc).__name__}.") from exc
 
     async def _handshake(self, token: str) -> None:
         subs = {c.name: c.recovery_request() for c in self._channels.values()}

@@ -10,14 +10,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.errors import NotificationTokenInvalid, RealtimeError
+from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError
 from app.realtime.client import (
     ChannelPublication,
     ConnectionState,
@@ -537,3 +537,26 @@ async def test_publication_from_a_new_epoch_is_not_mistaken_for_a_replay(harness
     assert h.client.channels[channel] == (1, "NEW")
     await h.client.stop()
     await task
+
+
+@pytest.mark.parametrize("error", [ValueError("Forbidden control character"), TypeError("bad")])
+async def test_an_error_aiohttp_raises_for_a_bad_url_or_header_is_a_network_error(error):
+    """Not "failed unexpectedly" (which gave the push connection up for good): a typed error
+    the reconnect loop retries."""
+
+    class RefusingHttp:
+        async def ws_connect(self, *args: Any, **kwargs: Any) -> NoReturn:
+            raise error
+
+    client = RealtimeClient(
+        RefusingHttp(),  # type: ignore[arg-type]
+        "ws://127.0.0.1:9/connection/websocket",
+        CHANNELS,
+        Tokens(),
+        on_publications=lambda publications: None,
+        on_state=lambda state: None,
+        on_position_lost=lambda channels: None,
+        options=RealtimeOptions(client_name="test", client_version="0"),
+    )
+    with pytest.raises(NetworkError, match=type(error).__name__):
+        await client._open_socket()

@@ -119,7 +119,10 @@ def remember_release(config_dir: Path, tag: str) -> None:
         json.dumps(
             {
                 "next_check": time.time() + 86400,
-                "latest": {"tag": tag, "url": f"https://example.com/releases/{tag}"},
+                "latest": {
+                    "tag": tag,
+                    "url": f"https://github.com/telex-im/telex-start/releases/tag/{tag}",
+                },
             }
         )
     )
@@ -140,7 +143,9 @@ async def test_a_release_found_earlier_is_offered_only_while_checks_are_wanted(
     finally:
         await core.aclose()  # also ends the checking task
     offered = [e for e in events if isinstance(e, UpdateAvailable)]
-    expected = [UpdateAvailable("99.0.0", "https://example.com/releases/v99.0.0")]
+    expected = [
+        UpdateAvailable("99.0.0", "https://github.com/telex-im/telex-start/releases/tag/v99.0.0")
+    ]
     assert offered == (expected if wanted else [])
 
 

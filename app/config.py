@@ -264,7 +264,9 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
     if env not in ENVIRONMENTS:
         raise ConfigError(f"Unknown environment {env!r}; choose one of {', '.join(ENVIRONMENTS)}.")
     api_default, ws_default = ENVIRONMENTS[env]
-    api_url = values.get("api_url", api_default).rstrip("/")
+    api_url = check_secure_url(
+        "API URL", values.get("api_url", api_default).rstrip("/"), "https", "http"
+    )
     if "ws_url" in explicit_urls:
         ws_url = values["ws_url"]
     elif "api_url" in explicit_urls:

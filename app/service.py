@@ -55,7 +55,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[UiEvent], None]
 
 GAP_NOTICE_BODY = "The connection was interrupted; some notifications may have been missed."
-STATE_DETAIL_SHOWN = 300  # characters of a state's reason shown in the tray and the log
+STATE_DETAIL_SHOWN = 1000  # characters of a state's reason shown in the tray and the log
 
 
 class SessionState(StrEnum):

@@ -30,6 +30,7 @@ from app.errors import (
     SessionExpired,
 )
 from app.models import Organisation, Session, User
+from app.net import describe_failure
 from app.untrusted import ORGANISATION_SHOWN, is_plain_id, shown
 
 logger = logging.getLogger(__name__)
@@ -286,7 +287,9 @@ class TelexApi:
                     f"The Telex server did not answer {method} {path} in time."
                 ) from exc
             except aiohttp.ClientError as exc:
-                raise NetworkError(f"Cannot reach the Telex server: {_describe(exc)}.") from exc
+                raise NetworkError(
+                    f"Cannot reach the Telex server: {describe_failure(exc)}."
+                ) from exc
             except OSError as exc:  # a socket error aiohttp let through unwrapped
                 raise NetworkError(
                     f"Cannot reach the Telex server: {exc.strerror or type(exc).__name__}."
@@ -393,11 +396,3 @@ async def _read_body(response: aiohttp.ClientResponse, path: str) -> bytes:
 
 def _looks_like_user_missing(body: Any) -> bool:
     return isinstance(body, dict) and _message_of(body, 404).lower() == "user not found"
-
-
-def _describe(exc: aiohttp.ClientError) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return f"the server's certificate is not trusted ({exc.certificate_error})"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"{exc.host}:{exc.port} refused or unreachable ({exc.os_error.strerror or exc})"
-    return str(exc) or type(exc).__name__

@@ -119,6 +119,15 @@ class LoopbackNameResolver(aiohttp.ThreadedResolver):
         ]
 
 
+def describe_failure(exc: aiohttp.ClientError) -> str:
+    """Why a server could not be reached, in words: the same for REST and the push socket."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"the server's certificate is not trusted ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"{exc.host}:{exc.port} refused or unreachable ({exc.os_error.strerror or exc})"
+    return str(exc) or type(exc).__name__
+
+
 def env_proxy(*urls: str) -> str | None:
     """The proxy the system names for these https/wss endpoints (``HTTPS_PROXY``, else
     ``ALL_PROXY``; ``NO_PROXY`` honoured; the registry on Windows, system settings on macOS),

@@ -35,6 +35,7 @@ import aiohttp
 
 from app.backoff import full_jitter
 from app.errors import AuthError, NetworkError, RealtimeError, TelexError
+from app.net import describe_failure
 from app.realtime import protocol as proto
 from app.realtime.clock import ClockWatch
 
@@ -379,9 +380,11 @@ class RealtimeClient:
             raise NetworkError(
                 f"The push server refused the WebSocket (HTTP {exc.status})."
             ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
+        except aiohttp.ClientError as exc:
+            raise NetworkError(f"Cannot reach the push server: {describe_failure(exc)}.") from exc
+        except OSError as exc:
             raise NetworkError(
-                f"Cannot reach the push server: {str(exc) or type(exc).__name__}."
+                f"Cannot reach the push server: {exc.strerror or type(exc).__name__}."
             ) from exc
         except (ValueError, TypeError) as exc:  # aiohttp refusing a URL or a header value
             raise NetworkError(f"Cannot open the push connection: {type(exc).__name__}.") from exc

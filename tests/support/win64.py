@@ -366,3 +366,45 @@ EXPORTS = {
     ),
     "shcore": ("SetProcessDpiAwareness",),
 }
+
+
+class FakeWinapi:
+    """The constants and ``CreateNamedPipe`` of CPython's ``_winapi``, as far as the private
+    pipe listener uses them; records each pipe made."""
+
+    PIPE_ACCESS_DUPLEX = 0x3
+    FILE_FLAG_OVERLAPPED = 0x4000_0000
+    FILE_FLAG_FIRST_PIPE_INSTANCE = 0x8_0000
+    PIPE_TYPE_MESSAGE = 0x4
+    PIPE_READMODE_MESSAGE = 0x2
+    PIPE_WAIT = 0x0
+    PIPE_UNLIMITED_INSTANCES = 255
+    NMPWAIT_WAIT_FOREVER = 0xFFFF_FFFF
+
+    def __init__(self) -> None:
+        self.pipes: list[tuple[Any, ...]] = []
+
+    def CreateNamedPipe(self, *args: Any) -> int:  # noqa: N802 (the real name)
+        self.pipes.append(args)
+        return len(self.pipes)
+
+
+class FakePipeListener:
+    """Like CPython's ``PipeListener``: makes the first pipe instance when created and the
+    next one on each accept; its own ``_new_handle`` must never run (the private listener
+    makes every pipe itself)."""
+
+    def __init__(self, address: str, backlog: int | None = None) -> None:
+        self._address = address
+        self._handle_queue = [self._new_handle(first=True)]
+        self.closed = False
+
+    def _new_handle(self, first: bool = False) -> int:
+        raise AssertionError("the private listener must make every pipe itself")
+
+    def accept(self) -> int:
+        self._handle_queue.append(self._new_handle())
+        return self._handle_queue.pop(0)
+
+    def close(self) -> None:
+        self.closed = True

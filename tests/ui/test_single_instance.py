@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Client
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import pytest
 
@@ -40,6 +40,7 @@ from app.single_instance import (
     private_pipe_listener_class,
     runtime_dir,
 )
+from tests.support.win64 import FakePipeListener, FakeWinapi
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the POSIX lock and socket")
 ROOT = Path(__file__).resolve().parents[2]
@@ -357,42 +358,6 @@ def test_peer_uid_on_linux_is_the_real_peer() -> None:
     left, right = socket.socketpair(socket.AF_UNIX)
     with left, right:
         assert peer_uid(left) == os.geteuid()
-
-
-class FakeWinapi:
-    """The constants and CreateNamedPipe of CPython's ``_winapi``, recording each call."""
-
-    PIPE_ACCESS_DUPLEX = 0x3
-    FILE_FLAG_OVERLAPPED = 0x40000000
-    FILE_FLAG_FIRST_PIPE_INSTANCE = 0x80000
-    PIPE_TYPE_MESSAGE = 0x4
-    PIPE_READMODE_MESSAGE = 0x2
-    PIPE_WAIT = 0x0
-    PIPE_UNLIMITED_INSTANCES = 255
-    NMPWAIT_WAIT_FOREVER = 0xFFFFFFFF
-
-    def __init__(self) -> None:
-        self.pipes: list[tuple[Any, ...]] = []
-
-    def CreateNamedPipe(self, *args: Any) -> int:  # noqa: N802 (the real name)
-        self.pipes.append(args)
-        return len(self.pipes)
-
-
-class FakePipeListener:
-    """Like CPython's ``PipeListener``: makes the first pipe instance when created and the
-    next one on each accept."""
-
-    def __init__(self, address: str, backlog: int | None = None) -> None:
-        self._address = address
-        self._handle_queue = [self._new_handle(first=True)]
-
-    def _new_handle(self, first: bool = False) -> int:
-        raise AssertionError("the private listener must make every pipe itself")
-
-    def accept(self) -> int:
-        self._handle_queue.append(self._new_handle())
-        return self._handle_queue.pop(0)
 
 
 def test_the_windows_pipe_admits_this_user_alone_and_no_remote_client() -> None:

@@ -20,7 +20,13 @@ import pytest
 
 from app import mainapp, single_instance, winapi
 from app.single_instance import Endpoint, pipe_sddl
-from tests.support.win64 import PSEUDO_PROCESS, Window, Windows64
+from tests.support.win64 import (
+    PSEUDO_PROCESS,
+    FakePipeListener,
+    FakeWinapi,
+    Window,
+    Windows64,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
@@ -129,40 +135,6 @@ def test_the_user_sid_is_read_from_the_process_token(windows: Windows64) -> None
     assert windows.open_handles == set(), "the token is closed"
     assert windows.allocated == set(), "the SID's text is freed"
     assert windows.called("OpenProcessToken")[0][0] == PSEUDO_PROCESS
-
-
-class FakeWinapi:
-    """CPython's ``_winapi`` as far as the private pipe listener uses it."""
-
-    PIPE_ACCESS_DUPLEX, FILE_FLAG_OVERLAPPED, FILE_FLAG_FIRST_PIPE_INSTANCE = (
-        0x3,
-        0x4000_0000,
-        0x8_0000,
-    )
-    PIPE_TYPE_MESSAGE, PIPE_READMODE_MESSAGE, PIPE_WAIT = 0x4, 0x2, 0x0
-    PIPE_UNLIMITED_INSTANCES, NMPWAIT_WAIT_FOREVER = 255, 0xFFFF_FFFF
-
-    def __init__(self) -> None:
-        self.pipes: list[tuple[Any, ...]] = []
-
-    def CreateNamedPipe(self, *args: Any) -> int:  # noqa: N802 (the real name)
-        self.pipes.append(args)
-        return len(self.pipes)
-
-
-class FakePipeListener:
-    """CPython's ``PipeListener``: makes the first pipe instance when created."""
-
-    def __init__(self, address: str, backlog: int | None = None) -> None:
-        self._address = address
-        self._handle_queue = [self._new_handle(first=True)]
-        self.closed = False
-
-    def _new_handle(self, first: bool = False) -> int:
-        raise AssertionError("the private listener makes every pipe itself")
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @pytest.fixture

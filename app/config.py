@@ -50,7 +50,7 @@ class Settings:
     ping_grace: float = 10.0
     reconnect_min_delay: float = 0.5
     reconnect_max_delay: float = 20.0
-    # Delivery (app.delivery): later events of one conversation within the window are shown as
+    # Delivery (app.core.delivery): later events of one conversation within the window are shown as
     # one update at its end (0: no coalescing); more than summary_threshold conversations at
     # once (live within flood_window, or in one recovered backlog) become one summary.
     coalesce_window: float = 3.0
@@ -59,12 +59,13 @@ class Settings:
     backlog_settle: float = 2.0  # a backlog round that nobody ends is shown after this quiet
     pause_check_interval: float = 30.0  # how often a pause looks at the wall clock
     # Per-conversation state (unread counts, what a pause held back) is kept for at most this
-    # many conversations; the least recent ones are forgotten first (app.policy, app.delivery).
+    # many conversations; the least recent ones are forgotten first (app.core.policy and
+    # app.core.delivery).
     conversations_kept: int = 10_000
     # How a click passes its conversation to a main app that is not running yet: arguments
     # (split like a shell) with {channel} and {organisation} filled in; "" passes nothing.
     main_app_conversation_args: str = "--channel={channel}"
-    # The newest release is looked up here about once a day (app.updates); "" never checks.
+    # The newest release is looked up here about once a day (app.core.updates); "" never checks.
     update_url: str = RELEASES_URL
     config_dir: Path = Path(platformdirs.user_config_dir(APP_SLUG, APP_AUTHOR))
     log_dir: Path = Path(platformdirs.user_log_dir(APP_SLUG, APP_AUTHOR))

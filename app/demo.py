@@ -19,7 +19,7 @@ DEMO_EVENTS_EVERY = 5.0  # seconds between sample events (2.5 to 7.5): soon enou
 async def demo_stack(settings: Settings) -> AsyncIterator[tuple[Settings, str, str]]:
     """Start the local Telex stack in-process and point the settings at it."""
     try:
-        from app.devstack.stack import LocalStack
+        from devstack.stack import LocalStack
     except ImportError as exc:  # frozen builds leave the dev stack out
         raise ConfigError("Demo mode is not part of this build; run it from source.") from exc
     # No /_sim/ admin routes: on loopback any local user could use them to inject

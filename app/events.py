@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.models import Notice, Organisation
@@ -63,6 +63,33 @@ class UpdateAvailable:
 
     version: str
     url: str
+
+
+@dataclass(frozen=True)
+class NotificationReport:
+    """What a test notification found out: which backend showed it and what it can do, or,
+    when nothing reached the screen, why in words (``--test-notification``, the tray's Test
+    Notifications)."""
+
+    backend: str  # the backend that showed it; when none did, the one asked first
+    capabilities: str  # what that backend can do, e.g. "D-Bus: clicks, replace, icon"
+    shown: bool
+    reason: str | None = None  # why it was not shown, in words for the user
+
+    def __str__(self) -> str:
+        backend = f"{self.backend} ({self.capabilities})" if self.capabilities else self.backend
+        if self.shown:
+            return f"Test notification shown through {backend}."
+        return f"Test notification NOT shown: {backend} did not show it: {self.reason}."
+
+
+@dataclass(frozen=True)
+class LoginDefaults:
+    """What the login dialog is pre-filled with: the demo account in ``--demo`` (its password
+    is public), nothing otherwise; the remembered email fills in when this has none."""
+
+    email: str = ""
+    password: str = field(default="", repr=False)
 
 
 UiEvent = (

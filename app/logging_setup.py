@@ -307,6 +307,11 @@ def setup_logging(level: str, log_dir: Path | None, *, to_stderr: bool) -> Path 
     return log_path
 
 
+#: The logger of the two lines that scripts and the test suites read, stable whatever module
+#: writes them: ``State: <phase> (<detail>)`` (and ``; next attempt in <s> s``) on every change
+#: of the connection, and ``Notification: <title> — <body>`` from the log-only backend.
+EVENTS_LOGGER = "telex-start.events"
+
 _crash_logger = logging.getLogger("telex-start.crash")
 
 

@@ -42,7 +42,7 @@ class Preferences:
     main_app: Path | None = None  # chosen in the "Telex not found" dialog
     menu_window_introduced: bool = False  # shown once where the tray has no menu
     quiet: Quiet = field(default_factory=Quiet)  # paused notifications, muted organisations
-    check_for_updates: bool = True  # the once-a-day look for a newer release (app.updates)
+    check_for_updates: bool = True  # the once-a-day look for a newer release (app.core.updates)
 
     @classmethod
     def from_json(cls, data: object) -> Preferences:

@@ -171,7 +171,7 @@ def optional_fallbacks() -> dict[str, str]:
 def check_instance() -> Outcome:
     """What the desktop mode does first: claim the single instance with its listener (the
     named pipe on Windows, the socket elsewhere), answer a hand-over, release it."""
-    from app.single_instance import InstanceRequest, claim, hand_over
+    from app.system.single_instance import InstanceRequest, claim, hand_over
 
     requests: list[InstanceRequest] = []
     with claim() as primary:
@@ -190,7 +190,7 @@ def check_instance() -> Outcome:
 def check_tk() -> Outcome:
     """The dialogs need Tk: a build without the Tcl/Tk scripts, or a window system Tk cannot
     use (Aqua), dies at the first window; so a real one is opened and destroyed."""
-    importlib.import_module("app.ui.app")
+    importlib.import_module("app.ui.desktop")
     import tkinter
 
     patchlevel = tkinter.Tcl().eval("info patchlevel")
@@ -248,7 +248,7 @@ def check_icons() -> Outcome:
 
 
 def check_ca_store(context: ssl.SSLContext) -> Outcome:
-    """The trust the app's own TLS context has (``app.net.ssl_context``), counted offline.
+    """The trust the app's own TLS context has (``app.core.net.ssl_context``), counted offline.
 
     OpenSSL reads a CA file eagerly but a hashed CA directory only on demand, so a context that
     counts 0 certificates can still verify when such a directory exists. On Windows and macOS
@@ -360,7 +360,7 @@ def _run_check(name: str, check: Callable[[], Outcome]) -> CheckResult:
 
 
 def _app_ssl_context(settings: Settings) -> ssl.SSLContext:
-    from app.net import ssl_context  # the very context the app connects with
+    from app.core.net import ssl_context  # the very context the app connects with
 
     return ssl_context(settings)
 

@@ -6,7 +6,7 @@
 #   1. --self-test passes, and the pyobjus fallback is in the build;
 #   2. --test-notification exits 0; the log says how the notification permission went (a runner
 #      has nobody to answer the prompt: it stays unanswered, and the notice falls through);
-#   3. the headless mode signs in to the local Telex stack (python -m app.devstack, run from this
+#   3. the headless mode signs in to the local Telex stack (python -m devstack, run from this
 #      checkout with the build virtualenv) over loopback and shows the notification it gets;
 #   4. the desktop mode is still running after 10 s with the pystray darwin backend; a second
 #      launch hands over and exits 0; opening the app again with `open` reaches it as a reopen
@@ -96,7 +96,7 @@ grep -E "Notification permission|Test notification|notifier" "$log" || true
 grep -q "Notification permission: " "$log" || fail "the log does not say how the permission went"
 
 part headless
-(cd "$ROOT" && exec "$STACK_PYTHON" -m app.devstack --events-every 1) >"$WORK/stack.txt" 2>&1 &
+(cd "$ROOT" && exec "$STACK_PYTHON" -m devstack --events-every 1) >"$WORK/stack.txt" 2>&1 &
 stack_pid=$!
 for _ in $(seq 60); do
     grep -q "^  Account:" "$WORK/stack.txt" && break

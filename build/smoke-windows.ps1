@@ -6,7 +6,7 @@
 #   2. --test-notification exits 0 and the toast went through desktop-notifier's WinRT backend:
 #      this is where the pinned pywinrt 4.x is proven to work under desktop-notifier 6.2.0 (it
 #      was written for 3.x); if not, the log names the fallback that showed it, or why none did;
-#   3. the headless mode signs in to the local Telex stack (python -m app.devstack, run from this
+#   3. the headless mode signs in to the local Telex stack (python -m devstack, run from this
 #      checkout with the build virtualenv) over loopback and shows the notification it gets;
 #   4. the desktop mode is still running after 10 s with the pystray win32 backend; a second
 #      launch hands over and exits 0; then the end of a Windows session ends it cleanly, exit 0:
@@ -148,7 +148,7 @@ Get-ItemProperty $aumid | Format-List DisplayName, IconUri
 
 Enter-Part "headless"
 $stackOut = Join-Path $Work "stack.txt"
-$stack = Start-Process -FilePath $StackPython -ArgumentList "-m", "app.devstack", "--events-every", "1" `
+$stack = Start-Process -FilePath $StackPython -ArgumentList "-m", "devstack", "--events-every", "1" `
     -WorkingDirectory $Root -NoNewWindow -PassThru -RedirectStandardOutput $stackOut -RedirectStandardError (Join-Path $Work "stack-stderr.txt")
 $headless = $null
 try {

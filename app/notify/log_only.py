@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from app.logging_setup import EVENTS_LOGGER
 from app.models import Notice
 
-logger = logging.getLogger(__name__)
+events_log = logging.getLogger(EVENTS_LOGGER)
 
 
 class LogNotifier:
@@ -14,7 +15,7 @@ class LogNotifier:
     on_screen = False
 
     async def send(self, notice: Notice) -> bool:
-        logger.info("Notification: %s — %s", notice.title, notice.body)
+        events_log.info("Notification: %s — %s", notice.title, notice.body)
         return True
 
     async def close(self) -> None:

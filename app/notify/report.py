@@ -7,26 +7,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 
+from app.events import NotificationReport
 from app.notify.base import Notifier
 
 #: Loggers whose warnings say why a notification was not shown.
 NOTIFIER_LOGGERS = ("app.notify", "desktop_notifier")
-
-
-@dataclass(frozen=True)
-class NotificationReport:
-    backend: str  # the backend that showed it; when none did, the one asked first
-    capabilities: str  # what that backend can do, e.g. "D-Bus: clicks, replace, icon"
-    shown: bool
-    reason: str | None = None  # why it was not shown, in words for the user
-
-    def __str__(self) -> str:
-        backend = f"{self.backend} ({self.capabilities})" if self.capabilities else self.backend
-        if self.shown:
-            return f"Test notification shown through {backend}."
-        return f"Test notification NOT shown: {backend} did not show it: {self.reason}."
 
 
 async def send_test(notifier: Notifier, send: Callable[[], Awaitable[bool]]) -> NotificationReport:

@@ -21,8 +21,8 @@ from pathlib import Path
 from tkinter import font as tkfont
 from tkinter import ttk
 
-from app import winapi
 from app.constants import APP_NAME
+from app.system import winapi
 from app.ui.icons import app_icon_path
 
 logger = logging.getLogger(__name__)

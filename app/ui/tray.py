@@ -410,7 +410,7 @@ def _sni_host() -> bool:
 def _win32_waker(icon: Any, drain: Callable[[], None]) -> Callable[[], None]:
     """A private window message to the icon's window; pystray's window procedure looks the
     message up in ``_message_handlers``, on the tray thread that owns the window."""
-    from app import winapi
+    from app.system import winapi
 
     wm_wake = 0x8000 + 0x54  # WM_APP + n: pystray itself only uses WM_USER + 10 and + 11
     icon._message_handlers[wm_wake] = lambda _wparam, _lparam: drain()

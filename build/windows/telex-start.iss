@@ -17,10 +17,10 @@
 
 #define AppName "Telex Start"
 #define AppExeName "telex-start.exe"
-; The mutex app/single_instance.py holds while the app runs (WINDOWS_MUTEX; tests/packaging
+; The mutex app/system/single_instance.py holds while the app runs (WINDOWS_MUTEX; tests/packaging
 ; checks that the two agree).
 #define AppMutexName "TelexStartSingleInstance"
-; The HKCU Run value of start at login; app/autostart.py (the menu's switch) uses the same one.
+; The HKCU Run value of start at login; app/system/autostart.py (the menu's switch) uses the same one.
 #define RunValueName "Telex Start"
 
 [Setup]
@@ -59,7 +59,7 @@ Name: "english"; MessagesFile: "compiler:Default.isl"
 
 [Tasks]
 ; Unticked by default: start at login is off until the user turns it on (SECURITY.md,
-; app/autostart.py); the box is there for those who want it.
+; app/system/autostart.py); the box is there for those who want it.
 Name: "startatlogin"; Description: "Start {#AppName} when I sign in to Windows"; GroupDescription: "Start-up:"; Flags: unchecked
 
 [InstallDelete]

@@ -103,8 +103,8 @@ class RecordingNotifier:
 def _probe_policy(record: Record) -> None:
     """Note each decision of the notification policy: the burst is processed when every
     publication has been decided on, whether or not it became a notification."""
-    import app.service
-    from app.policy import NotificationPolicy
+    import app.core.service
+    from app.core.policy import NotificationPolicy
 
     class ProbedPolicy(NotificationPolicy):
         def decide(self, payload: Any, *, org_id: str) -> Notice | None:
@@ -113,11 +113,11 @@ def _probe_policy(record: Record) -> None:
             record.changed.set()
             return notice
 
-    app.service.NotificationPolicy = ProbedPolicy  # type: ignore[misc, attr-defined]
+    app.core.service.NotificationPolicy = ProbedPolicy  # type: ignore[misc, attr-defined]
 
 
 async def _run_ours(config: dict[str, Any], record: Record) -> Callable[[], Any]:
-    from app.service import TelexService
+    from app.core.service import TelexService
 
     workdir = Path(tempfile.mkdtemp(prefix="telex-bench-"))
     setup_logging("INFO", workdir / "logs", to_stderr=False)

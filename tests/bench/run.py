@@ -56,10 +56,10 @@ from typing import Any
 import aiohttp
 import psutil
 
-from app.api import TelexApi
 from app.config import Settings
-from app.devstack.stack import LocalStack
+from app.core.api import TelexApi
 from app.logging_setup import FORMAT, RedactingFormatter, redact
+from devstack.stack import LocalStack
 from tests.bench.receiver import cpu_seconds, now_ns
 from tests.support.app_process import ROOT, AppProcess, headless_args, launch
 from tests.support.centrifugo import (
@@ -946,7 +946,7 @@ async def redaction_part(report: Report) -> None:
     def one_record() -> None:
         args = ("#general · Acme",)
         record = logging.LogRecord(
-            "app.delivery", logging.INFO, __file__, 1, "Notification shown: %s", args, None
+            "app.core.delivery", logging.INFO, __file__, 1, "Notification shown: %s", args, None
         )
         formatter.format(record)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psutil
 
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.support.app_process import AppProcess, headless_args, launch
 from tests.support.centrifugo import find_centrifugo, free_port
 from tests.support.proxy import TcpProxy

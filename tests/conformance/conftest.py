@@ -20,7 +20,7 @@ import aiohttp
 import jwt
 import pytest
 
-from app.devstack.push_server import PushServer, PushServerConfig
+from devstack.push_server import PushServer, PushServerConfig
 
 SECRET = "conformance-hmac-secret-" + "0123456789abcdef" * 3
 API_KEY = "conformance-api-key"

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from app.devstack.push_server import PushServer
+from devstack.push_server import PushServer
 from tests.conformance.conftest import CHANNEL, USER, ApiPublish, Tokens
 
 pytestmark = pytest.mark.node

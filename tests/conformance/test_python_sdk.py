@@ -28,7 +28,7 @@ from centrifuge import (
     UnsubscribedContext,
 )
 
-from app.devstack.push_server import PushServer
+from devstack.push_server import PushServer
 from tests.conformance.conftest import CHANNEL, USER, ApiPublish, Tokens
 
 

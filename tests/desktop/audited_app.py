@@ -148,7 +148,7 @@ def report() -> str:
 def main() -> int:
     _audit_tk()
     sys.meta_path.insert(0, _InstrumentPystray())
-    from app.main import main as app_main
+    from app.cli import main as app_main
 
     code = app_main(sys.argv[1:])
     sys.stderr.write(report() + "\n")

@@ -27,13 +27,14 @@ from typing import TypeVar
 import psutil
 import pytest
 
-from app.autostart import XdgAutostart
 from app.bridge import LoopThread, UiQueue
 from app.config import Settings
 from app.errors import InvalidCredentials
 from app.events import (
+    LoginDefaults,
     LoginRequired,
     NotificationClicked,
+    NotificationReport,
     Notified,
     PauseChanged,
     ShowError,
@@ -41,11 +42,11 @@ from app.events import (
     StateChanged,
     UpdateAvailable,
 )
-from app.mainapp import MainApp, MainAppNotRunning
 from app.models import Notice, NoticeKind, Organisation, Quiet
 from app.preferences import PreferencesStore
-from app.ui.app import DesktopApp, InboxItem, JobDone, LoginDefaults, NotificationTestResult
-from app.ui.control import MENU_TITLE
+from app.system.autostart import XdgAutostart
+from app.system.launcher import MainApp, MainAppNotRunning
+from app.ui.desktop import DesktopApp, InboxItem, JobDone
 from app.ui.dialogs import LOGIN_TITLE, apply_theme
 from app.ui.menu import (
     Command,
@@ -57,6 +58,7 @@ from app.ui.menu import (
     ToggleOrganisation,
     TrayView,
 )
+from app.ui.menu_window import MENU_TITLE
 from app.ui.tray import TrayMessage, TrayStatus, tray_status
 from tests.desktop.conftest import FakeMainApp, kill_fake_main_apps, make_fake_main_app
 from tests.support.desktop import screenshot
@@ -79,11 +81,11 @@ class ScriptedService:
         self.refuse_sign_in = False
         self.hold_sign_in: asyncio.Event | None = None
         self.sign_in_cancelled = threading.Event()
-        self.test_result = NotificationTestResult("desktop", delivered=True)
+        self.test_result = NotificationReport("desktop", "", shown=True)
         self.quiet: list[Quiet] = []
         self.update_checks: list[bool] = []  # what the app asked, in order
 
-    async def sign_in(self, email: str, password: str) -> object:
+    async def sign_in(self, email: str, password: str) -> None:
         self.calls.append(("sign_in", email, password))
         if self.hold_sign_in is not None:
             try:
@@ -94,13 +96,12 @@ class ScriptedService:
         if self.refuse_sign_in:
             raise InvalidCredentials("invalid email and password supplied")
         self.emit(StateChanged("connected", "connected"))
-        return object()
 
     async def sign_out(self) -> None:
         self.calls.append(("sign_out",))
         self.emit(StateChanged("signed out", "signed out"))
 
-    async def send_test_notification(self) -> NotificationTestResult:
+    async def send_test_notification(self) -> NotificationReport:
         self.calls.append(("test_notification",))
         return self.test_result
 
@@ -501,8 +502,8 @@ def test_the_test_notification_says_which_backend_failed_and_why(desktop: Deskto
     desktop.root.update()
     assert "Telex Start - Test notification not shown" not in desktop.windows()
 
-    desktop.service.test_result = NotificationTestResult(
-        "desktop", delivered=False, reason="org.freedesktop.Notifications is not running"
+    desktop.service.test_result = NotificationReport(
+        "desktop", "", shown=False, reason="org.freedesktop.Notifications is not running"
     )
     desktop.tray.click(Command.TEST_NOTIFICATION)
     window = desktop.wait_window("Telex Start - Test notification not shown")

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from app.bridge import LoopThread
-from app.devstack.stack import DEMO_EMAIL, LocalStack
 from app.models import Organisation
 from app.ui.menu import MenuEntry, Phase, TrayState, menu_entries
+from devstack.stack import DEMO_EMAIL, LocalStack
 from tests.desktop.conftest import (
     ROOT,
     AppProcess,

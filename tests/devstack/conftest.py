@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.devstack.telex_api import TelexApiSimulator
+from devstack.telex_api import TelexApiSimulator
 
 HMAC_SECRET = "devstack-tests-hmac-secret-0123456789abcdef"
 PUSH_API_KEY = "devstack-tests-api-key"

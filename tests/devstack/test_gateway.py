@@ -10,8 +10,8 @@ import aiohttp
 import jwt
 
 from app.config import websocket_url_for
-from app.devstack.stack import LocalStack
-from app.devstack.telex_api import PUSH_WS_PATH
+from devstack.stack import LocalStack
+from devstack.telex_api import PUSH_WS_PATH
 
 
 def connection_token(stack: LocalStack, user: str) -> str:

@@ -23,7 +23,7 @@ import jwt
 import pytest
 from aiohttp import WSMsgType
 
-from app.devstack.push_server import SERVER_VERSION, PushServer, PushServerConfig
+from devstack.push_server import SERVER_VERSION, PushServer, PushServerConfig
 
 SECRET = "push-server-tests-hmac-secret-" + "0123456789abcdef" * 3  # long enough for HS512
 API_KEY = "push-server-tests-api-key"

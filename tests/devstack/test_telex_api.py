@@ -23,7 +23,7 @@ import aiohttp
 import jwt
 import pytest
 
-from app.devstack.telex_api import API_PREFIX, PublishError, SimulatorError, TelexApiSimulator
+from devstack.telex_api import API_PREFIX, PublishError, SimulatorError, TelexApiSimulator
 from tests.devstack.conftest import (
     HMAC_SECRET,
     PASSWORD,
@@ -34,9 +34,9 @@ from tests.devstack.conftest import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-HAS_PUSH_SERVER = importlib.util.find_spec("app.devstack.push_server") is not None
+HAS_PUSH_SERVER = importlib.util.find_spec("devstack.push_server") is not None
 needs_push_server = pytest.mark.skipif(
-    not HAS_PUSH_SERVER, reason="app/devstack/push_server.py is not there yet"
+    not HAS_PUSH_SERVER, reason="devstack/push_server.py is not there yet"
 )
 
 CHANNEL_FIELDS = {
@@ -1109,7 +1109,7 @@ async def _wait_frame(
 
 @needs_push_server
 async def test_local_stack_end_to_end(http: aiohttp.ClientSession) -> None:
-    from app.devstack.stack import DEMO_EMAIL, LocalStack
+    from devstack.stack import DEMO_EMAIL, LocalStack
 
     async with LocalStack(connection_token_ttl=600) as stack:
         assert stack.account.email == DEMO_EMAIL
@@ -1163,7 +1163,7 @@ async def login_stack(
 
 @needs_push_server
 async def test_local_stack_demo_events_run() -> None:
-    from app.devstack.stack import LocalStack
+    from devstack.stack import LocalStack
 
     async with LocalStack(demo_events_every=0.02, rng_seed=7) as stack:
         sim, email = stack.simulator, stack.account.email
@@ -1188,7 +1188,7 @@ async def test_simulator_against_real_centrifugo(
     centrifugo: Any, http: aiohttp.ClientSession
 ) -> None:
     """Tokens signed by the simulator open a real Centrifugo v6, and its publications arrive."""
-    from app.devstack.stack import DEMO_EMAIL, LocalStack, PushTarget
+    from devstack.stack import DEMO_EMAIL, LocalStack, PushTarget
 
     inst = await centrifugo(allow_subscribe_for_client=False)
     target = PushTarget(inst.ws_url, inst.api_url, inst.api_key, inst.hmac_secret)
@@ -1238,7 +1238,7 @@ def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> str
 def test_python_m_app_devstack_smoke() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.devstack", "--events-every", "0.5"],
+        [sys.executable, "-m", "devstack", "--events-every", "0.5"],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

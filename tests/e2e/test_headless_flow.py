@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.e2e.conftest import PUSH_SERVERS
 from tests.support.app_process import AppProcess
 from tests.support.app_process import launch as launch_app

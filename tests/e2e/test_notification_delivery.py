@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from app.bridge import LoopThread
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.desktop.conftest import FakeMainApp, LaunchApp
 from tests.resilience.conftest import SERVERS, Rig, rig, wait_state
 from tests.support.app_process import AppProcess

@@ -16,11 +16,11 @@ import pytest
 
 from app.config import Settings
 from app.constants import resource_path
-from app.devstack.stack import LocalStack
+from app.core.runtime import Runtime
 from app.models import Notice
 from app.notify import chain, create_notifier
 from app.notify.base import describe
-from app.ui.app import Core
+from devstack.stack import LocalStack
 from tests.notify.conftest import PrivateBus
 from tests.support.app_process import headless_args, launch
 from tests.support.desktop import NotificationRecorder, RecordedNotification
@@ -94,6 +94,7 @@ async def test_dunst_killed_mid_run_falls_back_to_the_log_and_resumes_when_back(
     on_private_bus: PrivateBus, recorder: NotificationRecorder, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.INFO, logger="app.notify")
+    caplog.set_level(logging.INFO, logger="telex-start.events")
     on_private_bus.start_dunst()
     clicks = Clicks()
     notifier = await create_notifier("auto", clicks)
@@ -218,16 +219,18 @@ async def test_the_trays_test_notifications_names_the_backend_and_what_it_can_do
     on_private_bus: PrivateBus, tmp_path: Path
 ):
     on_private_bus.start_dunst()
-    core = Core(Settings(config_dir=tmp_path, log_dir=tmp_path), demo=False, emit=lambda _e: None)
+    core = Runtime(
+        Settings(config_dir=tmp_path, log_dir=tmp_path), demo=False, emit=lambda _e: None
+    )
     await core.start()
     try:
         result = await core.send_test_notification()
-        assert (result.backend, result.delivered, result.reason) == ("desktop", True, None)
+        assert (result.backend, result.shown, result.reason) == ("desktop", True, None)
         assert result.capabilities.startswith("D-Bus: clicks, replace, icon, app name")
 
         on_private_bus.kill_dunst()
         result = await core.send_test_notification()
-        assert (result.backend, result.delivered) == ("desktop", False)
+        assert (result.backend, result.shown) == ("desktop", False)
         assert result.reason == (
             "Notification failed: "
             "The name org.freedesktop.Notifications was not provided by any .service files"

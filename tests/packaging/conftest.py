@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from app.devstack.stack import LocalStack, PushTarget
+from devstack.stack import LocalStack, PushTarget
 from tests.support.centrifugo import CentrifugoFactory
 from tests.support.desktop import in_ci
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app import autostart, single_instance
+from app.system import autostart, single_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "telex_start.spec"
@@ -50,7 +50,7 @@ def test_every_executable_is_windowed_and_unpacked():
 
 
 def test_dev_stack_tests_and_dev_dependencies_are_excluded():
-    assert {"app.devstack", "tests", "pytest", "_pytest", "jwt"} <= set(spec_list("excludes"))
+    assert {"devstack", "tests", "pytest", "_pytest", "jwt"} <= set(spec_list("excludes"))
 
 
 def test_the_macos_bundle_is_a_menu_bar_app_with_the_bundle_id():

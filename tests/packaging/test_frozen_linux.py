@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 from app import __version__
-from app.devstack.stack import DEMO_PASSWORD, LocalStack
+from devstack.stack import DEMO_PASSWORD, LocalStack
 from tests.support.centrifugo import DEFAULT_API_KEY, DEFAULT_HMAC_SECRET
 from tests.support.desktop import NotificationView, dunst_close_all, dunst_history, needs_desktop
 
@@ -72,7 +72,7 @@ CONTROL_PATTERNS = {
 }
 
 #: Top-level packages that must stay out of a release build.
-FORBIDDEN = ("app.devstack", "tests", "pytest", "_pytest", "jwt", "trustme", "centrifuge", "gi")
+FORBIDDEN = ("devstack", "tests", "pytest", "_pytest", "jwt", "trustme", "centrifuge", "gi")
 
 
 def private_env(home: Path, **extra: str) -> dict[str, str]:

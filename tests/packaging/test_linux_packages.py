@@ -32,8 +32,8 @@ from PIL import Image
 
 from app import __version__
 from app.constants import APP_ID, APP_NAME
-from app.devstack.stack import LocalStack
 from app.ui.dialogs import WINDOW_CLASS
+from devstack.stack import LocalStack
 from tests.packaging.test_frozen_linux import (
     detail,
     headless_flow_reaches_dunst,

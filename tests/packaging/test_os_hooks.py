@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import pytest
 
 from app.ui import tray
-from app.ui.app import answer_macos
 from app.ui.menu import Command, TrayState, tray_view
+from app.ui.run import answer_macos
 
 
 def pystray_dispatch(handlers: dict[int, Callable[[int, int], Any]], msg: int, wparam: int) -> int:

@@ -1,4 +1,4 @@
-"""TLS trust per OS (app.net.ssl_context): Windows and macOS hand the chain to the OS verifier
+"""TLS trust per OS (app.core.net.ssl_context): Windows and macOS hand the chain to the OS verifier
 through truststore, with --ca-file on top; Linux keeps OpenSSL with the distribution's bundle.
 truststore is faked here: its real verifier (SChannel's CertGetCertificateChain, the macOS
 Security framework) exists only on those systems."""
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import trustme
 
-from app import net
 from app.config import Settings, load_settings
+from app.core import net
 
 
 class FakeTruststoreContext(ssl.SSLContext):

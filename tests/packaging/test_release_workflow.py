@@ -118,7 +118,7 @@ SMOKE_CHECKS = {
         '"--test-notification"',
         "Test notification shown through desktop",  # pywinrt 4.x settled here
         "AppUserModelId",
-        "app.devstack",  # the local stack, from the checkout with the build venv
+        "devstack",  # the local stack, from the checkout with the build venv
         '"--headless"',
         '"--password-stdin"',
         '"--api-url", $api, "--ws-url", $ws',
@@ -136,7 +136,7 @@ SMOKE_CHECKS = {
         "macOS asked to reopen",
         "--test-notification",
         "Notification permission: ",
-        "app.devstack",
+        "devstack",
         "--headless",
         "--password-stdin",
         '--api-url "$api" --ws-url "$ws"',

@@ -299,7 +299,7 @@ def test_without_stdout_the_report_goes_to_the_log_dir(monkeypatch, tmp_path):
 
 
 def test_the_instance_is_claimed_and_answers_a_hand_over():
-    from app.single_instance import claim
+    from app.system.single_instance import claim
 
     assert selftest.check_instance() == ("pass", "claimed, answered a hand-over, released")
     with claim() as again:  # released: the desktop mode can start after the self-test
@@ -307,7 +307,7 @@ def test_the_instance_is_claimed_and_answers_a_hand_over():
 
 
 def test_a_running_instance_is_reported_not_failed():
-    from app.single_instance import claim
+    from app.system.single_instance import claim
 
     with claim() as running:
         assert running is not None
@@ -317,7 +317,7 @@ def test_a_running_instance_is_reported_not_failed():
 
 
 def test_a_listener_nobody_reaches_fails(monkeypatch):
-    from app import single_instance
+    from app.system import single_instance
 
     monkeypatch.setattr(single_instance, "hand_over", lambda timeout: False)
     status, detail = selftest.check_instance()

@@ -15,16 +15,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from packaging.version import Version
 
-from app import __version__, updates
+from app import __version__
 from app.config import load_settings
-from app.errors import ConfigError
-from app.updates import (
+from app.core import updates
+from app.core.updates import (
     CHECK_INTERVAL,
     RETRY_INTERVAL,
     STATE_FILE_NAME,
     Release,
     UpdateChecker,
 )
+from app.errors import ConfigError
 
 PAGE = "https://github.com/telex-im/telex-start/releases/tag/v9.0.0"
 
@@ -233,7 +234,7 @@ async def test_a_failed_check_is_quiet_and_retried_later(
     clock = Clock()
     checker = make_checker(tmp_path, release_server, clock)
 
-    with caplog.at_level("DEBUG", logger="app.updates"):
+    with caplog.at_level("DEBUG", logger="app.core.updates"):
         result = await checker.check()
 
     assert result.latest is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app import main as app_main
+from app import cli
 from app.models import Notice
 
 
@@ -51,13 +51,13 @@ def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_test_notification_succeeds_without_stdout(
     private_dirs: Path, monkeypatch: pytest.MonkeyPatch, restore_logging: None
 ):
-    async def create_notifier(_requested: str) -> OnScreen:
+    async def create_notifier(_requested: str, *_args: object, **_options: object) -> OnScreen:
         return OnScreen()
 
-    monkeypatch.setattr(app_main, "create_notifier", create_notifier)
+    monkeypatch.setattr("app.notify.create_notifier", create_notifier)
     monkeypatch.setattr(sys, "stdout", None)
-    code = app_main.main(["--test-notification"])
-    assert code == app_main.EXIT_OK
+    code = cli.main(["--test-notification"])
+    assert code == cli.EXIT_OK
     log = (private_dirs / "logs" / "telex-start.log").read_text(encoding="utf-8")
     assert "Test notification shown through toast (fake)." in log  # the success line
 
@@ -66,6 +66,6 @@ def test_password_stdin_without_stdin_is_a_clear_usage_error(
     private_dirs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ):
     monkeypatch.setattr(sys, "stdin", None)
-    code = app_main.main(["--headless", "--email", "a@example.com", "--password-stdin"])
-    assert code == app_main.EXIT_USAGE
+    code = cli.main(["--headless", "--email", "a@example.com", "--password-stdin"])
+    assert code == cli.EXIT_USAGE
     assert "--password-stdin: there is no standard input" in capsys.readouterr().err

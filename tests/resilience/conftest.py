@@ -24,9 +24,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.devstack.stack import LocalStack, PushTarget
-from app.devstack.telex_api import SimOrganisation
-from app.service import GAP_NOTICE_BODY
+from app.core.service import GAP_NOTICE_BODY
+from devstack.stack import LocalStack, PushTarget
+from devstack.telex_api import SimOrganisation
 from tests.support.app_process import AppProcess, headless_args, launch
 from tests.support.centrifugo import CentrifugoInstance, find_centrifugo, free_port, run_centrifugo
 from tests.support.proxy import TcpProxy
@@ -65,8 +65,9 @@ APP_SETTINGS = {
 #: coalescing, no summaries, so each post is one notification.
 EVERY_EVENT = {"TELEX_COALESCE_WINDOW": "0", "TELEX_SUMMARY_THRESHOLD": "1000000"}
 
-_NOTIFICATION = re.compile(r"app\.notify\.log_only: Notification: (?P<title>.*) — (?P<body>.*)$")
-_STATE = re.compile(r"app\.service: State: (?P<state>[a-z ]+) \((?P<detail>.*)\)$")
+# The two stable lines of app.logging_setup.EVENTS_LOGGER (its docstring has the formats).
+_NOTIFICATION = re.compile(r"telex-start\.events: Notification: (?P<title>.*) — (?P<body>.*)$")
+_STATE = re.compile(r"telex-start\.events: State: (?P<state>[a-z ]+) \((?P<detail>.*)\)$")
 _NEXT_ATTEMPT = re.compile(r"next attempt in (?P<delay>[0-9.]+) s\)$")
 
 GAP = ("Telex Start", GAP_NOTICE_BODY)

@@ -15,15 +15,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from app.api import TelexApi
-from app.models import Session
-from app.realtime.client import (
+from app.core.api import TelexApi
+from app.core.realtime.client import (
     ChannelPublication,
     ConnectionState,
     RealtimeClient,
     RealtimeOptions,
     StateChange,
 )
+from app.models import Session
 from tests.resilience.conftest import SERVERS, rig
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.telex_api import PublishError
+from devstack.telex_api import PublishError
 from tests.resilience.conftest import (
     GAP,
     PING_GRACE,

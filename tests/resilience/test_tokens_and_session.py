@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from app.config import Settings
+from app.core.service import SessionState, TelexService
 from app.events import LoginRequired, StateChanged, UiEvent
 from app.notify.log_only import LogNotifier
-from app.service import SessionState, TelexService
 from tests.resilience.conftest import (
     EVERY_EVENT,
     SERVERS,

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from app.config import Settings, load_settings
-from app.devstack.stack import LocalStack, PushTarget
+from devstack.stack import LocalStack, PushTarget
 from tests.security.support import (
     LocalCA,
     PrivateTree,

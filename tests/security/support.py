@@ -22,7 +22,7 @@ import jwt
 import trustme
 from aiohttp import web
 
-from app.devstack.telex_api import TelexApiSimulator
+from devstack.telex_api import TelexApiSimulator
 from tests.support.app_process import AppProcess, launch
 from tests.support.app_process import headless_args as shared_headless_args
 

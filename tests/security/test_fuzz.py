@@ -22,14 +22,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.api import TelexApi, parse_organisations, parse_session
 from app.config import load_settings, read_config_file
+from app.core.api import TelexApi, parse_organisations, parse_session
+from app.core.policy import NotificationPolicy
+from app.core.realtime import protocol as proto
 from app.errors import ConfigError, MalformedResponse, TelexError
 from app.logging_setup import FORMAT, MAX_ARGUMENT, RedactingFormatter, redact
 from app.models import Notice, Organisation, Session
-from app.policy import NotificationPolicy
 from app.preferences import Preferences, PreferencesStore
-from app.realtime import protocol as proto
 from tests.security.fuzzing import (
     FUZZ,
     KnownBug,

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.api import parse_organisations, parse_session
 from app.constants import APP_NAME
-from app.delivery import _Missed, pause_summary, summary
+from app.core.api import parse_organisations, parse_session
+from app.core.delivery import _Missed, pause_summary, summary
+from app.core.policy import NotificationPolicy
 from app.errors import MalformedResponse
 from app.models import Notice, Organisation
-from app.policy import NotificationPolicy
 from app.untrusted import is_plain_id, organisation_labels, own_title, shown
 from tests.security.fuzzing import FUZZ
 

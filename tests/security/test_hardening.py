@@ -13,15 +13,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.realtime import protocol as proto
-from app.updates import STATE_FILE_NAME, UpdateChecker
+from app.core.realtime import protocol as proto
+from app.core.updates import STATE_FILE_NAME, UpdateChecker
 from tests.security.conftest import Serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
 _CORE_LIMIT_PROBE = """
 import ctypes, resource, subprocess, sys
-from app.main import main
+from app.cli import main
 before = resource.getrlimit(resource.RLIMIT_CORE)
 try:
     main(["--version"])
@@ -103,7 +103,7 @@ async def test_a_deeply_nested_release_document_fails_the_check_quietly(
         url=nested_release,
         current_version="1.0.0",
     )
-    with caplog.at_level("INFO", logger="app.updates"):
+    with caplog.at_level("INFO", logger="app.core.updates"):
         result = await checker.check()
     assert result.update is None
     assert result.error == "the release document is nested too deeply"

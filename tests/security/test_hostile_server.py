@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.security.conftest import Serve
 from tests.security.support import Launch, headless_args, peak_memory_kib
 from tests.support.app_process import AppProcess
@@ -382,13 +382,13 @@ async def _infinite_count(conn: Conn) -> None:
 KNOWN_BUGS = {  # found by this suite, fixed; each entry names the fix
     "deeply-nested-line": (
         _nested_line,
-        "app/realtime/protocol.py decode_frame lets RecursionError out (catches ValueError, "
+        "app/core/realtime/protocol.py decode_frame lets RecursionError out (catches ValueError, "
         "TypeError); the reader dies and the service pauses ('failed unexpectedly', exit 1). "
         "Fix: catch RecursionError in decode_frame.",
     ),
     "infinite-thread-count": (
         _infinite_count,
-        "app/policy.py _count: int(inf) raises OverflowError inside on_publications, in the "
+        "app/core/policy.py _count: int(inf) raises OverflowError inside on_publications, in the "
         "reader; the service pauses (exit 1). Fix: math.isfinite check in _count (and the "
         "realtime client could guard its on_publications callback).",
     ),

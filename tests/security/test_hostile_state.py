@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.security.conftest import Serve
 from tests.security.support import Launch, headless_args
 from tests.security.test_hostile_server import HOSTILE_ENV, Conn, HostilePush, healthy, hostile_push

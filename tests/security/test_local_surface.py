@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.stack import LocalStack
-from app.single_instance import SOCKET_FILE
+from app.system.single_instance import SOCKET_FILE
+from devstack.stack import LocalStack
 from tests.security.support import Launch, listening_sockets, socket_inodes
 
 pytestmark = pytest.mark.skipif(

@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.security.support import Launch, headless_args
 from tests.support.desktop import NotificationView
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.security.support import (
     PrivateTree,
     TokenLedger,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.push_server import PushServer, PushServerConfig
-from app.devstack.stack import LocalStack, PushTarget
+from devstack.push_server import PushServer, PushServerConfig
+from devstack.stack import LocalStack, PushTarget
 from tests.security.conftest import Pki
 from tests.security.support import Launch, ServerCert, headless_args
 from tests.support.app_process import AppProcess

@@ -16,13 +16,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from app.api import RetryPolicy, TelexApi
+from app.cli import build_parser
 from app.config import Settings, check_secure_url
-from app.devstack.stack import LocalStack
+from app.core.api import RetryPolicy, TelexApi
+from app.core.net import RequestRefused, env_proxy, http_session, ssl_context
 from app.errors import ApiError, ConfigError, NetworkError
-from app.main import build_parser
 from app.models import Session, User
-from app.net import RequestRefused, env_proxy, http_session, ssl_context
+from devstack.stack import LocalStack
 from tests.security.conftest import (
     Pki,
     Recorder,
@@ -97,7 +97,7 @@ def test_a_url_with_user_info_never_reaches_the_push_url(tmp_path: Path):
 async def test_localhost_is_this_computer_whatever_the_system_resolver_says(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    from app.net import LoopbackNameResolver
+    from app.core.net import LoopbackNameResolver
 
     asked: list[str] = []
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from app.devstack.stack import LocalStack, PushTarget
+from devstack.stack import LocalStack, PushTarget
 from tests.support.centrifugo import find_centrifugo, run_centrifugo
 
 

@@ -9,7 +9,7 @@ the real ctypes cannot show the crash here and these stand-ins do. With ``argtyp
 argument goes through ``argtype.from_param``, and the result goes through ``restype``
 (``c_int`` unless declared), as ctypes does.
 
-:class:`Windows64` is a :class:`app.winapi.Loader` with just enough of Windows behind the
+:class:`Windows64` is a :class:`app.system.winapi.Loader` with just enough of Windows behind the
 functions: a process token whose TOKEN_USER holds a real binary SID, the mutex namespace, the
 DLL directory, a few top-level windows. Its handles and window handles are pointer-sized
 values above 2**32, so an argument passed without its declared type fails at once.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.autostart import (
+from app.system.autostart import (
     RUN_KEY,
     RUN_VALUE,
     STARTUP_APPROVED_KEY,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.events import UpdateAvailable
+from app.core.runtime import Runtime
+from app.core.updates import STATE_FILE_NAME
+from app.events import NotificationReport, UpdateAvailable
 from app.models import Notice
-from app.ui.app import Core, NotificationTestResult
-from app.updates import STATE_FILE_NAME
 
 
 class ScriptedNotifier:
@@ -36,14 +36,16 @@ class ScriptedNotifier:
 
 async def run_test(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notifier: ScriptedNotifier
-) -> NotificationTestResult:
+) -> NotificationReport:
     async def create_notifier(
         _requested: str, _clicked: object = None, **_options: object
     ) -> ScriptedNotifier:
         return notifier
 
     monkeypatch.setattr("app.notify.create_notifier", create_notifier)
-    core = Core(Settings(config_dir=tmp_path, log_dir=tmp_path), demo=False, emit=lambda _e: None)
+    core = Runtime(
+        Settings(config_dir=tmp_path, log_dir=tmp_path), demo=False, emit=lambda _e: None
+    )
     await core.start()
     try:
         return await core.send_test_notification()
@@ -54,7 +56,7 @@ async def run_test(
 async def test_a_shown_test_notification(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     notifier = ScriptedNotifier("desktop", on_screen=True, send=lambda: True)
     result = await run_test(tmp_path, monkeypatch, notifier)
-    assert result == NotificationTestResult("desktop", delivered=True)
+    assert result == NotificationReport("desktop", "", shown=True)
     assert [n.body for n in notifier.sent] == ["Notifications are working."]
 
 
@@ -71,9 +73,10 @@ async def test_a_failing_backend_says_what_went_wrong(
     result = await run_test(
         tmp_path, monkeypatch, ScriptedNotifier("desktop", on_screen=True, send=fail)
     )
-    assert result == NotificationTestResult(
+    assert result == NotificationReport(
         "desktop",
-        delivered=False,
+        "",
+        shown=False,
         reason="Showing a notification failed: "
         "org.freedesktop.Notifications was not provided by any service",
     )
@@ -84,7 +87,7 @@ async def test_a_silent_refusal_still_gets_a_reason(
 ) -> None:
     notifier = ScriptedNotifier("desktop", on_screen=True, send=lambda: False)
     result = await run_test(tmp_path, monkeypatch, notifier)
-    assert not result.delivered
+    assert not result.shown
     assert result.reason == "the notification service did not confirm that it showed it"
 
 
@@ -94,21 +97,21 @@ async def test_the_log_backend_is_not_on_screen(
     notifier = ScriptedNotifier("log", on_screen=False, send=lambda: True)
     result = await run_test(tmp_path, monkeypatch, notifier)
     assert result.backend == "log"
-    assert not result.delivered
+    assert not result.shown
     assert result.reason is not None
     assert "only writes notifications to the log file" in result.reason
 
 
 async def start_core(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, events: list[object]
-) -> Core:
+) -> Runtime:
     async def create_notifier(
         _requested: str, _clicked: object = None, **_options: object
     ) -> ScriptedNotifier:
         return ScriptedNotifier("desktop", on_screen=True, send=lambda: True)
 
     monkeypatch.setattr("app.notify.create_notifier", create_notifier)
-    core = Core(settings, demo=False, emit=events.append)
+    core = Runtime(settings, demo=False, emit=events.append)
     await core.start()
     return core
 

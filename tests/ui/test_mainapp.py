@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from app import mainapp
-from app.mainapp import (
+from app.system import launcher
+from app.system.launcher import (
     Closed,
     Conversation,
     MainApp,
@@ -178,8 +178,8 @@ def test_programs_are_found_on_absolute_path_entries_only(
     planted.write_text("#!/bin/sh\n")
     planted.chmod(0o755)
     monkeypatch.chdir(tmp_path)
-    assert mainapp.find_program("xdg-open", {"PATH": ":."}) is None
-    assert mainapp.find_program("xdg-open", {"PATH": f".:{tmp_path}"}) == str(planted)
+    assert launcher.find_program("xdg-open", {"PATH": ":."}) is None
+    assert launcher.find_program("xdg-open", {"PATH": f".:{tmp_path}"}) == str(planted)
 
 
 def wait_gone(pid: int, timeout: float = 5) -> bool:

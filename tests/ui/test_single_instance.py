@@ -22,8 +22,8 @@ from typing import NoReturn
 
 import pytest
 
-from app import single_instance
-from app.single_instance import (
+from app.system import single_instance
+from app.system.single_instance import (
     LOCK_FILE,
     PIPE_REJECT_REMOTE_CLIENTS,
     SOCKET_FILE,
@@ -76,7 +76,7 @@ def test_a_later_process_hands_over_and_nothing_else_crosses(xdg_runtime: Path) 
     with claim() as first:
         assert first is not None
         first.serve(requests.put)
-        code = "from app.single_instance import hand_over; raise SystemExit(not hand_over())"
+        code = "from app.system.single_instance import hand_over; raise SystemExit(not hand_over())"
         ran = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=30, check=False)
         assert ran.returncode == 0
         assert requests.get(timeout=5) is InstanceRequest.ACTIVATE
@@ -275,7 +275,7 @@ def test_the_peer_uid_is_checked_on_every_connection(
         try:
             Path(where.address).chmod(0o777)
             primary.serve(requests.put)
-            with caplog.at_level(logging.WARNING, logger="app.single_instance"):
+            with caplog.at_level(logging.WARNING, logger="app.system.single_instance"):
                 assert other_user.knock(where.address) == CLOSED_WITHOUT_ANSWER
             assert f"Refused a single-instance request from uid {NOBODY}" in caplog.text
             assert requests.empty()
@@ -318,7 +318,7 @@ def test_unknown_words_are_logged_and_ignored(
         assert first is not None
         first.serve(requests.put)
         address = str(xdg_runtime / "telex-start" / SOCKET_FILE)
-        with caplog.at_level(logging.INFO, logger="app.single_instance"):
+        with caplog.at_level(logging.INFO, logger="app.system.single_instance"):
             for word in (b"quit", b"ACTIVATE", b"activate ", b"\xff\xfe", b""):
                 with Client(address, "AF_UNIX") as connection:
                     connection.send_bytes(word)

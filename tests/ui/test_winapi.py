@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from app import mainapp, single_instance, winapi
-from app.single_instance import Endpoint, pipe_sddl
+from app.system import launcher, single_instance, winapi
+from app.system.single_instance import Endpoint, pipe_sddl
 from tests.support.win64 import (
     PSEUDO_PROCESS,
     FakePipeListener,
@@ -202,14 +202,14 @@ def desktop() -> Iterator[Windows64]:
 
 
 def test_the_main_app_is_brought_forward_and_restored(desktop: Windows64) -> None:
-    assert mainapp._activate_windows({500})
+    assert launcher._activate_windows({500})
     assert desktop.called("ShowWindow") == [(MAIN, 9)]
     assert desktop.called("SetForegroundWindow") == [(MAIN,)]
-    assert not mainapp._activate_windows({700})
+    assert not launcher._activate_windows({700})
 
 
 def test_the_main_app_is_asked_to_close(desktop: Windows64) -> None:
-    assert mainapp._close_windows(500)
+    assert launcher._close_windows(500)
     assert desktop.called("PostMessageW") == [(MAIN, 0x0010, 0, 0)]  # WM_CLOSE, not the dialog
 
 
@@ -227,13 +227,13 @@ def test_launching_frozen_clears_the_dll_directory_for_the_child_only(
 
     monkeypatch.setattr(sys, "platform", "win32")
     monkeypatch.setattr(sys, "_MEIPASS", r"C:\Telex\_internal", raising=False)
-    monkeypatch.setattr(mainapp, "FROZEN", True)
-    monkeypatch.setattr(mainapp, "_children", [])
+    monkeypatch.setattr(launcher, "FROZEN", True)
+    monkeypatch.setattr(launcher, "_children", [])
     monkeypatch.setattr(subprocess, "DETACHED_PROCESS", 0x8, raising=False)
     monkeypatch.setattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200, raising=False)
     monkeypatch.setattr(subprocess, "Popen", Child)
     windows.dll_directory = r"C:\Telex\_internal"
-    mainapp.launch_detached(("telex.exe",))
+    launcher.launch_detached(("telex.exe",))
     assert seen == [None], "the child does not inherit the bundle's DLL folder"
     assert windows.dll_directory == r"C:\Telex\_internal", "this process keeps it"
 
@@ -241,8 +241,8 @@ def test_launching_frozen_clears_the_dll_directory_for_the_child_only(
         raise FileNotFoundError(2, "No such file")
 
     monkeypatch.setattr(subprocess, "Popen", cannot_start)
-    with pytest.raises(mainapp.LaunchFailed):
-        mainapp.launch_detached(("missing.exe",))
+    with pytest.raises(launcher.LaunchFailed):
+        launcher.launch_detached(("missing.exe",))
     assert windows.dll_directory == r"C:\Telex\_internal"
 
 
@@ -270,7 +270,7 @@ def test_dialogs_stack_above_the_taskbar(windows: Windows64, monkeypatch: pytest
 
 
 def test_dpi_awareness_is_asked_for_and_may_be_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.ui.app import _sharp_on_high_dpi_windows
+    from app.ui.run import _sharp_on_high_dpi_windows
 
     monkeypatch.setattr(sys, "platform", "win32")
     with winapi.loaded_from(stand_in := Windows64()):

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.api import TelexApi, parse_organisations, parse_session
+from app.core.api import TelexApi, parse_organisations, parse_session
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -427,7 +427,7 @@ async def test_every_error_from_the_http_session_becomes_a_telex_error(
 
 
 #: Exceptions aiohttp exports that the REST client never meets: warnings, and the WebSocket
-#: reader's own (app/realtime handles those).
+#: reader's own (app/core/realtime handles those).
 _NOT_REST = {"BadContentDispositionHeader", "BadContentDispositionParam", "EofStream",
              "WebSocketError"}  # fmt: skip
 

@@ -76,7 +76,7 @@ def test_a_ca_file_that_is_no_certificate_bundle_is_a_config_error(tmp_path, mak
 
 
 def test_the_ca_file_error_reaches_the_command_line_as_a_usage_error(tmp_path, capsys):
-    from app.main import EXIT_USAGE, main
+    from app.cli import EXIT_USAGE, main
 
     (tmp_path / "not-pem").write_text("hello\n")
     argv = ["--headless", "--email", "a@b.c", "--password-stdin", "--ca-file"]

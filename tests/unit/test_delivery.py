@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.delivery import SUMMARY_KEY, Delivery, DeliveryOptions, fold
+from app.core.delivery import SUMMARY_KEY, Delivery, DeliveryOptions, fold
 from app.events import Notified, PauseChanged, UiEvent
 from app.models import Notice, NoticeKind, Quiet
 from tests.unit.virtual_push import now, run_virtual

@@ -140,7 +140,7 @@ def test_a_record_is_formatted_and_redacted_once_for_every_handler(
     assert "Ignoring a malformed message: secret" in (tmp_path / LOG_FILE_NAME).read_text()
 
 
-FORGED = "2026-12-02 07:20:00,000 INFO    app.api: Signed in as user admin"
+FORGED = "2026-12-02 07:20:00,000 INFO    app.core.api: Signed in as user admin"
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,7 @@ async def test_a_failing_send_falls_through_and_the_next_notice_tries_the_first_
     assert "The desktop notification backend did not show 'general'" in caplog.text
 
     tray.outcome = lambda: False
-    with caplog.at_level(logging.INFO, logger="app.notify.log_only"):
+    with caplog.at_level(logging.INFO, logger="telex-start.events"):
         assert await notifier.send(NOTICE) is False  # only logged: not on screen
     assert used(notifier) is log
     assert "Notification: general — 2 unread threads" in caplog.text

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any, cast
 
 from app.config import Settings
-from app.ui.app import Core, NotificationTestResult
+from app.core.runtime import Runtime
+from app.events import NotificationReport
+from app.ui.run import tray_with_balloons
 
 
 class FakeTray:
-    """The tray as Core sees it: ``notify`` answers on the tray's own thread."""
+    """The tray as the runtime sees it: ``notify`` answers on the tray's own thread."""
 
     def __init__(self, *_args: object) -> None:
         self.balloons: list[tuple[str, str]] = []
@@ -40,23 +42,21 @@ class FakeTray:
 
 async def test_the_tray_balloon_works_once_the_tray_exists(tmp_path: Path):
     settings = Settings(config_dir=tmp_path, log_dir=tmp_path, notifier="tray")
-    core = Core(settings, demo=False, emit=lambda _event: None)
+    core = Runtime(settings, demo=False, emit=lambda _event: None)
     await core.start()
     try:
         before = await core.send_test_notification()
-        assert before == NotificationTestResult(
+        assert before == NotificationReport(
             "tray",
-            delivered=False,
+            "tray balloon: icon",
+            shown=False,
             reason="The tray cannot show balloons here",
-            capabilities="tray balloon: icon",
         )
 
-        make_tray = core.tray_with_balloons(FakeTray)
+        make_tray = tray_with_balloons(FakeTray, core.use_balloon)
         tray = cast(FakeTray, make_tray(cast(Any, None), lambda _message: None))
         after = await core.send_test_notification()
-        assert after == NotificationTestResult(
-            "tray", delivered=True, capabilities="tray balloon: icon"
-        )
+        assert after == NotificationReport("tray", "tray balloon: icon", shown=True)
         assert tray.balloons == [("Telex Start", "Notifications are working.")]
     finally:
         await core.aclose()
@@ -64,11 +64,11 @@ async def test_the_tray_balloon_works_once_the_tray_exists(tmp_path: Path):
 
 async def test_only_the_log_says_why_nothing_else_works(tmp_path: Path):
     settings = Settings(config_dir=tmp_path, log_dir=tmp_path, notifier="log")
-    core = Core(settings, demo=False, emit=lambda _event: None)
+    core = Runtime(settings, demo=False, emit=lambda _event: None)
     await core.start()
     try:
         result = await core.send_test_notification()
     finally:
         await core.aclose()
-    assert (result.backend, result.delivered) == ("log", False)
+    assert (result.backend, result.shown) == ("log", False)
     assert result.reason == "it only writes notifications to the log file"

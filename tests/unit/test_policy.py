@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from app.core.policy import NotificationPolicy
 from app.models import Organisation
-from app.policy import NotificationPolicy
 
 ACME = Organisation("org-a", "Acme")
 GLOBEX = Organisation("org-g", "Globex")
@@ -189,7 +189,7 @@ def test_a_notification_id_that_is_not_a_plain_id_drops_the_push():
 
 def test_refused_pushes_warn_once_per_reason_then_only_at_debug(caplog: pytest.LogCaptureFixture):
     policy = NotificationPolicy({ACME.id: ACME})
-    caplog.set_level("DEBUG", logger="app.policy")
+    caplog.set_level("DEBUG", logger="app.core.policy")
     for _ in range(1000):
         policy.decide(unread("x" * 1000), org_id="org-a")
     warnings = [r for r in caplog.records if r.levelname == "WARNING"]

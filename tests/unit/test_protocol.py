@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.realtime import protocol as proto
+from app.core.realtime import protocol as proto
 
 
 def test_encode_frame_joins_commands_with_newlines_and_no_trailing_newline():

@@ -17,14 +17,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError
-from app.realtime.client import (
+from app.core.realtime.client import (
     ChannelPublication,
     ConnectionState,
     RealtimeClient,
     RealtimeOptions,
     StateChange,
 )
+from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError
 
 CHANNELS = ("org-a/u1", "org-b/u1")
 

@@ -17,16 +17,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.backoff import full_jitter
-from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError, ServerError
-from app.realtime.client import (
+from app.core.backoff import full_jitter
+from app.core.realtime.client import (
     ChannelPublication,
     ConnectionState,
     RealtimeClient,
     RealtimeOptions,
     StateChange,
 )
-from app.realtime.clock import explain_jump
+from app.core.realtime.clock import explain_jump
+from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError, ServerError
 from tests.unit.virtual_push import (
     Accept,
     FakeHttp,
@@ -764,7 +764,7 @@ def test_a_refresh_storm_is_held_to_a_floor_and_backs_off(caplog: pytest.LogCapt
         assert len(run.http.attempts) == 1
         await run.stop()
 
-    caplog.set_level("DEBUG", logger="app.realtime.client")
+    caplog.set_level("DEBUG", logger="app.core.realtime.client")
     run_virtual(main())
     due = [r for r in caplog.records if "is due already" in r.getMessage()]
     assert [r.levelname for r in due] == ["WARNING"] + ["DEBUG"] * 6

@@ -7,9 +7,9 @@ def test_a_state_reason_from_the_server_is_shown_on_one_clean_line(tmp_path) -> 
     """A close reason or an error message is the server's text: the tray shows it (and the
     log writes it) without bidi overrides, control characters or line breaks, shortened."""
     from app.config import Settings
+    from app.core.service import STATE_DETAIL_SHOWN, SessionState, TelexService
     from app.events import StateChanged
     from app.notify.log_only import LogNotifier
-    from app.service import STATE_DETAIL_SHOWN, SessionState, TelexService
 
     events: list[object] = []
     service = TelexService(

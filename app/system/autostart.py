@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from app.constants import APP_ID, APP_NAME, APP_SLUG, FROZEN, resource_path
 from app.errors import TelexError
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 # Where Task Manager / Settings record "disabled" for a Run value (first byte odd = off).
 STARTUP_APPROVED_KEY = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"

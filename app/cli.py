@@ -1,4 +1,6 @@
-"""Composition root: command line, settings, logging, and the headless or desktop run."""
+"""The command line: arguments, settings, logging, exit codes; picks the headless or the desktop
+mode. The one module that knows both sides: it hands the desktop front-end (``app.ui``) the
+loop-side :class:`~app.core.runtime.Runtime` it must not import itself."""
 
 from __future__ import annotations
 
@@ -8,31 +10,19 @@ import contextlib
 import getpass
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 from app import __version__
 from app.config import Settings, load_settings
 from app.constants import APP_NAME, APP_SLUG, ENVIRONMENTS, FROZEN
-from app.errors import (
-    AuthError,
-    ConfigError,
-    InvalidCredentials,
-    NotifierUnavailable,
-    TelexError,
-)
-from app.events import UiEvent
+from app.errors import ConfigError, NotifierUnavailable
 from app.logging_setup import setup_logging
-from app.notify import create_notifier
-from app.service import TelexService
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-EXIT_SIGN_IN_FAILED = 3
-EXIT_REAUTH_FAILED = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,10 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("%s %s starting", APP_NAME, __version__)
     try:
         if args.test_notification:
-            return asyncio.run(_test_notification(settings))
+            from app.headless import test_notification
+
+            return asyncio.run(test_notification(settings))
         if args.headless:
+            from app.headless import run_headless
+
             password = None if args.demo else _read_password()
-            return asyncio.run(_headless(settings, args.email, password, demo=args.demo))
+            return asyncio.run(run_headless(settings, args.email, password, demo=args.demo))
         return _desktop_once(settings, demo=args.demo)
     except (ConfigError, NotifierUnavailable) as exc:
         sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
@@ -141,7 +135,7 @@ def disable_core_dumps() -> None:
     except (ValueError, OSError) as exc:  # not expected: lowering a limit is always allowed
         sys.stderr.write(f"{APP_SLUG}: warning: cannot disable core dumps: {exc}\n")
     if sys.platform.startswith("linux"):
-        from app.libc import forbid_dumping
+        from app.system.libc import forbid_dumping
 
         try:
             forbid_dumping()
@@ -167,7 +161,7 @@ def _desktop_once(settings: Settings, *, demo: bool) -> int:
     """The desktop mode, once per user: a later launch asks the running one to come forward
     (login dialog, or the main app when signed in) and exits 0. When the check itself fails
     unexpectedly the app runs anyway: a second copy is a smaller harm than none."""
-    from app.single_instance import InstanceError, claim, hand_over
+    from app.system.single_instance import InstanceError, claim, hand_over
 
     with contextlib.ExitStack() as held:
         try:
@@ -185,9 +179,12 @@ def _desktop_once(settings: Settings, *, demo: bool) -> int:
                 return 1
             logger.info("%s is already running; asked it to come forward", APP_NAME)
             return EXIT_OK
-        from app.ui.app import run_desktop  # Tk and pystray load only for the desktop mode
+        from app.core.runtime import Runtime  # cheap: the network side loads on the loop thread
+        from app.ui.run import run_desktop  # Tk and pystray load only for the desktop mode
 
-        return run_desktop(settings, demo=demo, instance=instance)
+        return run_desktop(
+            settings, lambda emit: Runtime(settings, demo=demo, emit=emit), instance=instance
+        )
 
 
 def _read_password() -> str:
@@ -202,98 +199,3 @@ def _read_password() -> str:
     if not password:
         raise ConfigError("--password-stdin: the first line of standard input is empty.")
     return password
-
-
-def _print_event(event: UiEvent) -> None:
-    logger.debug("Event: %s", type(event).__name__)
-
-
-async def _test_notification(settings: Settings) -> int:
-    """Exit 0 only when a backend that shows things on screen took the notification (the log
-    does not count); otherwise say why on stderr and exit 1."""
-    from app.notify.report import send_test
-
-    try:
-        notifier = await create_notifier(settings.notifier)
-    except NotifierUnavailable as exc:
-        sys.stderr.write(f"{APP_SLUG}: test notification NOT shown: {exc}\n")
-        return 1
-    async with TelexService(settings, notifier, _print_event) as service:
-        report = await send_test(notifier, service.send_test_notification)
-    if not report.shown:
-        sys.stderr.write(f"{APP_SLUG}: {report}\n")
-        return 1
-    if sys.stdout is not None:  # None in a windowed Windows build without redirection
-        sys.stdout.write(f"{report}\n")
-    logger.info("%s", report)
-    return EXIT_OK
-
-
-async def _headless(
-    settings: Settings, email: str | None, password: str | None, *, demo: bool
-) -> int:
-    async with contextlib.AsyncExitStack() as stack:
-        if demo:
-            from app.demo import demo_stack
-
-            settings, email, password = await stack.enter_async_context(demo_stack(settings))
-        assert email is not None
-        assert password is not None
-        notifier = await create_notifier(settings.notifier)
-        service = await stack.enter_async_context(TelexService(settings, notifier, _print_event))
-        return await _serve_headless(service, email, password)
-    return EXIT_OK  # pragma: no cover  (the context manager returns above)
-
-
-#: A session that dies again this soon after signing in again is not worth another try.
-REAUTH_MIN_INTERVAL = 60.0
-
-
-async def _serve_headless(service: TelexService, email: str, password: str) -> int:
-    """Sign in, then run until a signal. When the session dies, one new sign-in with the held
-    password; exit 4 if that fails, or if the new session dies right away as well."""
-    stop = asyncio.Event()
-    _install_signal_handlers(stop)
-    try:
-        await service.sign_in(email, password)
-    except TelexError as exc:
-        logger.error("Sign-in failed: %s", exc)
-        sys.stderr.write(f"{APP_SLUG}: sign-in failed: {exc}\n")
-        return EXIT_SIGN_IN_FAILED
-    loop = asyncio.get_running_loop()
-    signed_in_again: float | None = None
-    while True:
-        ended = asyncio.ensure_future(service.wait_ended())
-        stopped = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({ended, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if stopped.done():
-            ended.cancel()
-            logger.info("Stopping on request")
-            return EXIT_OK
-        stopped.cancel()
-        reason = ended.result()
-        if reason is None:
-            return EXIT_OK
-        if not isinstance(reason, AuthError):
-            sys.stderr.write(f"{APP_SLUG}: {reason}\n")
-            return 1
-        if signed_in_again is not None and loop.time() - signed_in_again < REAUTH_MIN_INTERVAL:
-            logger.error("The new session ended right away too (%s); giving up", reason)
-            sys.stderr.write(f"{APP_SLUG}: the session ended again right after signing in\n")
-            return EXIT_REAUTH_FAILED
-        logger.info("Session ended (%s); signing in again", reason)
-        try:
-            await service.sign_in(email, password)
-        except TelexError as exc:
-            kind = "was refused" if isinstance(exc, InvalidCredentials) else "failed"
-            logger.error("Signing in again %s: %s", kind, exc)
-            sys.stderr.write(f"{APP_SLUG}: signing in again {kind}: {exc}\n")
-            return EXIT_REAUTH_FAILED
-        signed_in_again = loop.time()
-
-
-def _install_signal_handlers(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: KeyboardInterrupt
-            loop.add_signal_handler(sig, stop.set)

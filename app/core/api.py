@@ -19,7 +19,8 @@ from typing import Any
 
 import aiohttp
 
-from app.backoff import full_jitter
+from app.core.backoff import full_jitter
+from app.core.net import describe_failure
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -30,7 +31,6 @@ from app.errors import (
     SessionExpired,
 )
 from app.models import Organisation, Session, User
-from app.net import describe_failure
 from app.untrusted import ORGANISATION_SHOWN, is_plain_id, shown
 
 logger = logging.getLogger(__name__)

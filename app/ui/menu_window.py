@@ -25,7 +25,7 @@ CORNER_RANK = 1  # above the dialogs: those belong next to the tray
 HINT_WRAP = 280
 
 
-class ControlWindow:
+class MenuWindow:
     """Shows a :class:`TrayView` as buttons; a click calls ``on_command`` (Tk thread)."""
 
     def __init__(self, root: tk.Tk, corner: Corner, on_command: Callable[[Action], None]):

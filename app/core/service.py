@@ -2,7 +2,7 @@
 turn pushes into notices. The only place where errors become UI events.
 
 Every state change is one :class:`SessionState` with its reason in words, logged and emitted as
-a ``StateChanged`` event. Notices go through :class:`~app.delivery.Delivery` (coalescing,
+a ``StateChanged`` event. Notices go through :class:`~app.core.delivery.Delivery` (coalescing,
 summaries, pause, mute). What one reconnection recovers is one backlog round: it ends when the
 connection reports its next state (the client reports "connected" only after every channel's
 recovery), and a lost stream position becomes one "may have missed" notice.
@@ -22,10 +22,19 @@ from types import TracebackType
 import aiohttp
 
 from app import __version__
-from app.api import RetryPolicy, TelexApi
 from app.config import Settings
 from app.constants import CLIENT_NAME
-from app.delivery import Delivery, DeliveryOptions
+from app.core.api import RetryPolicy, TelexApi
+from app.core.delivery import Delivery, DeliveryOptions
+from app.core.net import http_session, ssl_context
+from app.core.policy import NotificationPolicy
+from app.core.realtime.client import (
+    ChannelPublication,
+    ConnectionState,
+    RealtimeClient,
+    RealtimeOptions,
+    StateChange,
+)
 from app.errors import AuthError, RealtimeError, TelexError
 from app.events import (
     LoginRequired,
@@ -36,21 +45,14 @@ from app.events import (
     StateChanged,
     UiEvent,
 )
+from app.logging_setup import EVENTS_LOGGER
 from app.models import Notice, NoticeKind, Organisation, Quiet, Session
-from app.net import http_session, ssl_context
 from app.notify.base import Notifier
-from app.policy import NotificationPolicy
 from app.preferences import PreferencesStore
-from app.realtime.client import (
-    ChannelPublication,
-    ConnectionState,
-    RealtimeClient,
-    RealtimeOptions,
-    StateChange,
-)
 from app.untrusted import own_title, shown
 
 logger = logging.getLogger(__name__)
+events_log = logging.getLogger(EVENTS_LOGGER)
 
 Emit = Callable[[UiEvent], None]
 
@@ -340,9 +342,9 @@ class TelexService:
     def _state(self, state: SessionState, detail: str, retry_in: float | None = None) -> None:
         detail = shown(detail, STATE_DETAIL_SHOWN)  # may quote the server (close reasons)
         if retry_in is not None:
-            logger.info("State: %s (%s; next attempt in %.1f s)", state, detail, retry_in)
+            events_log.info("State: %s (%s; next attempt in %.1f s)", state, detail, retry_in)
         else:
-            logger.info("State: %s (%s)", state, detail)
+            events_log.info("State: %s (%s)", state, detail)
         self._emit(StateChanged(state, detail, retry_in))
 
 

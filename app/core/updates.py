@@ -11,7 +11,7 @@ monotonic clock, so one long sleep would check far less often than daily. The st
 remembers the newest release found, so an update stays on offer after a restart without asking
 the network again.
 
-The desktop app runs :meth:`UpdateChecker.run` on the loop thread (``app.ui.app.Core``) and
+The desktop app runs :meth:`UpdateChecker.run` on the loop thread (``app.ui.desktop.Core``) and
 offers what it finds in the tray menu; the user can switch the check off there.
 """
 
@@ -197,7 +197,7 @@ class UpdateChecker:
     def for_settings(cls, settings: Settings) -> UpdateChecker:
         """The checker the app uses: its URL, TLS rules and proxy settings; state in the config
         dir."""
-        from app.net import http_session, ssl_context
+        from app.core.net import http_session, ssl_context
 
         context = ssl_context(settings)
         return cls(

@@ -1,5 +1,5 @@
 """The C library functions Telex Start calls on Linux, declared with their types (the POSIX
-counterpart of :mod:`app.winapi`; nothing else in the app reaches into a shared library)."""
+counterpart of :mod:`app.system.winapi`; nothing else in the app reaches into a shared library)."""
 
 from __future__ import annotations
 

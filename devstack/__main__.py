@@ -1,4 +1,4 @@
-"""``python -m app.devstack``: run the local Telex stack until Ctrl-C (or SIGTERM).
+"""``python -m devstack``: run the local Telex stack until Ctrl-C (or SIGTERM).
 
 Prints the URLs and the demo credentials so the app (or a person) can be pointed at it. The
 shared HMAC secret and the push API key stay inside the process.
@@ -15,14 +15,14 @@ import sys
 from collections.abc import Sequence
 
 from app.config import websocket_url_for
-from app.devstack.stack import LocalStack
+from devstack.stack import LocalStack
 
 logger = logging.getLogger(__name__)
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m app.devstack",
+        prog="python -m devstack",
         description="Run a local Telex API simulator and push server with a demo account.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     except OSError as exc:  # e.g. the requested port is taken
-        sys.stderr.write(f"python -m app.devstack: {exc}\n")
+        sys.stderr.write(f"python -m devstack: {exc}\n")
         return 1
 
 

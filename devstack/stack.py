@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from app.devstack.telex_api import (
+from devstack.telex_api import (
     DEFAULT_TOKEN_TTL,
     JSON,
     OrgsPath,
@@ -30,7 +30,7 @@ from app.devstack.telex_api import (
 )
 
 if TYPE_CHECKING:
-    from app.devstack.push_server import PushServer
+    from devstack.push_server import PushServer
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ DEMO_COLLEAGUES: Final = (
 
 @dataclass(frozen=True)
 class DemoAccount:
-    """The seeded account; its password is printed by ``python -m app.devstack`` on purpose."""
+    """The seeded account; its password is printed by ``python -m devstack`` on purpose."""
 
     email: str
     password: str = field(repr=False)
@@ -184,7 +184,7 @@ class LocalStack:
         logger.info("Local Telex stack running: API %s, push %s", self.api_url, self.ws_url)
 
     async def _start_push_server(self) -> PushServer:
-        from app.devstack.push_server import PushServer, PushServerConfig
+        from devstack.push_server import PushServer, PushServerConfig
 
         config = PushServerConfig(
             hmac_secret=self._hmac_secret,

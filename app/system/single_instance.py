@@ -39,9 +39,9 @@ from typing import Any, Protocol
 
 import platformdirs
 
-from app import winapi
 from app.constants import APP_AUTHOR, APP_SLUG
 from app.errors import TelexError
+from app.system import winapi
 
 logger = logging.getLogger(__name__)
 

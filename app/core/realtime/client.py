@@ -33,11 +33,11 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from app.backoff import full_jitter
+from app.core.backoff import full_jitter
+from app.core.net import describe_failure
+from app.core.realtime import protocol as proto
+from app.core.realtime.clock import ClockWatch
 from app.errors import AuthError, NetworkError, RealtimeError, TelexError
-from app.net import describe_failure
-from app.realtime import protocol as proto
-from app.realtime.clock import ClockWatch
 
 logger = logging.getLogger(__name__)
 

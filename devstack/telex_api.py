@@ -846,7 +846,7 @@ class TelexApiSimulator:
 
     def _add_admin_routes(self, app: web.Application) -> None:
         """Loopback means any local user, so ``--demo`` (in the user's own app) starts the
-        simulator without these; tests and ``python -m app.devstack`` keep them."""
+        simulator without these; tests and ``python -m devstack`` keep them."""
         a = ADMIN_PREFIX
         app.router.add_get(f"{a}/state", self._admin_state)
         app.router.add_post(f"{a}/post_message", self._admin_post_message)

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import psutil
 
-from app import winapi
 from app.config import conversation_args
 from app.constants import FROZEN
 from app.errors import TelexError
+from app.system import winapi
 from app.untrusted import is_plain_id
 
 logger = logging.getLogger(__name__)

@@ -1,20 +1,17 @@
-"""The desktop mode: hidden Tk root, loop thread with the service, tray icon — and who does what.
+"""The desktop mode's controller on the Tk thread: :class:`DesktopApp` reacts to the service's
+events, the tray's commands and status, and owns the windows; what it asks of the loop side
+goes through :class:`ServiceApi`. :mod:`app.ui.run` puts it together.
 
-Threads (DESIGN.md §2): Tk owns the main thread and every decision; :class:`DesktopApp` lives
-there. The loop thread (:class:`~app.bridge.LoopThread`) runs :class:`Core` — the notifier, the
-service and, with ``--demo``, the local Telex stack. The tray runs in its own thread. Everything
-that reaches the Tk thread arrives through one :class:`~app.bridge.UiQueue`: service events
-(posted by ``emit`` on the loop thread), tray commands and the tray's status (posted by the tray
-thread), requests of a second launch, signals, and the outcome of background jobs.
+Everything that reaches the Tk thread arrives through one :class:`~app.bridge.UiQueue`: service
+events (posted by ``emit`` on the loop thread), tray commands and the tray's status (posted by
+the tray thread), requests of a second launch, signals, and the outcome of background jobs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
-import gc
 import logging
 import signal
 import sys
@@ -22,19 +19,27 @@ import threading
 import tkinter as tk
 import webbrowser
 from collections.abc import Callable, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from app.autostart import AutostartError, LoginItem, launch_command, login_item
 from app.bridge import LoopThread, UiQueue, run_in_thread
 from app.config import Settings
 from app.constants import APP_NAME
-from app.errors import ConfigError, TelexError
-from app.events import LoginRequired, NotificationClicked, ShowError, UiEvent, UpdateAvailable
-from app.mainapp import (
+from app.errors import TelexError
+from app.events import (
+    LoginDefaults,
+    LoginRequired,
+    NotificationClicked,
+    NotificationReport,
+    ShowError,
+    UiEvent,
+)
+from app.preferences import PreferencesStore
+from app.system.autostart import AutostartError, LoginItem, launch_command
+from app.system.launcher import (
     Closed,
     Conversation,
     MainApp,
@@ -44,16 +49,12 @@ from app.mainapp import (
     is_program,
     open_folder,
 )
-from app.preferences import PreferencesStore
-from app.ui.control import ControlWindow
 from app.ui.dialogs import (
-    WINDOW_CLASS,
     Corner,
     LoginDialog,
     MessageAction,
     MessageKind,
     MessageWindow,
-    apply_theme,
     ask_for_program,
 )
 from app.ui.menu import (
@@ -72,21 +73,18 @@ from app.ui.menu import (
     tray_view,
     update_checks_set,
 )
+from app.ui.menu_window import MenuWindow
 from app.ui.tray import TrayMessage, TrayStatus
 
 if TYPE_CHECKING:
-    from app.models import Notice, Quiet
-    from app.notify.base import Notifier
-    from app.service import TelexService
-    from app.single_instance import Primary
+    from app.models import Quiet
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
-EXIT_USAGE = 2  # as app.main: bad settings (e.g. --demo in a build without the local stack)
+EXIT_USAGE = 2  # as app.cli: bad settings (e.g. --demo in a build without the local stack)
 
-STARTUP_TIMEOUT = 60.0
 # Exit ends the process within 2 s: the tray goes first, then the service gets its time to
 # close the WebSocket cleanly; what is still running after that is cancelled.
 TRAY_STOP_TIMEOUT = 0.4
@@ -101,26 +99,31 @@ SUCCESS_MESSAGE_MS = 5000
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class NotificationTestResult:
-    backend: str  # the backend that showed it; when none did, the one asked first
-    delivered: bool
-    reason: str | None = None  # why it was not shown, in words for the user
-    capabilities: str = ""  # what the backend can do, e.g. "D-Bus: clicks, replace, icon"
-
-
 class ServiceApi(Protocol):
     """What the Tk thread asks of the loop side — always as a coroutine for the loop thread."""
 
-    async def sign_in(self, email: str, password: str) -> object: ...
+    async def sign_in(self, email: str, password: str) -> None: ...
 
     async def sign_out(self) -> None: ...
 
-    async def send_test_notification(self) -> NotificationTestResult: ...
+    async def send_test_notification(self) -> NotificationReport: ...
 
     async def set_quiet(self, quiet: Quiet) -> None: ...
 
     async def check_for_updates(self, enabled: bool) -> None: ...
+
+
+class RuntimeApi(ServiceApi, Protocol):
+    """The loop side as the desktop mode composes it (:class:`app.core.runtime.Runtime`)."""
+
+    async def start(self) -> LoginDefaults: ...
+
+    async def aclose(self) -> None: ...
+
+    def use_balloon(self, show: Callable[[str, str], concurrent.futures.Future[bool]]) -> None: ...
+
+
+MakeRuntime = Callable[[Callable[[UiEvent], None]], RuntimeApi]
 
 
 class TrayApi(Protocol):
@@ -145,15 +148,6 @@ OpenUrl = Callable[[str], bool]
 
 
 @dataclass(frozen=True)
-class LoginDefaults:
-    """What the login dialog is pre-filled with: the demo account in ``--demo`` (its password
-    is public), nothing otherwise; the remembered email fills in when this has none."""
-
-    email: str = ""
-    password: str = field(default="", repr=False)
-
-
-@dataclass(frozen=True)
 class JobDone(Generic[T]):
     """A background job ended; ``then`` reads its outcome on the Tk thread."""
 
@@ -162,120 +156,6 @@ class JobDone(Generic[T]):
 
 
 InboxItem = UiEvent | Action | TrayStatus | JobDone[Any]
-
-
-class Core:
-    """What lives on the loop thread: the demo stack (if any), the notifier and the service;
-    the Tk thread's :class:`ServiceApi`."""
-
-    def __init__(self, settings: Settings, *, demo: bool, emit: Callable[[UiEvent], None]):
-        self._settings = settings
-        self._demo = demo
-        self._emit = emit
-        self._resources = contextlib.AsyncExitStack()
-        self._service: TelexService | None = None
-        self._notifier: Notifier | None = None
-        # Set on the Tk thread once the tray exists, read on the loop thread (one reference).
-        self._balloon: Callable[[str, str], concurrent.futures.Future[bool]] | None = None
-        self._update_checks: asyncio.Task[None] | None = None
-        self._update_checks_wanted = False
-
-    async def start(self) -> LoginDefaults:
-        # The network side enters app.ui here, on the loop thread, and nowhere else.
-        from app.notify import create_notifier
-        from app.service import TelexService
-
-        settings = self._settings
-        defaults = LoginDefaults()
-        if self._demo:
-            from app.demo import demo_stack
-
-            settings, email, password = await self._resources.enter_async_context(
-                demo_stack(settings)
-            )
-            defaults = LoginDefaults(email, password)
-        service: TelexService | None = None
-
-        def clicked(notice: Notice) -> None:  # the notifier calls this on the loop thread
-            if service is not None:
-                service.notification_clicked(notice)
-
-        self._notifier = await create_notifier(
-            settings.notifier, clicked, balloon=self._show_balloon
-        )
-        service = await self._resources.enter_async_context(
-            TelexService(settings, self._notifier, self._emit)
-        )
-        self._service = service
-        return defaults
-
-    async def sign_in(self, email: str, password: str) -> object:
-        return await self._started().sign_in(email, password)
-
-    async def sign_out(self) -> None:
-        await self._started().sign_out()
-
-    async def set_quiet(self, quiet: Quiet) -> None:
-        self._started().set_quiet(quiet)
-
-    async def check_for_updates(self, enabled: bool) -> None:
-        """The user's choice: the daily check starts the first time it is wanted, and asks
-        this choice before every look, so switching it off sends nothing from then on."""
-        self._update_checks_wanted = enabled
-        if not enabled or self._update_checks is not None or not self._settings.update_url:
-            return
-        from app.updates import Release, UpdateChecker
-
-        def offer(release: Release) -> None:
-            self._emit(UpdateAvailable(str(release.version), release.url))
-
-        checker = UpdateChecker.for_settings(self._settings)
-        task = asyncio.create_task(
-            checker.run(offer, enabled=lambda: self._update_checks_wanted), name="update-check"
-        )
-        self._update_checks = task
-        self._resources.push_async_callback(_cancelled, task)
-
-    async def send_test_notification(self) -> NotificationTestResult:
-        """Which backend showed it and what that backend can do; when none did, which was
-        asked and why: what it logged while trying, or what kind of backend it is."""
-        from app.notify.report import send_test
-
-        service, notifier = self._started(), self._notifier
-        assert notifier is not None
-        report = await send_test(notifier, service.send_test_notification)
-        return NotificationTestResult(
-            report.backend, report.shown, report.reason, capabilities=report.capabilities
-        )
-
-    def tray_with_balloons(
-        self, make_tray: Callable[[TrayView, Callable[[TrayMessage], None]], BalloonTray]
-    ) -> MakeTray:
-        """``make_tray``, with the tray's balloon offered to the notifiers as a fallback."""
-
-        def make(view: TrayView, post: Callable[[TrayMessage], None]) -> TrayApi:
-            tray = make_tray(view, post)
-            self._balloon = tray.notify
-            return tray
-
-        return make
-
-    def _show_balloon(self, title: str, body: str) -> concurrent.futures.Future[bool]:
-        """Loop thread: a balloon from the tray, once there is one."""
-        show = self._balloon
-        if show is not None:
-            return show(title, body)
-        none: concurrent.futures.Future[bool] = concurrent.futures.Future()
-        none.set_result(False)
-        return none
-
-    async def aclose(self) -> None:
-        """Close the service (drops the session: nobody is signed out), then the stack."""
-        await self._resources.aclose()
-
-    def _started(self) -> TelexService:
-        assert self._service is not None, "Core.start() first"
-        return self._service
 
 
 class DesktopApp:
@@ -326,8 +206,8 @@ class DesktopApp:
         )
         self._error = MessageWindow(root, self._corner, MessageKind.ERROR)
         self._info = MessageWindow(root, self._corner, MessageKind.INFO)
-        self._menu_window = ControlWindow(root, self._corner, inbox.post)
-        self._sign_in_job: concurrent.futures.Future[object] | None = None
+        self._menu_window = MenuWindow(root, self._corner, inbox.post)
+        self._sign_in_job: concurrent.futures.Future[None] | None = None
         self._signing_in_as = ""
         self._exiting = False
         root.report_callback_exception = _log_callback_exception
@@ -502,7 +382,7 @@ class DesktopApp:
             self._service.sign_in(email, password), self._signed_in
         )
 
-    def _signed_in(self, future: concurrent.futures.Future[object]) -> None:
+    def _signed_in(self, future: concurrent.futures.Future[None]) -> None:
         if future is not self._sign_in_job:
             return  # cancelled by the user meanwhile
         self._sign_in_job = None
@@ -660,12 +540,12 @@ class DesktopApp:
             logger.warning("Cannot open the log folder: %s", exc)
             self._error.show("Cannot open the log folder", str(exc))
 
-    def _test_sent(self, future: concurrent.futures.Future[NotificationTestResult]) -> None:
+    def _test_sent(self, future: concurrent.futures.Future[NotificationReport]) -> None:
         if future.cancelled() or future.exception() is not None:
             self._report_failure(future)
             return
         result = future.result()
-        if result.delivered:
+        if result.shown:
             return
         logger.warning("Test notification not shown by %s: %s", result.backend, result.reason)
         self._error.show(
@@ -718,12 +598,6 @@ def _log_callback_exception(
     logger.error("Error in a Tk callback", exc_info=(kind, error, tb))
 
 
-async def _cancelled(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 @contextlib.contextmanager
 def _exit_on_signals(post: Callable[[Command], None], ring_fd: int | None) -> Iterator[None]:
     """SIGINT/SIGTERM ask for the same clean exit as the menu. The handler only posts (a
@@ -750,104 +624,3 @@ def _exit_on_signals(post: Callable[[Command], None], ring_fd: int | None) -> It
             signal.set_wakeup_fd(previous_fd)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def run_desktop(settings: Settings, *, demo: bool, instance: Primary | None = None) -> int:
-    """Compose and run the desktop mode; returns the process exit code. ``instance`` (this
-    process is the only one of the user) hears later launches."""
-    try:
-        return _compose_and_run(settings, demo=demo, instance=instance)
-    finally:
-        # Everything Tk is unreachable now. Collect it here, on the thread that created it:
-        # freed on another thread, Tk aborts the process (python/cpython#113770).
-        gc.collect()
-
-
-def _compose_and_run(settings: Settings, *, demo: bool, instance: Primary | None) -> int:
-    _sharp_on_high_dpi_windows()
-    try:
-        root = tk.Tk(className=WINDOW_CLASS)  # first: on macOS Tk must own NSApplication
-    except tk.TclError as exc:
-        logger.error("Cannot open a window (%s); without a desktop, use --headless", exc)
-        return EXIT_START_FAILED
-    root.withdraw()
-    apply_theme(root)
-    from app.ui.tray import TrayIcon
-
-    inbox: UiQueue[InboxItem] = UiQueue()
-    loop = LoopThread()
-    loop.start()
-    core = Core(settings, demo=demo, emit=inbox.post)
-    try:
-        login_defaults = loop.submit(core.start()).result(STARTUP_TIMEOUT)
-    except Exception as exc:
-        loop.stop(core.aclose(), SHUTDOWN_TIMEOUT)
-        return _start_failed(root, exc)
-    preferences = PreferencesStore(settings.config_dir)
-    app = DesktopApp(
-        root,
-        settings=settings,
-        loop=loop,
-        inbox=inbox,
-        service=core,
-        shutdown=core.aclose,
-        make_tray=core.tray_with_balloons(TrayIcon),
-        main_app=MainApp(
-            settings.main_app,
-            preferences.load().main_app,
-            conversation_args=settings.main_app_conversation_args,
-        ),
-        preferences=preferences,
-        startup_item=login_item(),
-        login_defaults=login_defaults,
-    )
-    if instance is not None:
-        instance.serve(lambda _request: inbox.post(Command.ACTIVATE))
-    if sys.platform == "darwin":
-        answer_macos(root, inbox.post)
-    return app.run()
-
-
-def answer_macos(root: tk.Tk, post: Callable[[Command], None]) -> None:
-    """macOS does not start a second copy of a running app: opening it again (Finder,
-    Spotlight, ``open``) sends the running one a reopen event, which Tk ignores unless this
-    command exists; it is a second launch (ACTIVATE). Quit (logout, ``quit app``) would end Tk
-    without our clean exit; it is the menu's Exit instead."""
-
-    def reopen(*_args: object) -> None:
-        logger.info("macOS asked to reopen %s", APP_NAME)
-        post(Command.ACTIVATE)
-
-    def quit_app(*_args: object) -> None:
-        logger.info("macOS asked %s to quit", APP_NAME)
-        post(Command.EXIT)
-
-    root.createcommand("::tk::mac::ReopenApplication", reopen)
-    root.createcommand("::tk::mac::Quit", quit_app)
-
-
-def _sharp_on_high_dpi_windows() -> None:
-    """Without this, Windows scales the dialogs as a bitmap and they look blurred."""
-    if sys.platform == "win32":
-        from app import winapi
-
-        with contextlib.suppress(AttributeError, OSError):  # before Windows 8.1: no shcore
-            winapi.function("SetProcessDpiAwareness")(1)  # per-system DPI aware
-
-
-def _start_failed(root: tk.Tk, error: BaseException) -> int:
-    """Say why in a window (a tray app may have no console), then give up."""
-    if isinstance(error, TelexError):
-        title, message = error.title, error.message
-        logger.error("Cannot start: %s", message)
-    elif isinstance(error, TimeoutError):
-        title, message = "Start-up timed out", f"{APP_NAME} did not start within a minute."
-        logger.error("Cannot start: %s", message)
-    else:
-        title, message = "Cannot start", f"{APP_NAME} could not start: {error}"
-        logger.error("Cannot start", exc_info=error)
-    window = MessageWindow(root, Corner(), MessageKind.ERROR)
-    window.show(title, message)
-    window.wait()
-    root.destroy()
-    return EXIT_USAGE if isinstance(error, ConfigError) else EXIT_START_FAILED

@@ -1,0 +1,1 @@
+"""The loop thread's world."""

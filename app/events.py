@@ -4,15 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from app.models import Notice, Organisation
 
 
+class ConnectionPhase(StrEnum):
+    """The one connection state, from the realtime client through the service to the tray and
+    the log's ``State:`` line; the value is the word that line shows.
+
+    "Paused" is not a phase: it only ever means the user's pause (``PauseChanged``)."""
+
+    SIGNED_OUT = "signed out"  # no session (the service)
+    SIGNING_IN = "signing in"  # the service
+    CONNECTING = "connecting"  # the realtime client's first attempt
+    CONNECTED = "connected"  # the realtime client
+    RECONNECTING = "reconnecting"  # the realtime client; ``retry_in`` says when it tries again
+    GAVE_UP = "not connected"  # signed in, but the push connection gave up: the user may Reconnect
+    STOPPED = "stopped"  # the realtime client is not running (before run, after stop)
+
+
 @dataclass(frozen=True)
 class StateChanged:
-    state: str  # signed out, signing in, connecting, connected, reconnecting, paused by error
-    detail: str
-    retry_in: float | None = None
+    phase: ConnectionPhase
+    detail: str  # in words, for people and logs; never a token or a frame
+    retry_in: float | None = None  # seconds until the next attempt, when reconnecting
 
 
 @dataclass(frozen=True)

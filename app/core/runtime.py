@@ -81,6 +81,10 @@ class Runtime:
     async def sign_out(self) -> None:
         await self._started().sign_out()
 
+    async def reconnect(self) -> None:
+        """After the push connection gave up: try again with the same session."""
+        await self._started().reconnect()
+
     async def wait_ended(self) -> TelexError | None:
         """Until the session ends: why (``None`` after a sign-out)."""
         return await self._started().wait_ended()

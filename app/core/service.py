@@ -1,11 +1,13 @@
 """Orchestration on the loop thread: sign in, fetch organisations and tokens, stay connected,
 turn pushes into notices. The only place where errors become UI events.
 
-Every state change is one :class:`SessionState` with its reason in words, logged and emitted as
-a ``StateChanged`` event. Notices go through :class:`~app.core.delivery.Delivery` (coalescing,
-summaries, pause, mute). What one reconnection recovers is one backlog round: it ends when the
-connection reports its next state (the client reports "connected" only after every channel's
-recovery), and a lost stream position becomes one "may have missed" notice.
+Every state change is one :class:`~app.events.ConnectionPhase` with its reason in words, logged
+(the stable ``State:`` line) and emitted as a ``StateChanged`` event. The junction where a
+publication becomes a notice is :meth:`TelexService._on_publications`; notices go through
+:class:`~app.core.delivery.Delivery` (coalescing, summaries, pause, mute). What one
+reconnection recovers is one backlog round: it ends when the connection reports its next state
+(the client reports "connected" only after every channel's recovery), and a lost stream
+position becomes one "may have missed" notice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 
 import aiohttp
@@ -28,17 +29,11 @@ from app.core.api import RetryPolicy, TelexApi
 from app.core.delivery import Delivery, DeliveryOptions
 from app.core.net import http_session, ssl_context
 from app.core.policy import NotificationPolicy
-from app.core.realtime.client import (
-    ChannelPublication,
-    ConnectionState,
-    RealtimeClient,
-    RealtimeOptions,
-    StateChange,
-)
+from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
 from app.errors import AuthError, RealtimeError, TelexError
 from app.events import (
+    ConnectionPhase,
     LoginRequired,
-    NotificationClicked,
     Notified,
     ShowError,
     SignedIn,
@@ -58,24 +53,6 @@ Emit = Callable[[UiEvent], None]
 
 GAP_NOTICE_BODY = "The connection was interrupted; some notifications may have been missed."
 STATE_DETAIL_SHOWN = 1000  # characters of a state's reason shown in the tray and the log
-
-
-class SessionState(StrEnum):
-    """The one state the tray and the logs show (``StateChanged.state``)."""
-
-    SIGNED_OUT = "signed out"
-    SIGNING_IN = "signing in"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"  # ``retry_in`` says when the next attempt starts
-    PAUSED = "paused by error"  # signed in, but the push connection gave up
-
-
-_FROM_CONNECTION = {
-    ConnectionState.CONNECTING: SessionState.CONNECTING,
-    ConnectionState.CONNECTED: SessionState.CONNECTED,
-    ConnectionState.RECONNECTING: SessionState.RECONNECTING,
-}
 
 
 @dataclass(frozen=True)
@@ -114,6 +91,8 @@ class TelexService:
         self._http: aiohttp.ClientSession | None = None
         self._api: TelexApi | None = None
         self._session: Session | None = None
+        self._organisations: list[Organisation] = []
+        self._policy: NotificationPolicy | None = None  # the signed-in session's
         self._realtime: RealtimeClient | None = None
         self._realtime_task: asyncio.Task[None] | None = None
         self._delivery = Delivery(notifier, emit, DeliveryOptions.from_settings(settings))
@@ -159,21 +138,21 @@ class TelexService:
         """Login → organisations → connect. Raises ``TelexError`` with a message for the user."""
         assert self._api is not None, "use TelexService as an async context manager"
         await self._stop_realtime()
-        self._state(SessionState.SIGNING_IN, f"signing in as {email}")
+        self._state(ConnectionPhase.SIGNING_IN, f"signing in as {email}")
         try:
             session = await self._api.login(email, password)
             organisations = await self._api.organisations(session)
         except TelexError as exc:
-            self._state(SessionState.SIGNED_OUT, f"signing in failed: {exc}")
+            self._state(ConnectionPhase.SIGNED_OUT, f"signing in failed: {exc}")
             raise
         if not organisations:
-            self._state(SessionState.SIGNED_OUT, "the account has no organisations")
+            self._state(ConnectionPhase.SIGNED_OUT, "the account has no organisations")
             raise TelexError(
                 "Your Telex account is not a member of any organisation, so there is nothing "
                 "to notify you about.",
                 title="Nothing to follow",
             )
-        self._session = session
+        self._session, self._organisations = session, organisations
         self._emit(SignedIn(session.user.email, session.user.display_name, tuple(organisations)))
         self._start_realtime(session, organisations)
         return session
@@ -188,8 +167,17 @@ class TelexService:
             except TelexError as exc:
                 logger.info("Server-side logout failed: %s", exc)
         self._resume = None
+        self._organisations = []
         self._delivery.forget()
-        self._state(SessionState.SIGNED_OUT, "signed out on request")
+        self._state(ConnectionPhase.SIGNED_OUT, "signed out on request")
+
+    async def reconnect(self) -> None:
+        """The user's Reconnect, after the push connection gave up: the same session, from
+        where each channel stopped reading (nothing shown twice, nothing missed that the server
+        still has)."""
+        if self._session is None or self._realtime is not None:
+            return  # signed out (the login dialog is the way back), or already connecting
+        self._start_realtime(self._session, self._organisations)
 
     async def wait_ended(self) -> TelexError | None:
         """Until the realtime session ends: None when stopped on purpose, else the reason."""
@@ -205,9 +193,6 @@ class TelexService:
         delivered = await self._notifier.send(notice) and self._notifier.on_screen
         self._emit(Notified(notice, delivered))
         return delivered
-
-    def notification_clicked(self, notice: Notice) -> None:
-        self._emit(NotificationClicked(notice))
 
     @property
     def quiet(self) -> Quiet:
@@ -232,33 +217,16 @@ class TelexService:
         kept = self._settings.conversations_kept
         orgs = {o.id: o for o in organisations}
         policy = resume.policy if resume else NotificationPolicy(orgs, kept=kept)
+        self._policy = policy
         channels = [org.channel_for(session.user.id) for org in organisations]
         settings = self._settings
-
-        def on_publications(batch: Sequence[ChannelPublication]) -> None:
-            notices = [
-                notice
-                for pub in batch
-                if (notice := policy.decide(pub.data, org_id=_org_of(pub.channel))) is not None
-            ]
-            if any(pub.from_backlog for pub in batch):
-                logger.info(
-                    "%d missed update(s) on %s: %d notice(s)",
-                    len(batch),
-                    batch[0].channel,
-                    len(notices),
-                )
-                self._delivery.backlog(notices)
-            else:
-                for notice in notices:
-                    self._delivery.live(notice)
 
         client = RealtimeClient(
             self._http,
             settings.ws_url,
             channels,
             _SessionTokens(self._api, session),
-            on_publications=on_publications,
+            on_publications=self._on_publications,
             on_state=self._realtime_state,
             on_position_lost=self._position_lost,
             options=RealtimeOptions(
@@ -289,23 +257,52 @@ class TelexService:
             ended = exc
             email = self._session.user.email if self._session else None
             self._session = None
-            self._resume = dataclasses.replace(resume, positions=client.channels)
-            if self._realtime is client:  # the client and its token source go with the session
-                self._realtime = self._realtime_task = None
-            self._state(SessionState.SIGNED_OUT, f"the session ended: {exc}")
+            self._gave_up(client, resume)  # signing the same user in again resumes from here
+            self._state(ConnectionPhase.SIGNED_OUT, f"the session ended: {exc}")
             self._emit(LoginRequired(str(exc), email))
         except RealtimeError as exc:
             ended = exc
-            self._state(SessionState.PAUSED, str(exc))
+            self._gave_up(client, resume)
+            self._state(ConnectionPhase.GAVE_UP, str(exc))
             self._emit(ShowError(exc.title, str(exc)))
         except Exception as exc:  # a bug: say so instead of going quiet
             logger.error("The push connection failed unexpectedly", exc_info=exc)
             ended = RealtimeError("The push connection failed unexpectedly; see the log.")
-            self._state(SessionState.PAUSED, str(ended))
+            self._gave_up(client, resume)
+            self._state(ConnectionPhase.GAVE_UP, str(ended))
             self._emit(ShowError(ended.title, str(ended)))
         finally:
             if self._ended is not None and not self._ended.done():
                 self._ended.set_result(ended)
+
+    def _gave_up(self, client: RealtimeClient, resume: _Resume) -> None:
+        """Remember where each channel stopped reading, for Reconnect or the next sign-in of
+        the same user; the client that gave up (and its token source) goes."""
+        self._resume = dataclasses.replace(resume, positions=client.channels)
+        if self._realtime is client:
+            self._realtime = self._realtime_task = None
+
+    def _on_publications(self, batch: Sequence[ChannelPublication]) -> None:
+        """The junction of the flow: one channel's publications become notices (the policy
+        decides what is news) and go to delivery, live or as a recovered backlog."""
+        policy = self._policy
+        assert policy is not None, "publications come only while a session is connected"
+        notices = [
+            notice
+            for pub in batch
+            if (notice := policy.decide(pub.data, org_id=_org_of(pub.channel))) is not None
+        ]
+        if any(pub.from_backlog for pub in batch):
+            logger.info(
+                "%d missed update(s) on %s: %d notice(s)",
+                len(batch),
+                batch[0].channel,
+                len(notices),
+            )
+            self._delivery.backlog(notices)
+        else:
+            for notice in notices:
+                self._delivery.live(notice)
 
     async def _stop_realtime(self) -> None:
         client, task = self._realtime, self._realtime_task
@@ -316,12 +313,11 @@ class TelexService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _realtime_state(self, change: StateChange) -> None:
+    def _realtime_state(self, change: StateChanged) -> None:
         # Recovery happens inside the handshake; whatever state follows it ends the round.
         self._delivery.end_round()
-        state = _FROM_CONNECTION.get(change.state)
-        if state is not None:
-            self._state(state, change.reason, change.retry_in)
+        if change.phase is not ConnectionPhase.STOPPED:  # the service says why it stopped
+            self._state(change.phase, change.detail, change.retry_in)
 
     def _position_lost(self, channels: Sequence[str]) -> None:
         """One notice for every channel that lost its place in one reconnection."""
@@ -339,13 +335,13 @@ class TelexService:
             )
         )
 
-    def _state(self, state: SessionState, detail: str, retry_in: float | None = None) -> None:
+    def _state(self, phase: ConnectionPhase, detail: str, retry_in: float | None = None) -> None:
         detail = shown(detail, STATE_DETAIL_SHOWN)  # may quote the server (close reasons)
         if retry_in is not None:
-            events_log.info("State: %s (%s; next attempt in %.1f s)", state, detail, retry_in)
+            events_log.info("State: %s (%s; next attempt in %.1f s)", phase, detail, retry_in)
         else:
-            events_log.info("State: %s (%s)", state, detail)
-        self._emit(StateChanged(state, detail, retry_in))
+            events_log.info("State: %s (%s)", phase, detail)
+        self._emit(StateChanged(phase, detail, retry_in))
 
 
 def _org_of(channel: str) -> str:

@@ -106,6 +106,8 @@ class ServiceApi(Protocol):
 
     async def sign_out(self) -> None: ...
 
+    async def reconnect(self) -> None: ...
+
     async def send_test_notification(self) -> NotificationReport: ...
 
     async def set_quiet(self, quiet: Quiet) -> None: ...
@@ -307,6 +309,9 @@ class DesktopApp:
             Command.LOGIN: self._open_login,
             Command.LOGOUT: lambda: self._in_background(
                 self._service.sign_out(), self._report_failure
+            ),
+            Command.RECONNECT: lambda: self._in_background(
+                self._service.reconnect(), self._report_failure
             ),
             Command.OPEN_MAIN_APP: self._open_main_app,
             Command.CLOSE_MAIN_APP: lambda: self._when_done(

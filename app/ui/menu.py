@@ -15,6 +15,7 @@ from typing import Any
 
 from app.constants import APP_NAME
 from app.events import (
+    ConnectionPhase,
     NotificationClicked,
     Notified,
     PauseChanged,
@@ -28,15 +29,6 @@ from app.untrusted import organisation_labels
 
 #: Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA.szTip).
 TOOLTIP_MAX = 127
-
-
-class Phase(StrEnum):
-    SIGNED_OUT = "signed out"
-    SIGNING_IN = "signing in"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    PAUSED = "paused by error"  # signed in, but the push connection gave up
 
 
 class IconKind(StrEnum):
@@ -62,6 +54,7 @@ class Command(Enum):
     OPEN_LOG_FOLDER = "open log folder"
     CHECK_FOR_UPDATES = "check for updates"  # toggles the daily check
     GET_UPDATE = "get update"  # opens the newer release's page
+    RECONNECT = "reconnect"  # after the push connection gave up
     SHOW_WINDOW = "show window"  # a tray icon without a menu was clicked
     ACTIVATE = "activate"
     EXIT = "exit"
@@ -131,7 +124,7 @@ def pause_text(until: datetime | None, at: datetime) -> str:
 
 @dataclass(frozen=True)
 class TrayState:
-    phase: Phase = Phase.SIGNED_OUT
+    phase: ConnectionPhase = ConnectionPhase.SIGNED_OUT
     email: str | None = None
     retry_in: float | None = None
     unread: int = 0  # notifications shown since the main app was last opened
@@ -144,7 +137,7 @@ class TrayState:
 
     @property
     def signed_in(self) -> bool:
-        return self.phase not in (Phase.SIGNED_OUT, Phase.SIGNING_IN)
+        return self.phase not in (ConnectionPhase.SIGNED_OUT, ConnectionPhase.SIGNING_IN)
 
 
 def apply_event(state: TrayState, event: UiEvent) -> TrayState:
@@ -166,11 +159,8 @@ def apply_event(state: TrayState, event: UiEvent) -> TrayState:
 
 
 def _state_changed(state: TrayState, event: StateChanged) -> TrayState:
-    try:
-        phase = Phase(event.state)
-    except ValueError:  # a state this version does not know: not connected, at least
-        phase = Phase.RECONNECTING
-    if phase is Phase.SIGNED_OUT:  # the user's wishes stay; the account's data goes
+    phase = event.phase
+    if phase is ConnectionPhase.SIGNED_OUT:  # the user's wishes stay; the account's data goes
         return TrayState(
             start_at_login=state.start_at_login,
             muted=state.muted,
@@ -211,25 +201,26 @@ def main_app_opened(state: TrayState) -> TrayState:
 
 def connection_text(state: TrayState) -> str:
     """The connection part of the status line, e.g. ``reconnecting in 5 s``."""
-    if state.phase is Phase.RECONNECTING:
+    if state.phase is ConnectionPhase.RECONNECTING:
         if state.retry_in is not None and state.retry_in >= 1:
             return f"reconnecting in {math.ceil(state.retry_in)} s"
         return "reconnecting…"
     texts = {
-        Phase.SIGNED_OUT: "signed out",
-        Phase.SIGNING_IN: "signing in…",
-        Phase.CONNECTING: "connecting…",
-        Phase.CONNECTED: "connected",
-        Phase.PAUSED: "not connected",
+        ConnectionPhase.SIGNED_OUT: "signed out",
+        ConnectionPhase.SIGNING_IN: "signing in…",
+        ConnectionPhase.CONNECTING: "connecting…",
+        ConnectionPhase.CONNECTED: "connected",
+        ConnectionPhase.GAVE_UP: "not connected",
+        ConnectionPhase.STOPPED: "not connected",
     }
     return texts[state.phase]
 
 
 def status_line(state: TrayState) -> str:
     """The menu's first, disabled line: who is signed in and how the connection is."""
-    if state.phase is Phase.SIGNED_OUT:
+    if state.phase is ConnectionPhase.SIGNED_OUT:
         return f"Signed out; notifications paused {state.paused}" if state.paused else "Signed out"
-    if state.phase is Phase.SIGNING_IN:
+    if state.phase is ConnectionPhase.SIGNING_IN:
         return "Signing in…"
     who = f"Signed in as {state.email}" if state.email else "Signed in"
     line = f"{who} — {connection_text(state)}"
@@ -253,11 +244,15 @@ def icon_kind(state: TrayState) -> IconKind:
     than news, because no further news can arrive."""
     if not state.signed_in:
         return IconKind.SIGNED_OUT
-    if state.phase in (Phase.RECONNECTING, Phase.PAUSED):
+    if state.phase in (
+        ConnectionPhase.RECONNECTING,
+        ConnectionPhase.GAVE_UP,
+        ConnectionPhase.STOPPED,
+    ):
         return IconKind.OFFLINE
     if state.unread:
         return IconKind.UNREAD
-    if state.phase is Phase.CONNECTING:
+    if state.phase is ConnectionPhase.CONNECTING:
         return IconKind.CONNECTING
     return IconKind.CONNECTED
 
@@ -314,9 +309,10 @@ def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
         MenuEntry(
             "Login",
             Command.LOGIN,
-            enabled=state.phase is Phase.SIGNED_OUT,
+            enabled=state.phase is ConnectionPhase.SIGNED_OUT,
             visible=not signed_in,
         ),
+        MenuEntry("Reconnect", Command.RECONNECT, visible=state.phase is ConnectionPhase.GAVE_UP),
         MenuEntry("Log out", Command.LOGOUT, visible=signed_in),
         Separator(),
         MenuEntry("Open Main App", Command.OPEN_MAIN_APP, default=True),

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import Settings
-from app.events import StateChanged, UiEvent
+from app.events import ConnectionPhase, StateChanged, UiEvent
 from app.logging_setup import setup_logging
 from app.models import Notice
 
@@ -125,7 +125,11 @@ async def _run_ours(config: dict[str, Any], record: Record) -> Callable[[], Any]
     live = asyncio.Event()
 
     def emit(event: UiEvent) -> None:
-        if isinstance(event, StateChanged) and event.state == "connected" and not live.is_set():
+        if (
+            isinstance(event, StateChanged)
+            and event.phase is ConnectionPhase.CONNECTED
+            and not live.is_set()
+        ):
             record.live = (time.monotonic() - started, event.detail)
             live.set()
 

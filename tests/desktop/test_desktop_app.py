@@ -31,6 +31,7 @@ from app.bridge import LoopThread, UiQueue
 from app.config import Settings
 from app.errors import InvalidCredentials
 from app.events import (
+    ConnectionPhase,
     LoginDefaults,
     LoginRequired,
     NotificationClicked,
@@ -95,11 +96,14 @@ class ScriptedService:
                 raise
         if self.refuse_sign_in:
             raise InvalidCredentials("invalid email and password supplied")
-        self.emit(StateChanged("connected", "connected"))
+        self.emit(StateChanged(ConnectionPhase.CONNECTED, "connected"))
 
     async def sign_out(self) -> None:
         self.calls.append(("sign_out",))
-        self.emit(StateChanged("signed out", "signed out"))
+
+    async def reconnect(self) -> None:
+        self.calls.append(("reconnect",))
+        self.emit(StateChanged(ConnectionPhase.SIGNED_OUT, "signed out"))
 
     async def send_test_notification(self) -> NotificationReport:
         self.calls.append(("test_notification",))
@@ -515,7 +519,7 @@ def test_the_test_notification_says_which_backend_failed_and_why(desktop: Deskto
 def test_service_events(desktop: Desktop) -> None:
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
     post = desktop.inbox.post
-    post(StateChanged("connected", "connected"))
+    post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
     post(Notified(ORG_NOTICE, delivered=True))
     desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.UNREAD, "the unread icon")
 
@@ -534,12 +538,24 @@ def test_service_events(desktop: Desktop) -> None:
     assert LoginForm.of(login).email.get() == EMAIL
 
 
+def test_reconnect_after_the_push_connection_gave_up(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    desktop.inbox.post(SignedIn(EMAIL, "Ada", ORGS))
+    desktop.inbox.post(StateChanged(ConnectionPhase.GAVE_UP, "The push server refused it."))
+    desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.OFFLINE, "the offline icon")
+    status = desktop.tray.views[-1].menu[0]
+    assert isinstance(status, MenuEntry)
+    assert status.label == f"Signed in as {EMAIL} — not connected"
+    desktop.tray.click(Command.RECONNECT)
+    desktop.pump(lambda: ("reconnect",) in desktop.service.calls, "the reconnect")
+
+
 def test_a_later_launch_brings_up_login_or_the_main_app(desktop: Desktop) -> None:
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
     desktop.inbox.post(Command.ACTIVATE)
     desktop.wait_window(LOGIN_TITLE)
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
-    desktop.inbox.post(StateChanged("connected", "connected"))
+    desktop.inbox.post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
     desktop.inbox.post(Command.ACTIVATE)
     desktop.wait_started()
 
@@ -556,7 +572,7 @@ def test_without_a_tray_host_the_menu_window_opens_and_follows_the_state(
     focused = window.focus_get()
     assert focused is None or not str(focused).startswith(str(window)), "took the keyboard"
 
-    desktop.inbox.post(StateChanged("connected", "connected"))
+    desktop.inbox.post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
     desktop.pump(
         lambda: "Signed in — connected" in label_texts(window), "the status line to follow"
     )
@@ -624,7 +640,7 @@ ORGS = (Organisation("org-1", "Acme"), Organisation("org-2", "Beta"))
 def test_a_clicked_notification_opens_the_main_app_on_its_conversation(desktop: Desktop) -> None:
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
     post = desktop.inbox.post
-    post(StateChanged("connected", "connected"))
+    post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
     clicked = Notice(
         key="org-1/chan-7", title="#general", body="1", org_id="org-1", channel_id="chan-7"
     )
@@ -686,7 +702,7 @@ def test_pause_and_resume_from_the_tray_are_remembered_and_sent_to_the_service(
 def test_muting_an_organisation_is_remembered_across_a_restart(desktop: Desktop) -> None:
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
     desktop.inbox.post(SignedIn(EMAIL, "Ada", ORGS))
-    desktop.inbox.post(StateChanged("connected", "connected"))
+    desktop.inbox.post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
     desktop.pump(lambda: desktop.app.state.organisations == ORGS, "the organisations")
     desktop.tray.report(ToggleOrganisation("org-2"))
     desktop.pump(lambda: desktop.service.quiet, "the mute to reach the service")

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from app.bridge import LoopThread
+from app.events import ConnectionPhase
 from app.models import Organisation
-from app.ui.menu import MenuEntry, Phase, TrayState, menu_entries
+from app.ui.menu import MenuEntry, TrayState, menu_entries
 from devstack.stack import DEMO_EMAIL, LocalStack
 from tests.desktop.conftest import (
     ROOT,
@@ -48,7 +49,7 @@ ALL_BACKENDS = [*BACKENDS, "xorg"]
 SIGNED_OUT = TrayState()
 # the demo account belongs to organisations: the menu lists them (only that there are some counts)
 SIGNED_IN = TrayState(
-    phase=Phase.CONNECTED, email=DEMO_EMAIL, organisations=(Organisation("demo", "Demo"),)
+    phase=ConnectionPhase.CONNECTED, email=DEMO_EMAIL, organisations=(Organisation("demo", "Demo"),)
 )
 
 

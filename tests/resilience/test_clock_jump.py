@@ -16,13 +16,8 @@ import aiohttp
 import pytest
 
 from app.core.api import TelexApi
-from app.core.realtime.client import (
-    ChannelPublication,
-    ConnectionState,
-    RealtimeClient,
-    RealtimeOptions,
-    StateChange,
-)
+from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
+from app.events import ConnectionPhase, StateChanged
 from app.models import Session
 from tests.resilience.conftest import SERVERS, rig
 
@@ -47,7 +42,7 @@ async def test_waking_up_replaces_the_dead_connection_at_once(
         session = await api.login(r.email, r.local.account.password)
         channels = [org.channel_for(session.user.id) for org in await api.organisations(session)]
         slept = [0.0]
-        states: list[tuple[float, StateChange]] = []
+        states: list[tuple[float, StateChanged]] = []
         received: list[ChannelPublication] = []
         client = RealtimeClient(
             http,
@@ -69,7 +64,7 @@ async def test_waking_up_replaces_the_dead_connection_at_once(
         task = asyncio.create_task(client.run())
         try:
             async with asyncio.timeout(10):
-                while client.state is not ConnectionState.CONNECTED:
+                while client.state is not ConnectionPhase.CONNECTED:
                     await asyncio.sleep(0.02)
             assert r.proxy.freeze() == 1  # the old connection is dead, silently
             await r.post(0, "general")  # published while the old connection is dead
@@ -78,12 +73,12 @@ async def test_waking_up_replaces_the_dead_connection_at_once(
             async with asyncio.timeout(5):
                 while not received:
                     await asyncio.sleep(0.02)
-            reconnecting = [(at, s) for at, s in states if s.state is ConnectionState.RECONNECTING]
+            reconnecting = [(at, s) for at, s in states if s.phase is ConnectionPhase.RECONNECTING]
             assert len(reconnecting) == 1
             at, change = reconnecting[0]
             assert at - woke <= 0.5 + 0.5
             assert change.retry_in == 0.0
-            assert "slept" in change.reason
+            assert "slept" in change.detail
             assert [p.from_backlog for p in received] == [True]
             assert r.proxy.accepted == 2
         finally:

@@ -62,7 +62,7 @@ async def test_close_codes_that_forbid_a_reconnect(
         await r.disconnect(code, reason)
         assert await asyncio.wait_for(app.proc.wait(), 10) == 1
         await app.stop()
-        paused = [s for s in states(app) if s.state == "paused by error"]
+        paused = [s for s in states(app) if s.state == "not connected"]
         assert [s.detail for s in paused] == [
             f"The push server refused the connection: {reason} (code {code})."
         ]

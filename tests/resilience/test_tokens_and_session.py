@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.config import Settings
-from app.core.service import SessionState, TelexService
-from app.events import LoginRequired, StateChanged, UiEvent
+from app.core.service import TelexService
+from app.events import ConnectionPhase, LoginRequired, Notified, StateChanged, UiEvent
 from app.notify.log_only import LogNotifier
 from tests.resilience.conftest import (
     EVERY_EVENT,
@@ -137,7 +138,7 @@ async def test_revoked_session_asks_for_a_login_exactly_once(
         async with TelexService(settings, LogNotifier(), events.append) as service:
             await service.sign_in(r.email, r.local.account.password)
             async with asyncio.timeout(10):
-                while not any(e.state == SessionState.CONNECTED for e in _states(events)):
+                while not any(e.phase == ConnectionPhase.CONNECTED for e in _states(events)):
                     await asyncio.sleep(0.05)
             r.local.simulator.revoke_sessions(r.email)
             r.proxy.cut()  # a reconnect needs tokens too: both paths find the session over
@@ -154,7 +155,7 @@ async def test_revoked_session_asks_for_a_login_exactly_once(
                     r.email,
                 )
             ]
-            assert _states(events)[-1].state == SessionState.SIGNED_OUT
+            assert _states(events)[-1].phase == ConnectionPhase.SIGNED_OUT
             assert not service.signed_in
             assert len(r.local.simulator.requests) == requests_then
             assert r.proxy.open_connections == 0
@@ -162,3 +163,54 @@ async def test_revoked_session_asks_for_a_login_exactly_once(
 
 def _states(events: list[UiEvent]) -> list[StateChanged]:
     return [e for e in events if isinstance(e, StateChanged)]
+
+
+@pytest.mark.parametrize("server", SERVERS)
+async def test_reconnect_after_the_connection_gave_up(server: tuple[str, bool], tmp_path: Path):
+    """A close code that forbids reconnecting leaves the user signed in but "not connected";
+    the tray's Reconnect brings the same session back, from where each channel stopped: what
+    came meanwhile is shown once, nothing shown before is shown again."""
+    async with rig(server, tmp_path) as r:
+        events: list[UiEvent] = []
+        settings = Settings(
+            api_url=r.local.api_url,
+            ws_url=r.proxy.url("/connection/websocket"),
+            reconnect_min_delay=0.2,
+            reconnect_max_delay=1.0,
+            request_retries=0,
+            coalesce_window=0.0,
+        )
+
+        def shown() -> list[str]:
+            return [e.notice.title for e in events if isinstance(e, Notified) and e.delivered]
+
+        async def until(what: str, done: Callable[[], bool]) -> None:
+            async with asyncio.timeout(10):
+                while not done():
+                    await asyncio.sleep(0.05)
+
+        async with TelexService(settings, LogNotifier(), events.append) as service:
+            await service.sign_in(r.email, r.local.account.password)
+            await until("connected", lambda: _phases(events)[-1:] == [ConnectionPhase.CONNECTED])
+            before, _ = await r.post(0, "general")
+            await until("the first notice", lambda: shown() == [before])
+
+            await r.disconnect(4500, "custom stop")
+            await until("gave up", lambda: _phases(events)[-1:] == [ConnectionPhase.GAVE_UP])
+            assert service.signed_in
+            meanwhile, _ = await r.post(0, "random")
+
+            await service.reconnect()
+            await until(
+                "connected again", lambda: _phases(events).count(ConnectionPhase.CONNECTED) == 2
+            )
+            await until("the missed notice", lambda: len(shown()) == 2)
+            await asyncio.sleep(0.3)
+            assert shown() == [before, meanwhile]
+            assert not any(isinstance(e, LoginRequired) for e in events)
+            await service.reconnect()  # already connected: nothing happens
+            assert r.proxy.accepted == 2
+
+
+def _phases(events: list[UiEvent]) -> list[ConnectionPhase]:
+    return [e.phase for e in _states(events)]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from app.events import (
+    ConnectionPhase,
     LoginRequired,
     NotificationClicked,
     Notified,
@@ -26,7 +27,6 @@ from app.ui.menu import (
     MenuEntry,
     PauseChoice,
     PauseNotifications,
-    Phase,
     ResumeNotifications,
     Separator,
     ToggleOrganisation,
@@ -50,7 +50,7 @@ ORG_NOTICE = Notice(key="c1", title="general", body="3 unread threads", org_id="
 TEST_NOTICE = Notice(key="test", title="Telex Start", body="Notifications are working.")
 
 
-def state(phase: Phase, **changes: object) -> TrayState:
+def state(phase: ConnectionPhase, **changes: object) -> TrayState:
     return dataclasses.replace(TrayState(phase=phase, email=EMAIL), **changes)  # type: ignore[arg-type]
 
 
@@ -71,14 +71,20 @@ def submenu(s: TrayState, label: str) -> tuple[MenuEntry, ...]:
     ("tray_state", "expected"),
     [
         (TrayState(), "Signed out"),
-        (TrayState(phase=Phase.SIGNING_IN), "Signing in…"),
-        (state(Phase.CONNECTING), f"Signed in as {EMAIL} — connecting…"),
-        (state(Phase.CONNECTED), f"Signed in as {EMAIL} — connected"),
-        (state(Phase.RECONNECTING, retry_in=4.2), f"Signed in as {EMAIL} — reconnecting in 5 s"),
-        (state(Phase.RECONNECTING, retry_in=0.4), f"Signed in as {EMAIL} — reconnecting…"),
-        (state(Phase.RECONNECTING), f"Signed in as {EMAIL} — reconnecting…"),
-        (state(Phase.PAUSED), f"Signed in as {EMAIL} — not connected"),
-        (state(Phase.CONNECTED, email=None), "Signed in — connected"),
+        (TrayState(phase=ConnectionPhase.SIGNING_IN), "Signing in…"),
+        (state(ConnectionPhase.CONNECTING), f"Signed in as {EMAIL} — connecting…"),
+        (state(ConnectionPhase.CONNECTED), f"Signed in as {EMAIL} — connected"),
+        (
+            state(ConnectionPhase.RECONNECTING, retry_in=4.2),
+            f"Signed in as {EMAIL} — reconnecting in 5 s",
+        ),
+        (
+            state(ConnectionPhase.RECONNECTING, retry_in=0.4),
+            f"Signed in as {EMAIL} — reconnecting…",
+        ),
+        (state(ConnectionPhase.RECONNECTING), f"Signed in as {EMAIL} — reconnecting…"),
+        (state(ConnectionPhase.GAVE_UP), f"Signed in as {EMAIL} — not connected"),
+        (state(ConnectionPhase.CONNECTED, email=None), "Signed in — connected"),
     ],
 )
 def test_status_line(tray_state: TrayState, expected: str) -> None:
@@ -86,7 +92,7 @@ def test_status_line(tray_state: TrayState, expected: str) -> None:
 
 
 def test_the_status_line_is_the_first_entry_and_disabled() -> None:
-    first = menu_entries(state(Phase.CONNECTED))[0]
+    first = menu_entries(state(ConnectionPhase.CONNECTED))[0]
     assert first == MenuEntry(f"Signed in as {EMAIL} — connected", None, enabled=False)
 
 
@@ -98,16 +104,22 @@ def test_menu_when_signed_out_offers_login_not_logout() -> None:
 
 
 def test_menu_while_signing_in_shows_login_disabled() -> None:
-    entries = entries_by_command(TrayState(phase=Phase.SIGNING_IN))
+    entries = entries_by_command(TrayState(phase=ConnectionPhase.SIGNING_IN))
     assert entries[Command.LOGIN].visible
     assert not entries[Command.LOGIN].enabled
     assert not entries[Command.LOGOUT].visible
 
 
 @pytest.mark.parametrize(
-    "phase", [Phase.CONNECTING, Phase.CONNECTED, Phase.RECONNECTING, Phase.PAUSED]
+    "phase",
+    [
+        ConnectionPhase.CONNECTING,
+        ConnectionPhase.CONNECTED,
+        ConnectionPhase.RECONNECTING,
+        ConnectionPhase.GAVE_UP,
+    ],
 )
-def test_menu_when_signed_in_offers_logout_not_login(phase: Phase) -> None:
+def test_menu_when_signed_in_offers_logout_not_login(phase: ConnectionPhase) -> None:
     entries = entries_by_command(state(phase))
     assert not entries[Command.LOGIN].visible
     assert entries[Command.LOGOUT].visible
@@ -115,12 +127,13 @@ def test_menu_when_signed_in_offers_logout_not_login(phase: Phase) -> None:
 
 
 def test_menu_order_labels_and_the_default_action() -> None:
-    lines = menu_entries(state(Phase.CONNECTED))
+    lines = menu_entries(state(ConnectionPhase.CONNECTED))
     labels = [line.label if isinstance(line, MenuEntry) else "---" for line in lines]
     assert labels == [
         f"Signed in as {EMAIL} — connected",
         "---",
         "Login",
+        "Reconnect",
         "Log out",
         "---",
         "Open Main App",
@@ -146,15 +159,15 @@ def test_menu_order_labels_and_the_default_action() -> None:
     ("tray_state", "kind"),
     [
         (TrayState(), IconKind.SIGNED_OUT),
-        (TrayState(phase=Phase.SIGNING_IN), IconKind.SIGNED_OUT),
-        (state(Phase.CONNECTING), IconKind.CONNECTING),
-        (state(Phase.CONNECTED), IconKind.CONNECTED),
-        (state(Phase.RECONNECTING, retry_in=3), IconKind.OFFLINE),
-        (state(Phase.PAUSED), IconKind.OFFLINE),
-        (state(Phase.CONNECTED, unread=2), IconKind.UNREAD),
-        (state(Phase.CONNECTING, unread=1), IconKind.UNREAD),
+        (TrayState(phase=ConnectionPhase.SIGNING_IN), IconKind.SIGNED_OUT),
+        (state(ConnectionPhase.CONNECTING), IconKind.CONNECTING),
+        (state(ConnectionPhase.CONNECTED), IconKind.CONNECTED),
+        (state(ConnectionPhase.RECONNECTING, retry_in=3), IconKind.OFFLINE),
+        (state(ConnectionPhase.GAVE_UP), IconKind.OFFLINE),
+        (state(ConnectionPhase.CONNECTED, unread=2), IconKind.UNREAD),
+        (state(ConnectionPhase.CONNECTING, unread=1), IconKind.UNREAD),
         # a broken connection outranks news: no more news can arrive
-        (state(Phase.RECONNECTING, unread=1), IconKind.OFFLINE),
+        (state(ConnectionPhase.RECONNECTING, unread=1), IconKind.OFFLINE),
     ],
 )
 def test_icon_kind(tray_state: TrayState, kind: IconKind) -> None:
@@ -163,47 +176,61 @@ def test_icon_kind(tray_state: TrayState, kind: IconKind) -> None:
 
 def test_tooltip_names_the_app_the_state_and_unread_count() -> None:
     assert tooltip(TrayState()) == "Telex Start: Signed out"
-    assert tooltip(state(Phase.CONNECTED, unread=1)) == (
+    assert tooltip(state(ConnectionPhase.CONNECTED, unread=1)) == (
         f"Telex Start: Signed in as {EMAIL} — connected (1 new notification)"
     )
-    assert tooltip(state(Phase.CONNECTED, unread=3)).endswith("(3 new notifications)")
+    assert tooltip(state(ConnectionPhase.CONNECTED, unread=3)).endswith("(3 new notifications)")
 
 
 def test_tooltip_fits_windows_limit() -> None:
     long_email = "a" * 150 + "@example.com"
-    text = tooltip(state(Phase.CONNECTED, email=long_email))
+    text = tooltip(state(ConnectionPhase.CONNECTED, email=long_email))
     assert len(text) == TOOLTIP_MAX
     assert text.endswith("…")
 
 
 def test_sign_in_sequence_of_events() -> None:
     s = TrayState()
-    s = apply_event(s, StateChanged("signing in", f"signing in as {EMAIL}"))
-    assert s.phase is Phase.SIGNING_IN
+    s = apply_event(s, StateChanged(ConnectionPhase.SIGNING_IN, f"signing in as {EMAIL}"))
+    assert s.phase is ConnectionPhase.SIGNING_IN
     s = apply_event(s, SignedIn(EMAIL, "Ada", (Organisation("org-1", "Acme"),)))
-    s = apply_event(s, StateChanged("connecting", "opening the push connection"))
-    assert (s.phase, s.email) == (Phase.CONNECTING, EMAIL)
-    s = apply_event(s, StateChanged("connected", "connected, 1 of 1 channel(s) live"))
-    assert s.phase is Phase.CONNECTED
-    s = apply_event(s, StateChanged("reconnecting", "the push connection closed", 2.5))
-    assert (s.phase, s.retry_in) == (Phase.RECONNECTING, 2.5)
-    s = apply_event(s, StateChanged("connected", "connected"))
+    s = apply_event(s, StateChanged(ConnectionPhase.CONNECTING, "opening the push connection"))
+    assert (s.phase, s.email) == (ConnectionPhase.CONNECTING, EMAIL)
+    s = apply_event(s, StateChanged(ConnectionPhase.CONNECTED, "connected, 1 of 1 channel(s) live"))
+    assert s.phase is ConnectionPhase.CONNECTED
+    s = apply_event(
+        s, StateChanged(ConnectionPhase.RECONNECTING, "the push connection closed", 2.5)
+    )
+    assert (s.phase, s.retry_in) == (ConnectionPhase.RECONNECTING, 2.5)
+    s = apply_event(s, StateChanged(ConnectionPhase.CONNECTED, "connected"))
     assert s.retry_in is None
 
 
 def test_signed_out_forgets_everything() -> None:
-    s = state(Phase.CONNECTED, unread=4)
-    assert apply_event(s, StateChanged("signed out", "signed out")) == TrayState()
+    s = state(ConnectionPhase.CONNECTED, unread=4)
+    assert apply_event(s, StateChanged(ConnectionPhase.SIGNED_OUT, "signed out")) == TrayState()
 
 
-def test_an_unknown_state_counts_as_not_connected() -> None:
-    s = apply_event(state(Phase.CONNECTED), StateChanged("disconnected", "?"))
-    assert s.phase is Phase.RECONNECTING
+def test_a_connection_that_gave_up_says_so_and_offers_reconnect() -> None:
+    s = apply_event(
+        state(ConnectionPhase.CONNECTED),
+        StateChanged(ConnectionPhase.GAVE_UP, "The push server refused the connection"),
+    )
+    assert status_line(s) == f"Signed in as {EMAIL} — not connected"
     assert icon_kind(s) is IconKind.OFFLINE
+    reconnect = entries_by_command(s)[Command.RECONNECT]
+    assert (reconnect.label, reconnect.visible, reconnect.enabled) == ("Reconnect", True, True)
+    assert entries_by_command(s)[Command.LOGOUT].visible  # still signed in
+    assert s.paused is None  # not the user's pause
+
+
+@pytest.mark.parametrize("phase", [p for p in ConnectionPhase if p is not ConnectionPhase.GAVE_UP])
+def test_reconnect_is_offered_only_after_the_connection_gave_up(phase: ConnectionPhase) -> None:
+    assert not entries_by_command(state(phase))[Command.RECONNECT].visible
 
 
 def test_only_delivered_organisation_notices_count_as_unread() -> None:
-    s = state(Phase.CONNECTED)
+    s = state(ConnectionPhase.CONNECTED)
     s = apply_event(s, Notified(ORG_NOTICE, delivered=True))
     s = apply_event(s, Notified(ORG_NOTICE, delivered=False))
     s = apply_event(s, Notified(TEST_NOTICE, delivered=True))
@@ -211,7 +238,7 @@ def test_only_delivered_organisation_notices_count_as_unread() -> None:
 
 
 def test_opening_the_main_app_clears_unread() -> None:
-    s = apply_event(state(Phase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
+    s = apply_event(state(ConnectionPhase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
     assert icon_kind(s) is IconKind.UNREAD
     s = main_app_opened(s)
     assert s.unread == 0
@@ -219,19 +246,23 @@ def test_opening_the_main_app_clears_unread() -> None:
 
 
 def test_events_the_tray_does_not_show_leave_the_state_alone() -> None:
-    s = state(Phase.CONNECTED, unread=1)
+    s = state(ConnectionPhase.CONNECTED, unread=1)
     assert apply_event(s, ShowError("t", "m")) is s
     assert apply_event(s, LoginRequired("expired", EMAIL)) is s
 
 
 def test_views_compare_by_value() -> None:
-    assert tray_view(state(Phase.CONNECTED)) == tray_view(state(Phase.CONNECTED))
-    assert tray_view(state(Phase.CONNECTED)) != tray_view(state(Phase.CONNECTED, unread=1))
+    assert tray_view(state(ConnectionPhase.CONNECTED)) == tray_view(
+        state(ConnectionPhase.CONNECTED)
+    )
+    assert tray_view(state(ConnectionPhase.CONNECTED)) != tray_view(
+        state(ConnectionPhase.CONNECTED, unread=1)
+    )
 
 
 def test_start_at_login_is_a_check_item_that_shows_the_os_state() -> None:
     assert entries_by_command(TrayState())[Command.START_AT_LOGIN].checked is False
-    on = start_at_login_set(state(Phase.CONNECTED), True)
+    on = start_at_login_set(state(ConnectionPhase.CONNECTED), True)
     assert entries_by_command(on)[Command.START_AT_LOGIN].checked is True
     check_items = {Command.START_AT_LOGIN, Command.CHECK_FOR_UPDATES}
     others = [e for c, e in entries_by_command(on).items() if c not in check_items]
@@ -239,8 +270,8 @@ def test_start_at_login_is_a_check_item_that_shows_the_os_state() -> None:
 
 
 def test_signing_out_keeps_start_at_login() -> None:
-    on = start_at_login_set(state(Phase.CONNECTED, unread=2), True)
-    assert apply_event(on, StateChanged("signed out", "signed out")) == TrayState(
+    on = start_at_login_set(state(ConnectionPhase.CONNECTED, unread=2), True)
+    assert apply_event(on, StateChanged(ConnectionPhase.SIGNED_OUT, "signed out")) == TrayState(
         start_at_login=True
     )
 
@@ -250,7 +281,12 @@ OFFER = UpdateAvailable("9.0", "https://example.com/releases/v9.0")
 
 @pytest.mark.parametrize(
     "tray_state",
-    [TrayState(), state(Phase.CONNECTED), TrayState(update=OFFER)],
+    [
+        TrayState(),
+        state(ConnectionPhase.CONNECTED),
+        state(ConnectionPhase.GAVE_UP),
+        TrayState(update=OFFER),
+    ],
 )
 def test_every_command_of_the_menu_is_reachable_from_it(tray_state: TrayState) -> None:
     """Menu, menu window and keyboard navigation all rely on this: visible entries carry every
@@ -263,6 +299,8 @@ def test_every_command_of_the_menu_is_reachable_from_it(tray_state: TrayState) -
     hidden_by_design = {Command.SHOW_WINDOW, Command.ACTIVATE}
     if tray_state.update is None:
         hidden_by_design.add(Command.GET_UPDATE)  # offered only when there is one
+    if tray_state.phase is not ConnectionPhase.GAVE_UP:
+        hidden_by_design.add(Command.RECONNECT)  # offered only when the connection gave up
     login_or_logout = {Command.LOGOUT} if tray_state.signed_in else {Command.LOGIN}
     assert shown == set(Command) - hidden_by_design - (
         {Command.LOGIN, Command.LOGOUT} - login_or_logout
@@ -270,12 +308,12 @@ def test_every_command_of_the_menu_is_reachable_from_it(tray_state: TrayState) -
 
 
 def test_a_newer_release_is_offered_while_checks_are_on() -> None:
-    offered = apply_event(state(Phase.CONNECTED), OFFER)
+    offered = apply_event(state(ConnectionPhase.CONNECTED), OFFER)
     entry = entries_by_command(offered)[Command.GET_UPDATE]
     assert (entry.label, entry.visible) == ("Get Telex Start 9.0…", True)
     assert entries_by_command(offered)[Command.CHECK_FOR_UPDATES].checked is True
     # Signing out keeps the offer and the choice: they are about the app, not the account.
-    signed_out = apply_event(offered, StateChanged("signed out", "signed out"))
+    signed_out = apply_event(offered, StateChanged(ConnectionPhase.SIGNED_OUT, "signed out"))
     assert signed_out.update == OFFER
 
     off = update_checks_set(offered, False)
@@ -301,7 +339,7 @@ def visible_actions(s: TrayState) -> set[Action]:
 
 
 def test_the_pause_submenu_offers_every_length_and_is_always_there() -> None:
-    for s in (TrayState(), state(Phase.CONNECTED)):
+    for s in (TrayState(), state(ConnectionPhase.CONNECTED)):
         entries = submenu(s, "Pause notifications")
         assert [(e.label, e.command) for e in entries] == [
             ("For 30 minutes", PauseNotifications(PauseChoice.MINUTES_30)),
@@ -313,7 +351,7 @@ def test_the_pause_submenu_offers_every_length_and_is_always_there() -> None:
 
 
 def test_resume_is_offered_only_while_paused_and_says_until_when() -> None:
-    running = state(Phase.CONNECTED)
+    running = state(ConnectionPhase.CONNECTED)
     assert not entries_by_command(running)[ResumeNotifications()].visible
     paused = apply_event(running, PauseChanged(True, AT + timedelta(minutes=30), AT))
     resume = entries_by_command(paused)[ResumeNotifications()]
@@ -328,7 +366,7 @@ def test_resume_is_offered_only_while_paused_and_says_until_when() -> None:
 
 
 def test_the_organisations_submenu_checks_the_ones_that_notify() -> None:
-    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS))
+    s = apply_event(state(ConnectionPhase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS))
     s = muted_set(s, frozenset({"o2"}))
     entries = submenu(s, "Notify for organisations")
     assert [(e.label, e.command, e.checked) for e in entries] == [
@@ -346,7 +384,7 @@ def test_organisation_names_in_the_menu_are_one_clean_line() -> None:
         Organisation("o3", "\u2066\u200b\n"),
         Organisation("o4", "x" * 500),
     )
-    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
+    s = apply_event(state(ConnectionPhase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
     labels = [e.label for e in submenu(s, "Notify for organisations")]
     assert labels == ["Acmeevil", "Globex Muted: none", "o3", "x" * 59 + "…"]
 
@@ -357,7 +395,7 @@ def test_organisations_that_look_alike_are_told_apart_by_their_id() -> None:
         Organisation("7d1c2e99-2222", "acme\u200b"),
         Organisation("b0", "Globex"),
     )
-    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
+    s = apply_event(state(ConnectionPhase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
     entries = submenu(s, "Notify for organisations")
     assert [(e.label, e.command) for e in entries] == [
         ("Acme (7d1c2e4)", ToggleOrganisation("7d1c2e40-1111")),
@@ -372,7 +410,7 @@ def test_a_name_made_to_look_like_a_told_apart_label_gets_the_whole_id() -> None
         Organisation("7d1c2e99-2222", "Acme"),
         Organisation("b0", "Acme (7d1c2e4)"),
     )
-    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
+    s = apply_event(state(ConnectionPhase.CONNECTED), SignedIn(EMAIL, "Ada", orgs))
     labels = [e.label for e in submenu(s, "Notify for organisations")]
     assert labels == ["Acme (7d1c2e4) (b0)", "Acme (7d1c2e40-1111)", "Acme (7d1c2e9)"]
 
@@ -380,19 +418,21 @@ def test_a_name_made_to_look_like_a_told_apart_label_gets_the_whole_id() -> None
 def test_the_organisations_submenu_is_hidden_without_organisations() -> None:
     (entry,) = [
         e
-        for e in menu_entries(state(Phase.CONNECTED))
+        for e in menu_entries(state(ConnectionPhase.CONNECTED))
         if isinstance(e, MenuEntry) and e.label == "Notify for organisations"
     ]
     assert not entry.visible
     signed_out = apply_event(
-        muted_set(apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS)), frozenset()),
-        StateChanged("signed out", "signed out"),
+        muted_set(
+            apply_event(state(ConnectionPhase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS)), frozenset()
+        ),
+        StateChanged(ConnectionPhase.SIGNED_OUT, "signed out"),
     )
     assert ToggleOrganisation("o1") not in visible_actions(signed_out)
 
 
 def test_every_pause_and_organisation_action_is_reachable() -> None:
-    s = apply_event(state(Phase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS))
+    s = apply_event(state(ConnectionPhase.CONNECTED), SignedIn(EMAIL, "Ada", ORGS))
     s = apply_event(s, PauseChanged(True, None, AT))
     assert visible_actions(s) >= {
         *(PauseNotifications(c) for c in PauseChoice),
@@ -403,9 +443,9 @@ def test_every_pause_and_organisation_action_is_reachable() -> None:
 
 
 def test_signing_out_keeps_the_pause_and_the_muted_organisations() -> None:
-    s = muted_set(state(Phase.CONNECTED), frozenset({"o1"}))
+    s = muted_set(state(ConnectionPhase.CONNECTED), frozenset({"o1"}))
     s = apply_event(s, PauseChanged(True, None, AT))
-    out = apply_event(s, StateChanged("signed out", "signed out"))
+    out = apply_event(s, StateChanged(ConnectionPhase.SIGNED_OUT, "signed out"))
     assert out.muted == frozenset({"o1"})
     assert out.paused == "until resumed"
     assert status_line(out) == "Signed out; notifications paused until resumed"
@@ -445,7 +485,7 @@ def test_pause_text(until: datetime | None, expected: str) -> None:
 
 
 def test_summaries_count_as_unread_and_info_notices_do_not() -> None:
-    s = state(Phase.CONNECTED)
+    s = state(ConnectionPhase.CONNECTED)
     summary = Notice(key="summary", title="5 conversations", body="", kind=NoticeKind.SUMMARY)
     gap = Notice(key="gap", title="Telex Start", body="gap", org_id="o1", kind=NoticeKind.INFO)
     s = apply_event(s, Notified(summary, delivered=True))
@@ -454,5 +494,5 @@ def test_summaries_count_as_unread_and_info_notices_do_not() -> None:
 
 
 def test_clicking_a_notification_clears_unread() -> None:
-    s = apply_event(state(Phase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
+    s = apply_event(state(ConnectionPhase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
     assert apply_event(s, NotificationClicked(ORG_NOTICE)).unread == 0

@@ -8,13 +8,12 @@ from typing import Any
 
 import pytest
 
-from app.events import SignedIn
+from app.events import ConnectionPhase, SignedIn
 from app.models import Organisation
 from app.ui.menu import (
     Command,
     PauseChoice,
     PauseNotifications,
-    Phase,
     ToggleOrganisation,
     TrayState,
     apply_event,
@@ -57,6 +56,7 @@ def test_the_menu_mirrors_the_model(pystray_dummy: Any) -> None:
     assert not items[0].enabled
     assert texts[1:] == [
         "Login",
+        "Reconnect",
         "Log out",
         "Open Main App",
         "Close Main App",
@@ -81,7 +81,7 @@ def test_the_menu_mirrors_the_model(pystray_dummy: Any) -> None:
 
 
 def test_a_signed_in_menu(pystray_dummy: Any) -> None:
-    state = TrayState(phase=Phase.CONNECTED, email=EMAIL, start_at_login=True)
+    state = TrayState(phase=ConnectionPhase.CONNECTED, email=EMAIL, start_at_login=True)
     menu, _ = menu_for(pystray_dummy, state)
     by_text = {item.text: item for item in menu.items}
     assert f"Signed in as {EMAIL} — connected" in by_text
@@ -115,7 +115,9 @@ def test_menu_items_only_post_commands(pystray_dummy: Any) -> None:
 
 def test_submenus_are_nested_menus_that_post_typed_actions(pystray_dummy: Any) -> None:
     orgs = (Organisation("o1", "Acme"), Organisation("o2", "Beta"))
-    state = apply_event(TrayState(phase=Phase.CONNECTED, email=EMAIL), SignedIn(EMAIL, "A", orgs))
+    state = apply_event(
+        TrayState(phase=ConnectionPhase.CONNECTED, email=EMAIL), SignedIn(EMAIL, "A", orgs)
+    )
     menu, posted = menu_for(pystray_dummy, muted_set(state, frozenset({"o2"})))
     by_text = {item.text: item for item in menu.items}
     pause = by_text["Pause notifications"].submenu

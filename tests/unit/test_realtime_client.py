@@ -17,14 +17,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.core.realtime.client import (
-    ChannelPublication,
-    ConnectionState,
-    RealtimeClient,
-    RealtimeOptions,
-    StateChange,
-)
+from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
 from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError
+from app.events import ConnectionPhase, StateChanged
 
 CHANNELS = ("org-a/u1", "org-b/u1")
 
@@ -78,7 +73,7 @@ class Harness:
     client: RealtimeClient
     tokens: Tokens
     publications: list[ChannelPublication]
-    states: list[StateChange]
+    states: list[StateChanged]
     lost: list[tuple[str, ...]]
     connections: list[Conn]
 
@@ -197,11 +192,11 @@ async def test_connect_time_subs_honoured_means_no_subscribe_commands(harness):
     task = asyncio.create_task(h.client.run())
     await wait_for(lambda: len(h.publications) == 2)
     assert [p.channel for p in h.publications] == list(CHANNELS)
-    assert h.client.state is ConnectionState.CONNECTED
+    assert h.client.state is ConnectionPhase.CONNECTED
     assert not [c for c in h.connections[0].received if "subscribe" in c]
     await h.client.stop()
     await task
-    assert h.states[-1].state is ConnectionState.STOPPED
+    assert h.states[-1].phase is ConnectionPhase.STOPPED
 
 
 async def test_ignored_subs_are_subscribed_with_their_own_token(harness):
@@ -219,7 +214,7 @@ async def test_ignored_subs_are_subscribed_with_their_own_token(harness):
     h = await harness(script)
     task = asyncio.create_task(h.client.run())
     await wait_for(lambda: len(h.publications) == 1)
-    assert "2 of 2 channel(s) live" in h.states[-1].reason
+    assert "2 of 2 channel(s) live" in h.states[-1].detail
     await h.client.stop()
     await task
 
@@ -253,7 +248,7 @@ async def test_missing_pings_trigger_reconnect(harness):
     h = await harness(script)
     task = asyncio.create_task(h.client.run())
     await wait_for(lambda: len(h.connections) >= 2, timeout=5)
-    assert any("no ping" in s.reason for s in h.states)
+    assert any("no ping" in s.detail for s in h.states)
     await h.client.stop()
     await task
 
@@ -269,7 +264,7 @@ async def test_a_server_that_does_not_ping_is_still_watched_by_the_heartbeat(har
     h = await harness(script, autoping=False, heartbeat=0.3)
     task = asyncio.create_task(h.client.run())
     await wait_for(lambda: len(h.connections) >= 2, timeout=5)
-    assert any(s.state is ConnectionState.RECONNECTING for s in h.states)
+    assert any(s.phase is ConnectionPhase.RECONNECTING for s in h.states)
     await h.client.stop()
     await task
 
@@ -311,8 +306,8 @@ async def test_reconnectable_close_codes_reconnect(harness):
     h = await harness(script)
     task = asyncio.create_task(h.client.run())
     await wait_for(lambda: len(h.publications) == 1)
-    reconnecting = [s for s in h.states if s.state is ConnectionState.RECONNECTING]
-    assert reconnecting[0].reason == "shutdown"
+    reconnecting = [s for s in h.states if s.phase is ConnectionPhase.RECONNECTING]
+    assert reconnecting[0].detail == "shutdown"
     assert reconnecting[0].retry_in is not None
     await h.client.stop()
     await task
@@ -328,7 +323,7 @@ async def test_expired_connection_token_is_replaced(harness):
 
     h = await harness(script)
     task = asyncio.create_task(h.client.run())
-    await wait_for(lambda: h.client.state is ConnectionState.CONNECTED)
+    await wait_for(lambda: h.client.state is ConnectionPhase.CONNECTED)
     assert h.tokens.connection_calls == 2
     await h.client.stop()
     await task

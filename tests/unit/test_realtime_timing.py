@@ -18,15 +18,10 @@ import aiohttp
 import pytest
 
 from app.core.backoff import full_jitter
-from app.core.realtime.client import (
-    ChannelPublication,
-    ConnectionState,
-    RealtimeClient,
-    RealtimeOptions,
-    StateChange,
-)
+from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
 from app.core.realtime.clock import explain_jump
 from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError, ServerError
+from app.events import ConnectionPhase, StateChanged
 from tests.unit.virtual_push import (
     Accept,
     FakeHttp,
@@ -72,13 +67,13 @@ class Run:
     client: RealtimeClient
     http: FakeHttp
     tokens: Tokens
-    states: list[tuple[float, StateChange]] = field(default_factory=list)
+    states: list[tuple[float, StateChanged]] = field(default_factory=list)
     publications: list[list[ChannelPublication]] = field(default_factory=list)
     lost: list[tuple[str, ...]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
-    def of(self, state: ConnectionState) -> list[tuple[float, StateChange]]:
-        return [(t, s) for t, s in self.states if s.state is state]
+    def of(self, state: ConnectionPhase) -> list[tuple[float, StateChanged]]:
+        return [(t, s) for t, s in self.states if s.phase is state]
 
     async def stop(self) -> None:
         await self.client.stop()
@@ -147,9 +142,9 @@ def test_backoff_doubles_with_full_jitter_up_to_the_maximum():
         run = start(lambda n: REFUSED)  # rand() == 1: the top of each jitter range
         await asyncio.sleep(200)
         assert gaps(run.http.attempts)[:9] == [1.0, 1.5, 2.5, 4.5, 8.5, 16.5, 20.0, 20.0, 20.0]
-        delays = [s.retry_in for _, s in run.of(ConnectionState.RECONNECTING)]
+        delays = [s.retry_in for _, s in run.of(ConnectionPhase.RECONNECTING)]
         assert delays[:9] == [1.0, 1.5, 2.5, 4.5, 8.5, 16.5, 20.0, 20.0, 20.0]
-        assert "Cannot reach the push server" in run.of(ConnectionState.RECONNECTING)[0][1].reason
+        assert "Cannot reach the push server" in run.of(ConnectionPhase.RECONNECTING)[0][1].detail
         await run.stop()
 
     run_virtual(main())
@@ -192,9 +187,9 @@ def test_a_misbehaving_server_is_never_hammered(behaviour: str):
         assert len(attempts) < 80, len(attempts)
         replay = random.Random(7)
         expected = [full_jitter(a, 0.5, 20.0, replay.random) for a in range(len(attempts) - 1)]
-        waits = [s.retry_in for _, s in run.of(ConnectionState.RECONNECTING)]
+        waits = [s.retry_in for _, s in run.of(ConnectionPhase.RECONNECTING)]
         assert waits[: len(expected)] == expected
-        assert run.client.state is not ConnectionState.CONNECTED
+        assert run.client.state is not ConnectionPhase.CONNECTED
         await run.stop()
 
     run_virtual(main())
@@ -209,7 +204,7 @@ def test_backoff_resets_only_after_a_connection_that_lasted():
 
         run = start(always(script), healthy_after=10.0)
         await asyncio.sleep(60)
-        waits = [s.retry_in for _, s in run.of(ConnectionState.RECONNECTING)]
+        waits = [s.retry_in for _, s in run.of(ConnectionPhase.RECONNECTING)]
         # 3 short-lived connections grow the backoff; the 15 s one resets it
         assert waits[:5] == [1.0, 1.5, 2.5, 1.0, 1.5]
         await run.stop()
@@ -237,7 +232,7 @@ def test_opening_the_socket_is_bounded_by_the_connect_timeout():
         run = start(lambda n: None, connect_timeout=7.0)  # the handshake never completes
         await asyncio.sleep(30)
         assert gaps(run.http.attempts)[:2] == [7.0 + 1.0, 7.0 + 1.5]
-        reasons = {s.reason for _, s in run.of(ConnectionState.RECONNECTING)}
+        reasons = {s.detail for _, s in run.of(ConnectionPhase.RECONNECTING)}
         assert reasons == {"The push server did not accept the connection in time."}
         await run.stop()
 
@@ -262,7 +257,7 @@ def test_stop_abandons_an_attempt_stuck_in_a_token_fetch():
         started = now()
         await run.stop()
         assert now() - started < 1.0
-        assert run.states[-1][1].state is ConnectionState.STOPPED
+        assert run.states[-1][1].phase is ConnectionPhase.STOPPED
 
     run_virtual(main())
 
@@ -303,7 +298,7 @@ def test_silent_server_is_detected_at_ping_plus_grace():
         first, second = run.http.attempts[:2]
         silence = second - first - 10 - 0.5  # after the last frame (and the 0.5 s backoff)
         assert 25 + 10 <= silence <= (25 + 10) * 1.01 + 1e-6  # ping + grace, moved on lazily (1 %)
-        reason = run.of(ConnectionState.RECONNECTING)[0][1].reason
+        reason = run.of(ConnectionPhase.RECONNECTING)[0][1].detail
         assert reason == "no ping from the push server in time"
         await run.stop()
 
@@ -358,9 +353,9 @@ def test_a_wall_clock_jump_replaces_the_connection_at_once():
         await asyncio.sleep(20)
         assert len(run.http.attempts) == 2
         assert 100 <= run.http.attempts[1] <= 100 + OPTIONS.clock_check_interval
-        reconnecting = run.of(ConnectionState.RECONNECTING)
+        reconnecting = run.of(ConnectionPhase.RECONNECTING)
         assert reconnecting[0][1].retry_in == 0.0
-        assert "slept" in reconnecting[0][1].reason
+        assert "slept" in reconnecting[0][1].detail
         await run.stop()
 
     run_virtual(main())
@@ -378,7 +373,7 @@ def test_a_wall_clock_jump_cuts_the_backoff_short():
         await asyncio.sleep(OPTIONS.clock_check_interval + 0.5)
         assert len(run.http.attempts) == 9
         assert run.http.attempts[-1] <= 60 + OPTIONS.clock_check_interval
-        assert run.client.state is ConnectionState.CONNECTED
+        assert run.client.state is ConnectionPhase.CONNECTED
         await run.stop()
 
     run_virtual(main())
@@ -470,9 +465,9 @@ def test_a_failed_refresh_fetch_is_retried_and_the_connection_stays():
         await asyncio.sleep(100)
         assert refreshes == [60.0 + 5.0 + 5.0]  # two retries 5 s apart (refresh_retry_min)
         assert len(run.http.attempts) == 1
-        assert [s.state for _, s in run.states] == [
-            ConnectionState.CONNECTING,
-            ConnectionState.CONNECTED,
+        assert [s.phase for _, s in run.states] == [
+            ConnectionPhase.CONNECTING,
+            ConnectionPhase.CONNECTED,
         ]
         await run.stop()
 
@@ -484,12 +479,12 @@ def test_a_token_fetch_that_hangs_is_bounded_and_retried():
         run = start(always(connect_and_hold), token_timeout=12.0)
         run.tokens.hang = True
         await asyncio.sleep(12.5)
-        (at, change), *_ = run.of(ConnectionState.RECONNECTING)
+        (at, change), *_ = run.of(ConnectionPhase.RECONNECTING)
         assert at == 12.0
-        assert change.reason == "the Telex server did not hand out a connection token in time"
+        assert change.detail == "the Telex server did not hand out a connection token in time"
         run.tokens.hang = False
         await asyncio.sleep(2)
-        assert run.client.state is ConnectionState.CONNECTED
+        assert run.client.state is ConnectionPhase.CONNECTED
         await run.stop()
 
     run_virtual(main())
@@ -500,10 +495,10 @@ def test_an_api_error_while_fetching_tokens_is_retried_not_fatal():
         run = start(always(connect_and_hold))
         run.tokens.failures = [ServerError("The Telex server failed (HTTP 500).", status=500)] * 3
         await asyncio.sleep(10)
-        reasons = [s.reason for _, s in run.of(ConnectionState.RECONNECTING)]
+        reasons = [s.detail for _, s in run.of(ConnectionPhase.RECONNECTING)]
         why = "no connection token from the Telex server (The Telex server failed (HTTP 500).)"
         assert reasons == [why] * 3
-        assert run.client.state is ConnectionState.CONNECTED
+        assert run.client.state is ConnectionPhase.CONNECTED
         await run.stop()
 
     run_virtual(main())
@@ -541,7 +536,7 @@ def test_expired_connection_token_is_fetched_again_after_109():
     async def main() -> None:
         run = start(always(script), rand=lambda: 0.0)
         await asyncio.sleep(1)
-        assert run.client.state is ConnectionState.CONNECTED
+        assert run.client.state is ConnectionPhase.CONNECTED
         assert gaps(run.http.attempts) == [0.5]
         tokens = [s.received[0]["connect"]["token"] for s in run.http.servers]
         assert tokens == ["conn-1", "conn-2"]
@@ -564,7 +559,7 @@ def test_reconnectable_close_codes_refetch_only_what_expired(code: int, forgets:
         run = start(always(script))
         await asyncio.sleep(5)
         assert len(run.http.attempts) == 2
-        assert run.client.state is ConnectionState.CONNECTED
+        assert run.client.state is ConnectionPhase.CONNECTED
         assert len(run.tokens.connection_calls) == (2 if forgets == "connection" else 1)
         assert len(run.tokens.subscription_calls) == (2 if forgets == "subscriptions" else 1)
         await run.stop()
@@ -669,9 +664,9 @@ def test_an_absurd_ttl_is_a_malformed_reply_and_the_next_attempt_works():
     async def main() -> None:
         run = start(always(script))
         await asyncio.sleep(2)
-        (_, change), *_ = run.of(ConnectionState.RECONNECTING)
-        assert change.reason == "malformed reply: ttl is out of range"
-        assert run.client.state is ConnectionState.CONNECTED
+        (_, change), *_ = run.of(ConnectionPhase.RECONNECTING)
+        assert change.detail == "malformed reply: ttl is out of range"
+        assert run.client.state is ConnectionPhase.CONNECTED
         await run.stop()
 
     run_virtual(main())

@@ -28,7 +28,6 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
@@ -38,6 +37,7 @@ from app.core.net import describe_failure
 from app.core.realtime import protocol as proto
 from app.core.realtime.clock import ClockWatch
 from app.errors import AuthError, NetworkError, RealtimeError, TelexError
+from app.events import ConnectionPhase, StateChanged
 
 logger = logging.getLogger(__name__)
 
@@ -49,21 +49,6 @@ MAX_TOKEN_REJECTIONS = 2
 # Keys of the refresh timers (with a channel's name for a subscription).
 _CONNECTION_REFRESH = "refresh connection"
 _SUBSCRIPTION_REFRESH = "refresh subscription"
-
-
-class ConnectionState(StrEnum):
-    DISCONNECTED = "disconnected"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    RECONNECTING = "reconnecting"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class StateChange:
-    state: ConnectionState
-    reason: str  # in words, for people and logs; never a token or a frame
-    retry_in: float | None = None  # seconds until the next attempt, when reconnecting
 
 
 @dataclass(frozen=True)
@@ -165,7 +150,7 @@ class RealtimeClient:
         tokens: TokenSource,
         *,
         on_publications: Callable[[Sequence[ChannelPublication]], None],
-        on_state: Callable[[StateChange], None],
+        on_state: Callable[[StateChanged], None],
         on_position_lost: Callable[[Sequence[str]], None],
         options: RealtimeOptions,
         ssl_context: ssl.SSLContext | None = None,
@@ -188,7 +173,7 @@ class RealtimeClient:
         self._ssl: ssl.SSLContext | bool = ssl_context or True
         self._rand = rand
         self._wall = wall_clock
-        self._state = ConnectionState.DISCONNECTED
+        self._state = ConnectionPhase.STOPPED
         self._connection_token: str | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._closing: _ConnectionEnded | None = None  # why we closed the socket ourselves
@@ -210,7 +195,7 @@ class RealtimeClient:
         self._wake = asyncio.Event()
 
     @property
-    def state(self) -> ConnectionState:
+    def state(self) -> ConnectionPhase:
         return self._state
 
     @property
@@ -252,10 +237,10 @@ class RealtimeClient:
         """Replace the connection at once (or skip the wait), e.g. after the computer slept."""
         if self._stopping:
             return
-        if self._state is ConnectionState.RECONNECTING:
+        if self._state is ConnectionPhase.RECONNECTING:
             logger.info("Reconnecting at once: %s", reason)
             self._wake.set()
-        elif self._state is ConnectionState.CONNECTED:
+        elif self._state is ConnectionPhase.CONNECTED:
             logger.info("Replacing the push connection: %s", reason)
             self._skip_wait = True
             self._spawn(self._close_for(f"replaced at once: {reason}"))
@@ -267,7 +252,7 @@ class RealtimeClient:
         token_rejections = 0
         while not self._stopping:
             self._set_state(
-                ConnectionState.CONNECTING,
+                ConnectionPhase.CONNECTING,
                 "opening the push connection" + (f" (attempt {attempt + 1})" if attempt else ""),
             )
             self._connected_since = None
@@ -299,9 +284,9 @@ class RealtimeClient:
                     self._rand,
                 )
                 attempt += 1
-            self._set_state(ConnectionState.RECONNECTING, reason, retry_in=delay)
+            self._set_state(ConnectionPhase.RECONNECTING, reason, retry_in=delay)
             await self._pause(delay)
-        self._set_state(ConnectionState.STOPPED, "stopped")
+        self._set_state(ConnectionPhase.STOPPED, "stopped")
 
     async def _attempt_once(self) -> None:
         """One connection lifetime in its own task, so ``stop()`` can drop it while it opens."""
@@ -419,7 +404,7 @@ class RealtimeClient:
             self._report_lost()
         subscribed = sum(c.subscribed for c in self._channels.values())
         self._set_state(
-            ConnectionState.CONNECTED,
+            ConnectionPhase.CONNECTED,
             f"connected, {subscribed} of {len(self._channels)} channel(s) live",
         )
 
@@ -627,7 +612,7 @@ class RealtimeClient:
                     msg = await ws.receive()
                     self._read_one(ws, msg)
         except TimeoutError:
-            if self._state is ConnectionState.CONNECTED:
+            if self._state is ConnectionPhase.CONNECTED:
                 raise _ConnectionEnded("no ping from the push server in time") from None
             raise _ConnectionEnded("the push server did not answer in time") from None
 
@@ -986,7 +971,7 @@ class RealtimeClient:
             self._ws = None
 
     def _set_state(
-        self, state: ConnectionState, reason: str, retry_in: float | None = None
+        self, phase: ConnectionPhase, reason: str, retry_in: float | None = None
     ) -> None:
-        self._state = state
-        self._on_state(StateChange(state, reason, retry_in))
+        self._state = phase
+        self._on_state(StateChanged(phase, reason, retry_in))

@@ -1,12 +1,22 @@
-"""THE thread boundary: the only module that hands work from one thread to another.
+"""THE thread boundary: every hand-over of work from one thread to another is named here.
 
-Three threads live in the desktop app (DESIGN.md §2): Tk on the main thread, one asyncio loop
-thread that owns the network, the service and the notifier, and the tray icon's own thread.
-Other threads never call into the loop directly: they give it coroutines through
-:meth:`LoopThread.submit`. Nothing but the Tk thread touches Tk: everyone else posts to a
-:class:`UiQueue`, which wakes the Tk thread through a pipe (Windows: Tk polls it). Blocking
-work that is neither (waiting for the main app to quit) runs in a throw-away thread:
-:func:`run_in_thread`.
+Three threads live in the desktop app (docs/ARCHITECTURE.md, "Threads"): Tk on the main
+thread, one asyncio loop thread that owns the network, the service and the notifier, and the
+tray icon's own thread. The sanctioned crossings, and nothing else:
+
+- to the loop thread: :meth:`LoopThread.submit` (a coroutine), :func:`call_on_loop` (an OS
+  library calling back on a thread of its own, e.g. a notification click);
+- to the Tk thread: :class:`UiQueue` (service events, tray commands, signals, finished jobs),
+  which wakes Tk through a pipe (Windows: Tk polls it);
+- to the tray thread: :class:`TrayCalls`, woken the way the tray's backend allows — GLib's
+  ``idle_add``, an X client message (``app.ui.xorg``), ``PostMessageW`` (``app.ui.tray``) —,
+  or run in place on macOS, where the tray shares Tk's thread;
+- a value only the newest of which counts, written by one thread and read by another:
+  :class:`Latest` (the tray's next view; the tray's balloon, which the loop side may use);
+- blocking work that belongs to no thread (waiting for the main app to quit):
+  :func:`run_in_thread`.
+
+``tests/ui/test_layering.py`` fails on any other crossing.
 """
 
 from __future__ import annotations
@@ -137,18 +147,83 @@ def run_in_thread(work: Callable[[], T], name: str) -> concurrent.futures.Future
 
 def call_on_loop(
     loop: asyncio.AbstractEventLoop, handler: Callable[[Item], None]
-) -> Callable[[Item], bool]:
-    """``handler`` for callers on any thread (an OS library calling back on its own): each call
-    is queued to run on ``loop``, in call order. Returns False when the loop has closed."""
+) -> Callable[[Item], None]:
+    """``handler`` for callers on any thread (an OS library calling back on its own, such as a
+    notification click on win10toast-click's window thread or the macOS main thread): each call
+    is queued to run on ``loop``, in call order; dropped, with a line in the log, once the loop
+    has closed (the app is exiting)."""
 
-    def call(item: Item) -> bool:
+    def call(item: Item) -> None:
         try:
             loop.call_soon_threadsafe(handler, item)
-        except RuntimeError:  # the loop is closed: the app is exiting
-            return False
-        return True
+        except RuntimeError:
+            logger.info("A call for the loop thread came while the app was shutting down")
 
     return call
+
+
+class Latest(Generic[T]):
+    """A value one thread writes and another reads, where only the newest counts (a burst of
+    writes costs the reader one look)."""
+
+    def __init__(self, value: T) -> None:
+        self._lock = threading.Lock()
+        self._value = value
+
+    def set(self, value: T) -> None:
+        with self._lock:
+            self._value = value
+
+    def get(self) -> T:
+        with self._lock:
+            return self._value
+
+
+class TrayCalls(Generic[Item]):
+    r"""Work for the tray thread, run there in order with the tray's icon (``Item``). Any thread
+    may :meth:`put`; the tray thread :meth:`drain`\ s when its backend's waker (given by
+    :meth:`wake_with` once the backend's loop runs) tells it to."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[Callable[[Item], None]] = queue.SimpleQueue()
+        self._wake: Callable[[], None] | None = None
+        self._closed = False
+
+    @property
+    def awake(self) -> bool:
+        """Whether the tray thread can be woken (its backend runs)."""
+        return self._wake is not None and not self._closed
+
+    def wake_with(self, wake: Callable[[], None] | None) -> None:
+        """The tray thread's waker once its loop runs (None when it stops); wakes it once for
+        what was queued before."""
+        self._wake = wake
+        if wake is not None:
+            wake()
+
+    def put(self, work: Callable[[Item], None]) -> None:
+        if self._closed:
+            return
+        self._calls.put(work)
+        wake = self._wake
+        if wake is not None:
+            wake()
+
+    def close(self) -> None:
+        """Take no more work (the tray is stopping)."""
+        self._closed = True
+
+    def drain(self, target: Item) -> None:
+        """Tray thread: run what was queued, in order; a failing call is logged, not fatal."""
+        while True:
+            try:
+                work = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                work(target)
+            except Exception:
+                logger.exception("Tray update failed")
 
 
 class UiQueue(Generic[Item]):

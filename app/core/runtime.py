@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from app.bridge import Latest
 from app.config import Settings
 from app.events import (
     LoginDefaults,
@@ -45,9 +46,8 @@ class Runtime:
         self._resources = contextlib.AsyncExitStack()
         self._service: TelexService | None = None
         self._notifier: Notifier | None = None
-        # The one reference that crosses threads outside the bridge's queues: set once on the
-        # Tk thread when the tray exists (use_balloon), read here on the loop thread.
-        self._balloon: ShowBalloon | None = None
+        # Set on the Tk thread once the tray exists (use_balloon), read on the loop thread.
+        self._balloon: Latest[ShowBalloon | None] = Latest(None)
         self._update_checks: asyncio.Task[None] | None = None
         self._update_checks_wanted = False
 
@@ -121,7 +121,7 @@ class Runtime:
 
     def use_balloon(self, show: ShowBalloon) -> None:
         """Tk thread, once: the tray's balloon, offered to the notifiers as a fallback."""
-        self._balloon = show
+        self._balloon.set(show)
 
     async def aclose(self) -> None:
         """Close the service (drops the session: nobody is signed out), then the stack."""
@@ -133,7 +133,7 @@ class Runtime:
 
     def _show_balloon(self, title: str, body: str) -> concurrent.futures.Future[bool]:
         """Loop thread: a balloon from the tray, once there is one."""
-        show = self._balloon
+        show = self._balloon.get()
         if show is not None:
             return show(title, body)
         none: concurrent.futures.Future[bool] = concurrent.futures.Future()

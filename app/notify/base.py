@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.bridge import call_on_loop
 from app.models import Notice
 
 logger = logging.getLogger(__name__)
@@ -54,18 +52,3 @@ def describe(notifier: Notifier) -> str:
     Backends without a ``capabilities`` text are described by their name."""
     capabilities = getattr(notifier, "capabilities", "")
     return f"{notifier.name} ({capabilities})" if capabilities else notifier.name
-
-
-def on_loop(loop: asyncio.AbstractEventLoop, handler: ClickHandler) -> ClickHandler:
-    """``handler`` made safe to call from any thread: it runs on ``loop``, in call order.
-
-    OS libraries call back on threads of their own (win10toast-click's window thread, the macOS
-    main thread); everything past the notifier lives on the loop thread.
-    """
-    hand_over = call_on_loop(loop, handler)
-
-    def call(notice: Notice) -> None:
-        if not hand_over(notice):
-            logger.info("A notification was clicked while the app was shutting down")
-
-    return call

@@ -29,9 +29,10 @@ import sys
 
 from desktop_notifier import Capability, DesktopNotifier, Icon
 
+from app.bridge import call_on_loop
 from app.constants import APP_NAME, resource_path
 from app.models import Notice
-from app.notify.base import ClickHandler, Unavailable, on_loop
+from app.notify.base import ClickHandler, Unavailable
 from app.notify.report import collect_warnings
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,9 @@ class DesktopNotifierBackend:
             _release(notifier)
             return Unavailable("the notification service cannot show notifications", retry=True)
         loop = asyncio.get_running_loop()
-        backend = cls(notifier, capabilities, on_loop(loop, on_clicked) if on_clicked else None)
+        backend = cls(
+            notifier, capabilities, call_on_loop(loop, on_clicked) if on_clicked else None
+        )
         backend.ask_permission()
         return backend
 

@@ -14,9 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from app.bridge import call_on_loop
 from app.constants import resource_path
 from app.models import Notice
-from app.notify.base import ClickHandler, Unavailable, on_loop
+from app.notify.base import ClickHandler, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class PyobjusNotifier:
             return Unavailable(
                 "NSUserNotificationCenter needs a bundle identifier, and this process has none"
             )
-        handler = on_loop(asyncio.get_running_loop(), on_clicked) if on_clicked else None
+        handler = call_on_loop(asyncio.get_running_loop(), on_clicked) if on_clicked else None
         return cls(pyobjus, center, handler)
 
     async def send(self, notice: Notice) -> bool:

@@ -15,9 +15,10 @@ import asyncio
 import logging
 from typing import Any
 
+from app.bridge import call_on_loop
 from app.constants import resource_path
 from app.models import Notice
-from app.notify.base import ClickHandler, Unavailable, on_loop
+from app.notify.base import ClickHandler, Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class Win10ToastNotifier:
         except Exception as exc:
             return Unavailable(f"win10toast-click failed: {type(exc).__name__}: {exc}")
         loop = asyncio.get_running_loop()
-        return cls(toaster, on_loop(loop, on_clicked) if on_clicked else None)
+        return cls(toaster, call_on_loop(loop, on_clicked) if on_clicked else None)
 
     async def send(self, notice: Notice) -> bool:
         clicked = None

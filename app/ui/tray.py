@@ -1,13 +1,15 @@
 """The tray icon: shows a :class:`~app.ui.menu.TrayView`, turns clicks into commands, and says
 once what this desktop's tray can do (:class:`TrayStatus`).
 
-Threads (DESIGN.md §2): pystray belongs to the tray thread. It is imported, built, run, updated
-and stopped there — on Windows and Linux a thread of its own running ``icon.run()``
-(``run_detached`` leaves gtk/appindicator menus dead inside a Tk app); on macOS the main thread,
-which AppKit insists on and Tk already runs, so the icon is attached to Tk's NSApplication. The
-Tk thread never calls pystray: :meth:`TrayIcon.show` and :meth:`TrayIcon.stop` queue the work and
-wake the tray thread the way its backend allows (a GLib idle callback, an X client message, a
-window message). Menu callbacks run on the tray thread and only post a Command.
+Threads (docs/ARCHITECTURE.md, "Threads"): pystray belongs to the tray thread. It is
+imported, built, run, updated and stopped there — on Windows and Linux a thread of its own
+running ``icon.run()`` (``run_detached`` leaves gtk/appindicator menus dead inside a Tk app); on
+macOS the main thread, which AppKit insists on and Tk already runs, so the icon is attached to
+Tk's NSApplication. The Tk thread never calls pystray: :meth:`TrayIcon.show` and
+:meth:`TrayIcon.stop` queue the work in a :class:`~app.bridge.TrayCalls`, woken the way the
+tray's backend allows (a GLib idle callback, an X client message, a window message: the wakers
+below, sanctioned in the bridge). Menu callbacks run on the tray thread and only post a
+Command.
 
 pystray's xorg backend (Linux without PyGObject) has no menu, and a desktop without a tray host
 shows no icon at all; the status says so, and the app offers the same actions in a window.
@@ -19,7 +21,6 @@ import concurrent.futures
 import contextlib
 import logging
 import os
-import queue
 import sys
 import threading
 import time
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.bridge import run_in_thread
+from app.bridge import Latest, TrayCalls, run_in_thread
 from app.constants import APP_NAME, APP_SLUG
 from app.ui.icons import tray_image
 from app.ui.menu import Action, Command, IconKind, MenuEntry, MenuLine, TrayView
@@ -59,7 +60,6 @@ class TrayStatus:
 
 TrayMessage = Action | TrayStatus
 Post = Callable[[TrayMessage], None]
-Call = Callable[[Any], None]  # work for the tray thread; gets the pystray icon
 
 
 def tray_status(backend: str, *, has_menu: bool, host: bool) -> TrayStatus:
@@ -119,10 +119,8 @@ class TrayIcon:
 
     def __init__(self, view: TrayView, post: Post) -> None:
         self._post = post
-        self._lock = threading.Lock()
-        self._wanted = view  # guarded by _lock: the newest view the Tk thread asked for
-        self._calls: queue.SimpleQueue[Call] = queue.SimpleQueue()
-        self._wake: Callable[[], None] | None = None  # set once the tray thread can be woken
+        self._wanted = Latest(view)  # the newest view the Tk thread asked for
+        self._calls: TrayCalls[Any] = TrayCalls()  # run on the tray thread with the icon
         self._thread: threading.Thread | None = None
         self._xorg: XorgTray | None = None
         self._stopping = False
@@ -142,9 +140,8 @@ class TrayIcon:
 
     def show(self, view: TrayView) -> None:
         """Show ``view``; a burst of views costs one update (the newest) on the tray thread."""
-        with self._lock:
-            self._wanted = view
-        self._call(self._apply)
+        self._wanted.set(view)
+        self._calls.put(self._apply)
 
     def keep_docked(self) -> bool:
         """xorg only, called now and then from the Tk thread: ask the tray host again when it
@@ -154,7 +151,7 @@ class TrayIcon:
         if xorg is None or self._stopping or xorg.embedded():
             return True
         if xorg.needs_docking():
-            self._call(xorg.redock)
+            self._calls.put(xorg.redock)
         return False
 
     def notify(self, title: str, body: str) -> concurrent.futures.Future[bool]:
@@ -167,7 +164,7 @@ class TrayIcon:
             # pystray's balloon here is an osascript run, not AppKit: a thread of its own.
             return run_in_thread(lambda: _balloon(icon, title, body), "tray-balloon")
         done: concurrent.futures.Future[bool] = concurrent.futures.Future()
-        if icon is None or self._stopping or self._wake is None:
+        if icon is None or self._stopping or not self._calls.awake:
             done.set_result(False)
             return done
 
@@ -179,13 +176,14 @@ class TrayIcon:
             else:
                 done.set_result(shown)
 
-        self._call(show)
+        self._calls.put(show)
         return done
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         if self._stopping:
             return
-        self._call(_stop_icon)
+        self._calls.put(_stop_icon)
+        self._calls.close()
         self._stopping = True
         if self._thread is not None:
             self._thread.join(timeout)
@@ -194,28 +192,11 @@ class TrayIcon:
         if self._xorg is not None:
             self._xorg.close()
 
-    # -- handing work to the tray thread ---------------------------------------------------
-
-    def _call(self, work: Call) -> None:
-        if self._stopping:
-            return
-        self._calls.put(work)
-        wake = self._wake
-        if wake is not None:
-            wake()
-
     def _drain(self) -> None:
-        """Tray thread: run what was queued, in order."""
+        """Tray thread: run what was queued, once the icon exists."""
         icon = self._icon
-        while icon is not None:
-            try:
-                work = self._calls.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                work(icon)
-            except Exception:
-                logger.exception("Tray update failed")
+        if icon is not None:
+            self._calls.drain(icon)
 
     def _show(self, icon: Any) -> None:
         if self._xorg is not None:
@@ -224,8 +205,7 @@ class TrayIcon:
             icon.visible = True
 
     def _apply(self, icon: Any) -> None:
-        with self._lock:
-            view = self._wanted
+        view = self._wanted.get()
         shown, self._shown = self._shown, view
         if view.icon != self._shown_icon:
             if self._xorg is None:
@@ -257,15 +237,14 @@ class TrayIcon:
         self._post(status)
 
         def ready(_icon: Any) -> None:  # pystray's setup thread: only wake the tray thread
-            self._wake = wake
-            wake()
+            self._calls.wake_with(wake)
 
         try:
             icon.run(setup=ready)
         except Exception:
             logger.exception("The tray icon stopped")
         finally:
-            self._wake = None
+            self._calls.wake_with(None)
             self._icon = None
         logger.info("Tray icon stopped")
 
@@ -274,8 +253,7 @@ class TrayIcon:
         icon, status, _wake = self._build()
         self._post(status)
         icon.run_detached(setup=lambda _icon: None)
-        self._wake = self._drain
-        self._drain()
+        self._calls.wake_with(self._drain)
 
     def _build(self) -> tuple[Any, TrayStatus, Callable[[], None]]:
         with _gtk_without_opengl():
@@ -288,8 +266,7 @@ class TrayIcon:
             from gi.repository import GLib  # type: ignore[import-untyped, import-not-found]
 
             GLib.set_prgname(APP_SLUG)  # the WM_CLASS of its menus, not "__main__.py"
-        with self._lock:
-            view = self._wanted
+        view = self._wanted.get()
         self._shown, self._shown_icon = view, view.icon
         icon = pystray.Icon(
             APP_SLUG, self._image(view), self._title(view.tooltip), self._menu(view)

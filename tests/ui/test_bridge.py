@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.bridge import LoopThread, UiQueue
+from app.bridge import Latest, LoopThread, TrayCalls, UiQueue
 
 
 @pytest.fixture
@@ -281,3 +281,48 @@ def test_a_full_pipe_does_not_block_a_post(ui_queue: UiQueue[int]) -> None:
             os.write(ring, b"\0" * 4096)  # what a storm of signals could do
     ui_queue.post(1)  # must neither raise nor block
     assert ui_queue.drain(lambda _item: None) == 1
+
+
+def test_tray_calls_run_in_order_on_the_tray_thread_once_it_can_be_woken(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: TrayCalls[list[str]] = TrayCalls()
+    done: list[str] = []
+    woken = threading.Event()
+    calls.put(lambda target: target.append("queued before the tray ran"))
+    assert not calls.awake
+
+    def tray_thread() -> None:
+        while woken.wait(5):
+            woken.clear()
+            calls.drain(done)
+            if "last" in done:
+                return
+
+    thread = threading.Thread(target=tray_thread)
+    thread.start()
+    calls.wake_with(woken.set)  # the backend's loop runs: wakes once for what waited
+    def fail(_target: list[str]) -> None:
+        raise RuntimeError("a broken tray update")
+
+    calls.put(fail)  # a failing call is logged, the next ones still run
+    calls.put(lambda target: target.append("last"))
+    thread.join(5)
+    assert done == ["queued before the tray ran", "last"]
+    assert "Tray update failed" in caplog.text
+    calls.close()
+    calls.put(lambda target: target.append("after close"))
+    calls.drain(done)
+    assert done[-1] == "last"
+    assert not calls.awake
+
+
+def test_latest_keeps_only_the_newest_value() -> None:
+    latest = Latest(0)
+    writers = [threading.Thread(target=latest.set, args=(n,)) for n in range(1, 50)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    latest.set(99)
+    assert latest.get() == 99

@@ -33,8 +33,14 @@ class Organisation:
     name: str
 
     def channel_for(self, user_id: str) -> str:
-        """The personal push channel of ``user_id`` in this organisation."""
+        """The personal push channel of ``user_id`` in this organisation (``<org>/<user>``);
+        :func:`org_of_channel` reads it back."""
         return f"{self.id}/{user_id}"
+
+
+def org_of_channel(channel: str) -> str:
+    """The organisation of a personal push channel (:meth:`Organisation.channel_for`)."""
+    return channel.split("/", 1)[0]
 
 
 class NoticeKind(StrEnum):

@@ -41,7 +41,7 @@ from app.events import (
     UiEvent,
 )
 from app.logging_setup import EVENTS_LOGGER
-from app.models import Notice, NoticeKind, Organisation, Quiet, Session
+from app.models import Notice, NoticeKind, Organisation, Quiet, Session, org_of_channel
 from app.notify.base import Notifier
 from app.preferences import PreferencesStore
 from app.untrusted import own_title, shown
@@ -290,7 +290,7 @@ class TelexService:
         notices = [
             notice
             for pub in batch
-            if (notice := policy.decide(pub.data, org_id=_org_of(pub.channel))) is not None
+            if (notice := policy.decide(pub.data, org_id=org_of_channel(pub.channel))) is not None
         ]
         if any(pub.from_backlog for pub in batch):
             logger.info(
@@ -321,7 +321,7 @@ class TelexService:
 
     def _position_lost(self, channels: Sequence[str]) -> None:
         """One notice for every channel that lost its place in one reconnection."""
-        orgs = {_org_of(channel) for channel in channels}
+        orgs = {org_of_channel(channel) for channel in channels}
         logger.warning(
             "Missed notifications could not be recovered on %d channel(s)", len(channels)
         )
@@ -342,8 +342,3 @@ class TelexService:
         else:
             events_log.info("State: %s (%s)", phase, detail)
         self._emit(StateChanged(phase, detail, retry_in))
-
-
-def _org_of(channel: str) -> str:
-    """Telex personal channels are ``<organisation id>/<user id>``."""
-    return channel.split("/", 1)[0]

@@ -285,7 +285,7 @@ class TrayView:
     menu: tuple[MenuLine, ...]
 
 
-def pause_menu(state: TrayState) -> tuple[MenuEntry, ...]:
+def pause_menu() -> tuple[MenuEntry, ...]:
     """The pause lengths; picking one while paused replaces the pause."""
     return tuple(MenuEntry(choice.value, PauseNotifications(choice)) for choice in PauseChoice)
 
@@ -318,7 +318,7 @@ def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
         MenuEntry("Open Main App", Command.OPEN_MAIN_APP, default=True),
         MenuEntry("Close Main App", Command.CLOSE_MAIN_APP),
         Separator(),
-        MenuEntry("Pause notifications", submenu=pause_menu(state)),
+        MenuEntry("Pause notifications", submenu=pause_menu()),
         MenuEntry(
             f"Resume notifications (paused {state.paused})"
             if state.paused

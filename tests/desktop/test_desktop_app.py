@@ -130,8 +130,8 @@ class RecordingTray:
     def show(self, view: TrayView) -> None:
         self.views.append(view)
 
-    def keep_docked(self) -> None:
-        pass
+    def keep_docked(self) -> bool:
+        return True  # docked: nothing to ask the tray host
 
     def stop(self, timeout: float = 5.0) -> None:
         self.stopped = True

@@ -302,6 +302,7 @@ def test_tray_calls_run_in_order_on_the_tray_thread_once_it_can_be_woken(
     thread = threading.Thread(target=tray_thread)
     thread.start()
     calls.wake_with(woken.set)  # the backend's loop runs: wakes once for what waited
+
     def fail(_target: list[str]) -> None:
         raise RuntimeError("a broken tray update")
 

@@ -35,7 +35,8 @@ class FakeTray:
 
     def show(self, view: object) -> None: ...
 
-    def keep_docked(self) -> None: ...
+    def keep_docked(self) -> bool:
+        return True
 
     def stop(self, timeout: float = 0.0) -> None: ...
 

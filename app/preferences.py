@@ -3,8 +3,8 @@
 The same file holds the ``"settings"`` object that :mod:`app.config` reads; this module leaves it
 (and any key it does not know) exactly as it found it. Only harmless things live here — the
 last email address, where the user showed us the main app, whether the menu window was
-introduced — never a password or a token (DESIGN.md §6). A damaged file never stops the app:
-it is logged and the defaults are used.
+introduced — never a password or a token (docs/ARCHITECTURE.md, "Security rules"). A damaged
+file never stops the app: it is logged and the defaults are used.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A Centrifugo v6-compatible push server for ``--demo`` and fast tests.
 
 It speaks the bidirectional client protocol v2 (JSON over WebSocket) and a slice of the server
-HTTP API (publish, disconnect, info) the way Centrifugo v6.9.1 does, as described in
-``reference/centrifugo-protocol.md``: the same JSON (omitempty, result keys always present), the
+HTTP API (publish, disconnect, info) the way Centrifugo v6.9.1 does (docs/ARCHITECTURE.md, "The
+dev stack"): the same JSON (omitempty, result keys always present), the
 same codes and close reasons, the same timing rules for pings, stale connections and expiry.
 It plays a Centrifugo whose only namespace is the default one, with history and recovery forced
 on, subscriptions by JWT only unless ``allow_subscribe_for_client``, clients not allowed to

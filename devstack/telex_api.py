@@ -1,10 +1,10 @@
 """A local simulator of the Telex REST API, faithful to the Go/gin backend.
 
 Real Telex servers are out of reach for tests and ``--demo``, so this reproduces what the app
-depends on: the same paths under ``/api/v1``, the same envelopes, status codes and messages (see
-``reference/telex-api.md``), HS256 access tokens, per-login notification tokens, Centrifugo
-connection/subscription JWTs signed with the shared HMAC secret, and the newer backend's channel
-validation. It also plays "the rest of Telex": :meth:`TelexApiSimulator.post_message` and
+depends on: the same paths under ``/api/v1``, the same envelopes, status codes and messages
+(docs/ARCHITECTURE.md, "The dev stack"), HS256 access tokens, per-login notification tokens,
+Centrifugo connection/subscription JWTs signed with the shared HMAC secret, and the newer backend's
+channel validation. It also plays "the rest of Telex": :meth:`TelexApiSimulator.post_message` and
 :meth:`TelexApiSimulator.read_channel` publish ``unread_thread_change`` payloads shaped like the
 backend's through a Centrifugo-style HTTP API (real Centrifugo or the in-repo push server).
 

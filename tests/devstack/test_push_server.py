@@ -2,8 +2,8 @@
 
 Raw protocol tests with a plain aiohttp WebSocket client: framing, omitempty JSON, token rules,
 server-side subscriptions, recovery, ping/pong, refresh and expiry, and the HTTP API. The rules
-are those of reference/centrifugo-protocol.md (§13 checklist); the official SDKs are exercised in
-tests/conformance.
+are those Centrifugo v6.9.1 follows (tests/integration checks them on the real one); the official
+SDKs are exercised in tests/conformance.
 """
 
 from __future__ import annotations

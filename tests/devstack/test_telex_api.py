@@ -1,4 +1,5 @@
-"""The Telex API simulator answers like the real backend (reference/telex-api.md), and the local
+"""The Telex API simulator answers like the real backend (docs/ARCHITECTURE.md, "The dev
+stack"), and the local
 stack wires it to a push server."""
 
 from __future__ import annotations

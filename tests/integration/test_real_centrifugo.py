@@ -9,7 +9,7 @@ both server configurations the app must handle:
   ``subs`` (even carrying tokens) are ignored.
 
 These tests are the ground truth the in-repo push server and the realtime client are held to;
-each assertion documents one observed behaviour (see ``reference/centrifugo-protocol.md``).
+each assertion documents one observed behaviour of Centrifugo v6.9.1.
 """
 
 from __future__ import annotations
@@ -163,7 +163,8 @@ async def test_client_subscribe_without_token_allowed_when_client_subscribe_allo
 async def test_app_flow_connect_subs_then_subscribe_the_rest(
     centrifugo: CentrifugoFactory, allow: bool
 ) -> None:
-    """DESIGN §1.5 against both configurations: every channel ends up live exactly once."""
+    """Connect-time subscriptions plus a subscribe for the rest, against both configurations:
+    every channel ends up live exactly once."""
     server = await centrifugo(allow_subscribe_for_client=allow)
     user = new_user()
     channels = [telex_channel(user) for _ in range(3)]

@@ -1,0 +1,1 @@
+"""③ The push connection: the Centrifugo codec, the client and its clock watch."""

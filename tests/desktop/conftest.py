@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.desktop.audited_app import AUDIT_PREFIX
+from tests.support.audited_app import AUDIT_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Exit (menu, SIGINT, SIGTERM) must end the process within this many seconds.
@@ -48,7 +48,7 @@ class AppProcess:
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.desktop.audited_app", *args],
+            [sys.executable, "-m", "tests.support.audited_app", *args],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

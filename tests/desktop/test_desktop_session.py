@@ -1,7 +1,7 @@
 """The desktop app as a user meets it: a real X server (Xvfb), a tray (trayer), dunst, the
 keyboard and mouse through xdotool, screenshots in ``artifacts/``.
 
-Every app here runs under the thread audit (``tests/desktop/audited_app.py``): a test that ends
+Every app here runs under the thread audit (``tests/support/audited_app.py``): a test that ends
 the app checks that no Tk or pystray call happened off its thread, and that exit took < 2 s.
 Menus are driven by keyboard from the pure menu model (:func:`app.ui.menu.menu_entries`): which
 entries are there and can take the focus is exactly what the model says.

@@ -18,15 +18,15 @@ from aiohttp import web
 
 from app.config import Settings, load_settings
 from devstack.stack import LocalStack, PushTarget
-from tests.security.support import (
+from tests.support.app_process import AppProcess
+from tests.support.centrifugo import find_centrifugo, run_centrifugo
+from tests.support.security import (
     LocalCA,
     PrivateTree,
     ServerCert,
     TokenLedger,
     launch_app,
 )
-from tests.support.app_process import AppProcess
-from tests.support.centrifugo import find_centrifugo, run_centrifugo
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import pytest
 
 from app.system.single_instance import SOCKET_FILE
 from devstack.stack import LocalStack
-from tests.security.support import Launch, listening_sockets, socket_inodes
+from tests.support.security import Launch, listening_sockets, socket_inodes
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="the desktop app needs the test X server (tests/run.sh)"

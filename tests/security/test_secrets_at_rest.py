@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import LocalStack
-from tests.security.support import (
+from tests.support.security import (
     PrivateTree,
     TokenLedger,
     core_file_limit,

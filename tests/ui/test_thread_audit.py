@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import threading
-from tests.desktop import audited_app as audit
+from tests.support import audited_app as audit
 
 class Interpreter:  # stands in for a _tkinter.tkapp
     def call(self, *args):

@@ -1,6 +1,6 @@
 """The delivery pipeline on a fake clock: what reaches the notifier, when, and as what.
 
-Runs on the virtual-time loop (``tests/unit/virtual_push.py``): a 30-minute pause takes
+Runs on the virtual-time loop (``tests/support/virtual_push.py``): a 30-minute pause takes
 milliseconds, and every notification is checked at the exact moment it is sent.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from app.core.delivery import SUMMARY_KEY, Delivery, DeliveryOptions, fold
 from app.events import Notified, PauseChanged, UiEvent
 from app.models import Notice, NoticeKind, Quiet
-from tests.unit.virtual_push import now, run_virtual
+from tests.support.virtual_push import now, run_virtual
 
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 OPTIONS = DeliveryOptions(

@@ -1,6 +1,6 @@
 """The local attack surface of the desktop app, run as a user runs it: nothing listens on a
 network interface, and the one thing that listens at all is the single-instance socket in the
-user's private runtime folder. (The channel's own checks: tests/ui/test_single_instance.py.)"""
+user's private runtime folder. (The channel's own checks: tests/unit/test_single_instance.py.)"""
 
 from __future__ import annotations
 

@@ -44,6 +44,9 @@ from tests.support.desktop import (
     stop_session_recorder,
 )
 
+#: Fixtures shared by several suites, registered here so no suite imports another's conftest.
+pytest_plugins = ["tests.support.desktop_fixtures"]
+
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 _STRICT_MARKERS = ("desktop", "centrifugo")
 

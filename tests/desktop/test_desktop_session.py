@@ -26,15 +26,15 @@ from app.bridge import LoopThread
 from app.models import Organisation
 from app.ui.menu import MenuEntry, Phase, TrayState, menu_entries
 from devstack.stack import DEMO_EMAIL, LocalStack
-from tests.desktop.conftest import (
+from tests.support.desktop import NotificationView, screenshot, wait_window, xdo
+from tests.support.desktop_app import (
     ROOT,
-    AppProcess,
+    AuditedApp,
     FakeMainApp,
     LaunchApp,
     assert_clean_exit,
     needs_gi,
 )
-from tests.support.desktop import NotificationView, screenshot, wait_window, xdo
 
 pytestmark = pytest.mark.desktop
 
@@ -77,7 +77,7 @@ def visible(name: str) -> bool:
     return bool(xdo("search", "--onlyvisible", "--name", name, check=False))
 
 
-def wait_tray_icon(app: AppProcess, timeout: float = 10.0) -> str:
+def wait_tray_icon(app: AuditedApp, timeout: float = 10.0) -> str:
     """The icon's window, once the tray has embedded (mapped and sized) it at the bottom."""
     _, screen_height = screen_size()
     found: list[str] = []
@@ -122,7 +122,7 @@ def focusable(state: TrayState) -> list[str]:
 # -- driving the menu (tray menu where there is one, the menu window elsewhere) -------------------
 
 
-def open_menu(app: AppProcess, backend: str) -> None:
+def open_menu(app: AuditedApp, backend: str) -> None:
     """Click the tray icon the way this backend opens the menu; wait until it is there."""
     mark = app.mark()
     icon = wait_tray_icon(app)
@@ -152,7 +152,7 @@ def highlight(backend: str, state: TrayState, label: str) -> None:
         xdo("key", *(["Down"] * (steps + 1)))
 
 
-def pick(app: AppProcess, backend: str, state: TrayState, label: str) -> None:
+def pick(app: AuditedApp, backend: str, state: TrayState, label: str) -> None:
     open_menu(app, backend)
     highlight(backend, state, label)
     xdo("key", "Return")
@@ -168,7 +168,7 @@ def type_into(window: str, *keys_or_text: str) -> None:
             xdo("type", "--delay", "15", item)
 
 
-def sign_in_to_demo(app: AppProcess) -> None:
+def sign_in_to_demo(app: AuditedApp) -> None:
     app.wait_line("Login dialog ready", timeout=30)
     mark = app.mark()
     type_into(wait_window(LOGIN_WINDOW), "<Return>")

@@ -24,7 +24,7 @@ from app.core.realtime.client import (
     StateChange,
 )
 from app.models import Session
-from tests.resilience.conftest import SERVERS, rig
+from tests.support.rig import SERVERS, rig
 
 
 class _Tokens:

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.core.service import SessionState, TelexService
 from app.events import LoginRequired, StateChanged, UiEvent
 from app.notify.log_only import LogNotifier
-from tests.resilience.conftest import (
+from tests.support.rig import (
     EVERY_EVENT,
     SERVERS,
     Rig,

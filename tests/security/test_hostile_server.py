@@ -24,9 +24,8 @@ import pytest
 from aiohttp import web
 
 from devstack.stack import LocalStack
-from tests.security.conftest import Serve
 from tests.support.app_process import AppProcess
-from tests.support.security import Launch, headless_args, peak_memory_kib
+from tests.support.security import Launch, Serve, headless_args, peak_memory_kib
 
 PING = 1  # seconds between the server's pings; the app gives up after PING + PING_GRACE
 HOSTILE_ENV = {"TELEX_PING_GRACE": "2"}

@@ -33,10 +33,19 @@ from tests.support.desktop_app import (
     FakeMainApp,
     LaunchApp,
     assert_clean_exit,
-    needs_gi,
 )
 
 pytestmark = pytest.mark.desktop
+
+
+def has_gi() -> bool:
+    """PyGObject with GTK 3 (pystray's gtk and appindicator backends)."""
+    code = "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+needs_gi = pytest.mark.skipif(not has_gi(), reason="needs PyGObject (pystray gtk/appindicator)")
 
 LOGIN_WINDOW = "^Telex Start - Login$"
 MENU_WINDOW = "^Telex Start$"

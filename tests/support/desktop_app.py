@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.support.app_process import LogLines
 from tests.support.audited_app import AUDIT_PREFIX
@@ -30,16 +29,6 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Exit (menu, SIGINT, SIGTERM) must end the process within this many seconds.
 EXIT_WITHIN = 2.0
 _AUDIT = re.compile(rf"{AUDIT_PREFIX} (\d+) Tk calls, (\d+) pystray calls, (\d+) off their thread")
-
-
-def has_gi() -> bool:
-    """PyGObject with GTK 3 (pystray's gtk and appindicator backends)."""
-    code = "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk"
-    found = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
-    return found.returncode == 0
-
-
-needs_gi = pytest.mark.skipif(not has_gi(), reason="needs PyGObject (pystray gtk/appindicator)")
 
 
 class AuditedApp(LogLines):

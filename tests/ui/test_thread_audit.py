@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
@@ -47,6 +49,7 @@ print(audit.report())
 """
 
 
+@pytest.mark.subprocess
 def test_calls_from_another_thread_are_reported() -> None:
     ran = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True

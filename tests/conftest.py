@@ -8,6 +8,10 @@
 * ``notifications`` — a D-Bus monitor view of ``Notify`` calls made during the test (desktop).
 * Markers ``desktop`` / ``centrifugo``: skipped with a reason when the part is missing; in CI any
   skip of such a test is turned into a failure, so they cannot silently vanish.
+* Marker ``subprocess`` (the test starts a process): every test of a suite in
+  ``SUBPROCESS_SUITES``, every test using a fixture in ``SUBPROCESS_FIXTURES``, and the few tests
+  in the fast folders (tests/unit, tests/ui) that start one themselves, marked by hand. So
+  ``pytest -m "not subprocess" tests/unit tests/ui`` is the fast inner loop.
 * On failure, a screenshot of the X screen goes to ``artifacts/FAILED-<test>.png`` when
   ``DISPLAY`` is set.
 """
@@ -44,7 +48,29 @@ from tests.support.desktop import (
     stop_session_recorder,
 )
 
+#: Fixtures shared by several suites, registered here so no suite imports another's conftest.
+pytest_plugins = ["tests.support.desktop_fixtures"]
+
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+_TESTS = Path(__file__).resolve().parent
+#: Suites (folders of tests/) built on processes: the app, Centrifugo, dbus-daemon and dunst,
+#: Node.js, the frozen build. Every test in them is marked ``subprocess``.
+SUBPROCESS_SUITES = frozenset(
+    {
+        "conformance",
+        "desktop",
+        "e2e",
+        "integration",
+        "notify",
+        "packaging",
+        "resilience",
+        "security",
+    }
+)
+#: Shared fixtures that start a process (or hand out something that does), wherever used.
+SUBPROCESS_FIXTURES = frozenset(
+    {"centrifugo", "centrifugo_bin", "notifications", "launch_app", "private_bus"}
+)
 _STRICT_MARKERS = ("desktop", "centrifugo")
 
 
@@ -69,10 +95,22 @@ def _centrifugo_problem() -> tuple[Path | None, str | None]:
     return binary, None
 
 
+def _suite(item: pytest.Item) -> str | None:
+    """The folder of tests/ the test is in (``None`` for a file right in tests/ or outside)."""
+    try:
+        parts = item.path.resolve().relative_to(_TESTS).parts
+    except ValueError:
+        return None
+    return parts[0] if len(parts) > 1 else None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests using the real-part fixtures get their marker (so ``-m "not centrifugo"`` works)."""
+    """Tests using the real-part fixtures get their marker (so ``-m "not centrifugo"`` works);
+    tests that start processes get ``subprocess``."""
     for item in items:
         names = getattr(item, "fixturenames", ())
+        if _suite(item) in SUBPROCESS_SUITES or SUBPROCESS_FIXTURES.intersection(names):
+            item.add_marker(pytest.mark.subprocess)
         if "centrifugo" in names or "centrifugo_bin" in names:
             item.add_marker(pytest.mark.centrifugo)
         if "notifications" in names:

@@ -82,7 +82,7 @@ class Record:
         self.decided.clear()
 
 
-class RecordingNotifier:
+class LatencyProbeNotifier:
     """A notifier backend that notes when it is called (the end of the latency path)."""
 
     name = "bench"
@@ -141,7 +141,7 @@ async def _run_ours(config: dict[str, Any], record: Record) -> Callable[[], Any]
         log_dir=workdir / "logs",
     )
     settings = dataclasses.replace(settings, **applicable(config.get("settings", {})))
-    service = TelexService(settings, RecordingNotifier(record), emit)
+    service = TelexService(settings, LatencyProbeNotifier(record), emit)
     await service.__aenter__()
     started = time.monotonic()
     await service.sign_in(config["email"], config["password"])

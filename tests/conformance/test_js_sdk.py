@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from devstack.push_server import PushServer
-from tests.conformance.conftest import CHANNEL, USER, ApiPublish, Tokens
+from tests.support.conformance import CHANNEL, USER, ApiPublish, Tokens
 
 pytestmark = pytest.mark.node
 

@@ -29,7 +29,7 @@ from centrifuge import (
 )
 
 from devstack.push_server import PushServer
-from tests.conformance.conftest import CHANNEL, USER, ApiPublish, Tokens
+from tests.support.conformance import CHANNEL, USER, ApiPublish, Tokens
 
 
 class EventLog:

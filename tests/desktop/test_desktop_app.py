@@ -61,8 +61,8 @@ from app.ui.menu import (
 )
 from app.ui.menu_window import MENU_TITLE
 from app.ui.tray import TrayMessage, TrayStatus, tray_status
-from tests.desktop.conftest import FakeMainApp, kill_fake_main_apps, make_fake_main_app
 from tests.support.desktop import screenshot
+from tests.support.desktop_app import FakeMainApp, kill_fake_main_apps, make_fake_main_app
 
 pytestmark = pytest.mark.desktop
 

@@ -1,7 +1,7 @@
 """The desktop app as a user meets it: a real X server (Xvfb), a tray (trayer), dunst, the
 keyboard and mouse through xdotool, screenshots in ``artifacts/``.
 
-Every app here runs under the thread audit (``tests/desktop/audited_app.py``): a test that ends
+Every app here runs under the thread audit (``tests/support/audited_app.py``): a test that ends
 the app checks that no Tk or pystray call happened off its thread, and that exit took < 2 s.
 Menus are driven by keyboard from the pure menu model (:func:`app.ui.menu.menu_entries`): which
 entries are there and can take the focus is exactly what the model says.
@@ -27,17 +27,26 @@ from app.events import ConnectionPhase
 from app.models import Organisation
 from app.ui.menu import MenuEntry, TrayState, menu_entries
 from devstack.stack import DEMO_EMAIL, LocalStack
-from tests.desktop.conftest import (
+from tests.support.desktop import NotificationView, screenshot, wait_window, xdo
+from tests.support.desktop_app import (
     ROOT,
-    AppProcess,
+    AuditedApp,
     FakeMainApp,
     LaunchApp,
     assert_clean_exit,
-    needs_gi,
 )
-from tests.support.desktop import NotificationView, screenshot, wait_window, xdo
 
 pytestmark = pytest.mark.desktop
+
+
+def has_gi() -> bool:
+    """PyGObject with GTK 3 (pystray's gtk and appindicator backends)."""
+    code = "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    return found.returncode == 0
+
+
+needs_gi = pytest.mark.skipif(not has_gi(), reason="needs PyGObject (pystray gtk/appindicator)")
 
 LOGIN_WINDOW = "^Telex Start - Login$"
 MENU_WINDOW = "^Telex Start$"
@@ -78,7 +87,7 @@ def visible(name: str) -> bool:
     return bool(xdo("search", "--onlyvisible", "--name", name, check=False))
 
 
-def wait_tray_icon(app: AppProcess, timeout: float = 10.0) -> str:
+def wait_tray_icon(app: AuditedApp, timeout: float = 10.0) -> str:
     """The icon's window, once the tray has embedded (mapped and sized) it at the bottom."""
     _, screen_height = screen_size()
     found: list[str] = []
@@ -123,7 +132,7 @@ def focusable(state: TrayState) -> list[str]:
 # -- driving the menu (tray menu where there is one, the menu window elsewhere) -------------------
 
 
-def open_menu(app: AppProcess, backend: str) -> None:
+def open_menu(app: AuditedApp, backend: str) -> None:
     """Click the tray icon the way this backend opens the menu; wait until it is there."""
     mark = app.mark()
     icon = wait_tray_icon(app)
@@ -153,7 +162,7 @@ def highlight(backend: str, state: TrayState, label: str) -> None:
         xdo("key", *(["Down"] * (steps + 1)))
 
 
-def pick(app: AppProcess, backend: str, state: TrayState, label: str) -> None:
+def pick(app: AuditedApp, backend: str, state: TrayState, label: str) -> None:
     open_menu(app, backend)
     highlight(backend, state, label)
     xdo("key", "Return")
@@ -169,7 +178,7 @@ def type_into(window: str, *keys_or_text: str) -> None:
             xdo("type", "--delay", "15", item)
 
 
-def sign_in_to_demo(app: AppProcess) -> None:
+def sign_in_to_demo(app: AuditedApp) -> None:
     app.wait_line("Login dialog ready", timeout=30)
     mark = app.mark()
     type_into(wait_window(LOGIN_WINDOW), "<Return>")

@@ -25,7 +25,7 @@ import jwt
 import pytest
 
 from devstack.telex_api import API_PREFIX, PublishError, SimulatorError, TelexApiSimulator
-from tests.devstack.conftest import (
+from tests.support.devstack_http import (
     HMAC_SECRET,
     PASSWORD,
     PUSH_API_KEY,

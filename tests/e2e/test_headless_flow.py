@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import LocalStack
-from tests.e2e.conftest import PUSH_SERVERS
 from tests.support.app_process import AppProcess
 from tests.support.app_process import launch as launch_app
 from tests.support.desktop import NotificationView, dunst_close_all, dunst_history
-from tests.support.stack import local_stack
+from tests.support.stack import PUSH_SERVERS, local_stack
 
 Launch = Callable[..., Awaitable[AppProcess]]
 

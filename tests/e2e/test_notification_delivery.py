@@ -21,8 +21,6 @@ import pytest
 
 from app.bridge import LoopThread
 from devstack.stack import LocalStack
-from tests.desktop.conftest import FakeMainApp, LaunchApp
-from tests.resilience.conftest import SERVERS, Rig, rig, wait_state
 from tests.support.app_process import AppProcess
 from tests.support.desktop import (
     NotificationView,
@@ -31,6 +29,8 @@ from tests.support.desktop import (
     wait_window,
     xdo,
 )
+from tests.support.desktop_app import FakeMainApp, LaunchApp
+from tests.support.rig import SERVERS, Rig, rig, wait_state
 
 pytestmark = pytest.mark.desktop
 

@@ -21,9 +21,9 @@ from app.models import Notice
 from app.notify import chain, create_notifier
 from app.notify.base import describe
 from devstack.stack import LocalStack
-from tests.notify.conftest import PrivateBus
 from tests.support.app_process import headless_args, launch
 from tests.support.desktop import NotificationRecorder, RecordedNotification
+from tests.support.private_bus import PrivateBus
 
 pytestmark = pytest.mark.desktop
 

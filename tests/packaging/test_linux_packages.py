@@ -34,14 +34,14 @@ from app import __version__
 from app.constants import APP_ID, APP_NAME
 from app.ui.dialogs import WINDOW_CLASS
 from devstack.stack import LocalStack
-from tests.packaging.test_frozen_linux import (
+from tests.support.desktop import NotificationView, in_ci, needs_desktop
+from tests.support.frozen_app import (
     detail,
     headless_flow_reaches_dunst,
     private_env,
     self_test,
     statuses,
 )
-from tests.support.desktop import NotificationView, in_ci, needs_desktop
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_DIR = "/usr/lib/telex-start"

@@ -11,21 +11,7 @@ from pathlib import Path
 import pytest
 
 from app import cli
-from app.models import Notice
-
-
-class OnScreen:
-    """A backend that shows everything: the success path of --test-notification."""
-
-    name = "toast"
-    on_screen = True
-    capabilities = "fake"
-
-    async def send(self, notice: Notice) -> bool:
-        return True
-
-    async def close(self) -> None:
-        return None
+from tests.support.fakes import RecordingNotifier
 
 
 @pytest.fixture
@@ -51,8 +37,10 @@ def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_test_notification_succeeds_without_stdout(
     private_dirs: Path, monkeypatch: pytest.MonkeyPatch, restore_logging: None
 ):
-    async def create_notifier(_requested: str, *_args: object, **_options: object) -> OnScreen:
-        return OnScreen()
+    async def create_notifier(
+        _requested: str, *_args: object, **_options: object
+    ) -> RecordingNotifier:
+        return RecordingNotifier("toast", capabilities="fake")
 
     monkeypatch.setattr("app.notify.create_notifier", create_notifier)
     monkeypatch.setattr(sys, "stdout", None)

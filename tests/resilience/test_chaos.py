@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.resilience.conftest import (
+from tests.support.app_process import AppProcess
+from tests.support.rig import (
     EVERY_EVENT,
     GAP,
     Rig,
@@ -30,7 +31,6 @@ from tests.resilience.conftest import (
     timed_notifications,
     wait_state,
 )
-from tests.support.app_process import AppProcess
 
 CHAOS_SECONDS = 60.0
 CHANNELS = ((0, "general"), (0, "random"), (1, "general"), (1, "design"))

@@ -19,7 +19,7 @@ from app.core.api import TelexApi
 from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
 from app.events import ConnectionPhase, StateChanged
 from app.models import Session
-from tests.resilience.conftest import SERVERS, rig
+from tests.support.rig import SERVERS, rig
 
 
 class _Tokens:

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from devstack.telex_api import PublishError
-from tests.resilience.conftest import (
+from tests.support.app_process import AppProcess
+from tests.support.rig import (
     GAP,
     PING_GRACE,
     PING_INTERVAL,
@@ -25,7 +26,6 @@ from tests.resilience.conftest import (
     states,
     wait_state,
 )
-from tests.support.app_process import AppProcess
 
 
 @pytest.mark.parametrize("server", SERVERS_BOTH_MODES)

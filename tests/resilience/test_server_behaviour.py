@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.resilience.conftest import (
+from tests.support.proxy import ws_frame
+from tests.support.rig import (
     PING_GRACE,
     PING_INTERVAL,
     SERVERS,
@@ -19,7 +20,6 @@ from tests.resilience.conftest import (
     states,
     wait_state,
 )
-from tests.support.proxy import ws_frame
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -15,7 +15,7 @@ from app.config import Settings
 from app.core.service import TelexService
 from app.events import ConnectionPhase, LoginRequired, Notified, StateChanged, UiEvent
 from app.notify.log_only import LogNotifier
-from tests.resilience.conftest import (
+from tests.support.rig import (
     EVERY_EVENT,
     SERVERS,
     Rig,

@@ -5,7 +5,7 @@
 
 Examples are random (not the fixed CI set) and failures are remembered in .cache/hypothesis, so
 a found bug is replayed first on the next run. Known bugs stay tolerated for their own input
-class only (tests/security/fuzzing.KnownBug); anything else fails with a minimal example.
+class only (tests/support/fuzzing.KnownBug); anything else fails with a minimal example.
 """
 
 from __future__ import annotations

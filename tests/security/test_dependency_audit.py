@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from packaging.version import Version
 
-from tests.security.conftest import Serve
 from tests.security.dependency_audit import DEFAULT_FILES, pinned_lines
+from tests.support.security import Serve
 
 ROOT = Path(__file__).resolve().parents[2]
 

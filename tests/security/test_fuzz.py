@@ -1,7 +1,7 @@
 """Every parser of server or file input, fuzzed: arbitrary JSON and bytes give a typed result or
 one of our typed errors (``TelexError`` subclasses, ``ProtocolError``), never another exception.
 
-Bounded and derandomized in CI (tests/security/fuzzing.py); ``python tests/security/fuzz_long.py``
+Bounded and derandomized in CI (tests/support/fuzzing.py); ``python tests/security/fuzz_long.py``
 runs the same properties with many random examples. Bugs it found are fixed and kept as
 regression tests at the bottom.
 """
@@ -30,7 +30,7 @@ from app.errors import ConfigError, MalformedResponse, TelexError
 from app.logging_setup import FORMAT, MAX_ARGUMENT, RedactingFormatter, redact
 from app.models import Notice, Organisation, Session
 from app.preferences import Preferences, PreferencesStore
-from tests.security.fuzzing import (
+from tests.support.fuzzing import (
     FUZZ,
     KnownBug,
     dumps,
@@ -514,7 +514,7 @@ def test_damaged_preferences_never_raise(tmp_path: Path, raw: bytes):
 
 def test_fuzz_settings_are_bounded_in_ci():
     """The CI run must stay quick and repeatable; a long run is opt-in (TELEX_FUZZ_EXAMPLES)."""
-    from tests.security import fuzzing
+    from tests.support import fuzzing
 
     if not fuzzing.LONG_RUN:
         assert fuzzing.EXAMPLES <= 300

@@ -2,7 +2,8 @@
 is shown (no hidden characters, one line, bounded), and that no server text can produce the title
 of one of the app's own notices.
 
-Bounded and derandomized in CI like tests/security/test_fuzz.py (settings in fuzzing.py).
+Bounded and derandomized in CI like tests/security/test_fuzz.py (settings in
+tests/support/fuzzing.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from app.core.policy import NotificationPolicy
 from app.errors import MalformedResponse
 from app.models import Notice, Organisation
 from app.untrusted import is_plain_id, organisation_labels, own_title, shown
-from tests.security.fuzzing import FUZZ
+from tests.support.fuzzing import FUZZ
 
 HIDDEN = {"Cc", "Cf", "Cs"}
 

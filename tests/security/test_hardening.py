@@ -15,7 +15,7 @@ from aiohttp import web
 
 from app.core.realtime import protocol as proto
 from app.core.updates import STATE_FILE_NAME, UpdateChecker
-from tests.security.conftest import Serve
+from tests.support.security import Serve
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,9 +13,6 @@ import contextlib
 import gzip
 import io
 import json
-import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,135 +21,19 @@ import pytest
 from aiohttp import web
 
 from devstack.stack import LocalStack
-from tests.security.conftest import Serve
-from tests.security.support import Launch, headless_args, peak_memory_kib
 from tests.support.app_process import AppProcess
+from tests.support.hostile_push import (
+    HOSTILE_ENV,
+    Conn,
+    HostilePush,
+    healthy,
+    hostile_push,
+    unread,
+    ws_frame,
+)
+from tests.support.security import Launch, Serve, headless_args, peak_memory_kib
 
-PING = 1  # seconds between the server's pings; the app gives up after PING + PING_GRACE
-HOSTILE_ENV = {"TELEX_PING_GRACE": "2"}
 MiB = 1024 * 1024
-
-
-def _frame(opcode: int, payload: bytes, *, fin: bool = True, claimed: int | None = None) -> bytes:
-    """A server-to-client WebSocket frame (unmasked), optionally claiming another length."""
-    length = len(payload) if claimed is None else claimed
-    head = bytes([(0x80 if fin else 0) | opcode])
-    if length < 126:
-        head += bytes([length])
-    elif length < 1 << 16:
-        head += bytes([126]) + struct.pack("!H", length)
-    else:
-        head += bytes([127]) + struct.pack("!Q", length)
-    return head + payload
-
-
-def unread(conversation: str, count: int = 1, **extra: Any) -> dict[str, Any]:
-    data = {"channels_id": conversation, "name": conversation, "thread_count": count, **extra}
-    return {
-        "notification_type": "unread_thread_change",
-        "section": "channels_section",
-        "data": data,
-    }
-
-
-@dataclass
-class Conn:
-    """One app connection, as a script drives it."""
-
-    ws: web.WebSocketResponse
-    request: web.Request
-    channels: list[str] = field(default_factory=list)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    offset: int = 0
-    pinger: asyncio.Task[None] | None = None
-
-    async def connect_command(self) -> int:
-        while True:
-            msg = await asyncio.wait_for(self.ws.receive(), 10)
-            assert msg.type is aiohttp.WSMsgType.TEXT, msg
-            for line in msg.data.split("\n"):
-                command = json.loads(line)
-                self.received.append(command)
-                if "connect" in command:
-                    self.channels = sorted(command["connect"].get("subs") or {})
-                    return int(command["id"])
-
-    async def accept(self, command_id: int, **result: Any) -> None:
-        """A healthy connect reply: every requested channel live server-side, pings on."""
-        body = {
-            "client": "hostile",
-            "version": "6.9.1",
-            "ping": PING,
-            "pong": True,
-            "subs": {ch: {} for ch in self.channels},
-            **result,
-        }
-        await self.ws.send_str(json.dumps({"id": command_id, "connect": body}))
-        self.pinger = asyncio.create_task(self._ping())
-
-    async def _ping(self) -> None:
-        while not self.ws.closed:
-            await asyncio.sleep(PING)
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.send_str("{}")
-
-    def stop_pinging(self) -> None:
-        if self.pinger is not None:
-            self.pinger.cancel()
-
-    async def publish(self, channel: str, data: Any) -> None:
-        self.offset += 1
-        pub = {"data": data, "offset": self.offset}
-        await self.ws.send_str(json.dumps({"push": {"channel": channel, "pub": pub}}))
-
-    def raw(self, data: bytes) -> None:
-        assert self.request.transport is not None
-        self.request.transport.write(data)
-
-    @property
-    def other(self) -> str:
-        """The channel a test leaves alone, to show that it is still served."""
-        return self.channels[-1]
-
-
-Script = Callable[[Conn, int], Awaitable[None]]
-
-
-@dataclass
-class HostilePush:
-    script: Script
-    url: str = ""
-    connections: int = 0
-    pongs: int = 0
-    conns: list[Conn] = field(default_factory=list)
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=0)
-        await ws.prepare(request)
-        self.connections += 1
-        conn = Conn(ws, request)
-        self.conns.append(conn)
-        try:
-            await self.script(conn, self.connections)
-            async for msg in ws:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    self.pongs += sum(1 for line in msg.data.split("\n") if line == "{}")
-        except (TimeoutError, ConnectionError, RuntimeError):
-            pass
-        finally:
-            conn.stop_pinging()
-        return ws
-
-
-@contextlib.asynccontextmanager
-async def hostile_push(serve: Serve, script: Script) -> AsyncIterator[HostilePush]:
-    server = HostilePush(script)
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        return await server.handle(request)
-
-    server.url = (await serve(handler)).replace("http", "ws") + "/connection/websocket"
-    yield server
 
 
 async def _run(launch: Launch, local: LocalStack, push: HostilePush) -> AppProcess:
@@ -160,10 +41,6 @@ async def _run(launch: Launch, local: LocalStack, push: HostilePush) -> AppProce
     app = await launch(*args, stdin=local.account.password + "\n", **HOSTILE_ENV)
     await app.wait_line("2 of 2 channel(s) live")
     return app
-
-
-async def healthy(conn: Conn, n: int) -> None:
-    await conn.accept(await conn.connect_command())
 
 
 async def _marker_shown(app: AppProcess, push: HostilePush, name: str, since: int) -> None:
@@ -292,7 +169,7 @@ async def test_an_offset_beyond_uint64_is_dropped_and_the_same_channel_still_not
 
 
 async def _huge_frame(conn: Conn) -> None:
-    conn.raw(_frame(0x1, b'{"push":', claimed=1 << 30))  # claims 1 GiB
+    conn.raw(ws_frame(0x1, b'{"push":', claimed=1 << 30))  # claims 1 GiB
     conn.raw(b"x" * MiB)
 
 
@@ -304,19 +181,19 @@ async def _big_real_frame(conn: Conn) -> None:
 
 async def _never_ending_frame(conn: Conn) -> None:
     conn.stop_pinging()
-    conn.raw(_frame(0x1, b'{"push":{', fin=False))
+    conn.raw(ws_frame(0x1, b'{"push":{', fin=False))
     for _ in range(100):  # a fragment now and then, never the last one
         await asyncio.sleep(0.1)
-        conn.raw(_frame(0x0, b" ", fin=False))
+        conn.raw(ws_frame(0x0, b" ", fin=False))
 
 
 async def _stalled_frame(conn: Conn) -> None:
     conn.stop_pinging()
-    conn.raw(_frame(0x1, b'{"push":', claimed=4096))  # 4 KiB announced, 8 bytes sent
+    conn.raw(ws_frame(0x1, b'{"push":', claimed=4096))  # 4 KiB announced, 8 bytes sent
 
 
 async def _invalid_utf8(conn: Conn) -> None:
-    conn.raw(_frame(0x1, b'{"push":{"channel":"\xff\xfe\xc0"}}'))
+    conn.raw(ws_frame(0x1, b'{"push":{"channel":"\xff\xfe\xc0"}}'))
 
 
 ENDING = {

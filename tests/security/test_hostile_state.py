@@ -20,11 +20,10 @@ from typing import Any
 from aiohttp import web
 
 from devstack.stack import LocalStack
-from tests.security.conftest import Serve
-from tests.security.support import Launch, headless_args
-from tests.security.test_hostile_server import HOSTILE_ENV, Conn, HostilePush, healthy, hostile_push
-from tests.security.test_hostile_server import unread as unread_on
 from tests.support.app_process import AppProcess
+from tests.support.hostile_push import HOSTILE_ENV, Conn, HostilePush, healthy, hostile_push
+from tests.support.hostile_push import unread as unread_on
+from tests.support.security import Launch, Serve, headless_args
 
 MiB = 1024 * 1024
 EXIT_SIGN_IN_FAILED = 3

@@ -1,6 +1,6 @@
 """The local attack surface of the desktop app, run as a user runs it: nothing listens on a
 network interface, and the one thing that listens at all is the single-instance socket in the
-user's private runtime folder. (The channel's own checks: tests/ui/test_single_instance.py.)"""
+user's private runtime folder. (The channel's own checks: tests/unit/test_single_instance.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from app.system.single_instance import SOCKET_FILE
 from devstack.stack import LocalStack
-from tests.security.support import Launch, listening_sockets, socket_inodes
+from tests.support.security import Launch, listening_sockets, socket_inodes
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="the desktop app needs the test X server (tests/run.sh)"

@@ -12,8 +12,8 @@ import asyncio
 import pytest
 
 from devstack.stack import LocalStack
-from tests.security.support import Launch, headless_args
 from tests.support.desktop import NotificationView
+from tests.support.security import Launch, headless_args
 
 HOSTILE_PREVIEW = '<b>Pay</b> <a href="https://evil.example/">now</a> <img src="file:///x.png"/>'
 

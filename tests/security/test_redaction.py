@@ -29,7 +29,7 @@ from app.logging_setup import (
     redact,
     setup_logging,
 )
-from tests.security.support import ROOT
+from tests.support.security import ROOT
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsImV4cCI6MTcwMDAwMDAwMH0."

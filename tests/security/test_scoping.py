@@ -21,8 +21,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.security.conftest import Pki, Recorder, Serve, observed_stack, redirect_to
-from tests.security.support import Launch, TokenLedger, headless_args, jwt_claims
+from tests.support.security import (
+    Launch,
+    Pki,
+    Recorder,
+    Serve,
+    TokenLedger,
+    headless_args,
+    jwt_claims,
+    observed_stack,
+    redirect_to,
+)
 from tests.support.stack import local_stack
 
 TOKEN_TTL = 3

@@ -5,7 +5,7 @@ The flow: sign-in, token refreshes (4-second token lifetimes), a reconnect force
 server, a session revoked on the server (headless signs in again with the held password), a
 clean exit; then a run killed with SIGKILL mid-session, and a run whose new sign-in is refused
 (exit 4). HOME, the XDG dirs and TMPDIR all point into one private tree, logging is at DEBUG,
-and every credential the simulator handed out is known (tests/security/support.TokenLedger).
+and every credential the simulator handed out is known (tests/support/security.TokenLedger).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from devstack.stack import LocalStack
-from tests.security.support import (
+from tests.support.security import (
     PrivateTree,
     TokenLedger,
     core_file_limit,

@@ -14,10 +14,9 @@ import pytest
 
 from devstack.push_server import PushServer, PushServerConfig
 from devstack.stack import LocalStack, PushTarget
-from tests.security.conftest import Pki
-from tests.security.support import Launch, ServerCert, headless_args
 from tests.support.app_process import AppProcess
 from tests.support.centrifugo import find_centrifugo, run_centrifugo
+from tests.support.security import Launch, Pki, ServerCert, headless_args
 
 KINDS = [
     pytest.param("builtin", id="builtin"),

@@ -23,7 +23,7 @@ from app.core.net import RequestRefused, env_proxy, http_session, ssl_context
 from app.errors import ApiError, ConfigError, NetworkError
 from app.models import Session, User
 from devstack.stack import LocalStack
-from tests.security.conftest import (
+from tests.support.security import (
     Pki,
     Recorder,
     Serve,

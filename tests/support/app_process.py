@@ -1,8 +1,10 @@
 """The app as a subprocess, as a user runs it: ``python -m app ...`` (or the frozen binary) with a
 private home, its log lines (stderr) collected as they come.
 
-Shared by the end-to-end, resilience and benchmark suites, so that each does not grow its own
-launcher.
+Shared by the end-to-end, resilience, security and benchmark suites, so that each does not grow
+its own launcher. :class:`LogLines` (the lines so far, the search, the failure text) is also the
+base of the desktop suite's threaded launcher (:class:`tests.support.desktop_app.AuditedApp`),
+whose tests are synchronous.
 """
 
 from __future__ import annotations
@@ -46,12 +48,38 @@ def headless_args(email: str, api_url: str, ws_url: str, *extra: str) -> list[st
     ]
 
 
-class AppProcess:
-    """The app as a subprocess; its log lines (stderr) are collected as they come."""
+class LogLines:
+    """The log lines (stderr) of an app subprocess that have come so far."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def mark(self) -> int:
+        """A position in the log: pass as ``since=`` to look only at what comes after."""
+        return len(self.lines)
+
+    def find(self, text: str, since: int = 0) -> int | None:
+        """Where the first line from index ``since`` on that contains ``text`` is, if any."""
+        for index in range(since, len(self.lines)):
+            if text in self.lines[index]:
+                return index
+        return None
+
+    def tail(self, count: int = 40) -> str:
+        """The last lines, for a failure message."""
+        return "last lines:\n" + "\n".join(self.lines[-count:])
+
+
+class AppProcess(LogLines):
+    """The app as an asyncio subprocess; its log lines (stderr) are collected as they come."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        super().__init__()
         self.proc = proc
-        self.lines: list[str] = []
         self._new_line = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
 
@@ -65,30 +93,21 @@ class AppProcess:
             self.lines.append(raw.decode(errors="replace").rstrip())
             self._new_line.set()
 
-    @property
-    def output(self) -> str:
-        return "\n".join(self.lines)
-
-    def mark(self) -> int:
-        """A position in the log: pass as ``since=`` to look only at what comes after."""
-        return len(self.lines)
-
     async def wait_line(self, text: str, timeout: float = 15.0, *, since: int = 0) -> str:
         """The first line (from line ``since`` on) containing ``text``; the failure shows the
         last lines logged."""
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    for line in self.lines[since:]:
-                        if text in line:
-                            return line
+                    found = self.find(text, since)
+                    if found is not None:
+                        return self.lines[found]
                     if self.proc.returncode is not None and self._reader.done():
                         raise AssertionError(f"app exited ({self.proc.returncode}) before {text!r}")
                     self._new_line.clear()
                     await self._new_line.wait()
         except (TimeoutError, AssertionError) as exc:
-            tail = "\n".join(self.lines[-40:])
-            raise AssertionError(f"no line with {text!r} ({exc!r}); last lines:\n{tail}") from None
+            raise AssertionError(f"no line with {text!r} ({exc!r}); {self.tail()}") from None
 
     async def wait_exit(self, timeout: float = 20.0) -> int:
         async with asyncio.timeout(timeout):

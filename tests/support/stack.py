@@ -12,8 +12,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from devstack.stack import LocalStack, PushTarget
 from tests.support.centrifugo import find_centrifugo, run_centrifugo
+
+#: (push server, connect-time subs honoured): every end-to-end case runs against all four.
+PUSH_SERVERS = [
+    pytest.param(("centrifugo", True), id="centrifugo-connect-subs", marks=pytest.mark.centrifugo),
+    pytest.param(("centrifugo", False), id="centrifugo-sub-tokens", marks=pytest.mark.centrifugo),
+    pytest.param(("builtin", True), id="builtin-connect-subs"),
+    pytest.param(("builtin", False), id="builtin-sub-tokens"),
+]
 
 
 @contextlib.asynccontextmanager

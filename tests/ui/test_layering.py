@@ -21,6 +21,7 @@ NETWORK_SIDE = (
 )
 
 
+@pytest.mark.subprocess
 def test_the_desktop_shell_does_not_load_the_network_side() -> None:
     """Only the runtime's start(), on the loop thread, brings in the service, the notifier and
     the network; importing the shell and the runtime must not (the Tk window shows first)."""

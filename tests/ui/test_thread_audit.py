@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import threading
-from tests.desktop import audited_app as audit
+from tests.support import audited_app as audit
 
 class Interpreter:  # stands in for a _tkinter.tkapp
     def call(self, *args):
@@ -47,6 +49,7 @@ print(audit.report())
 """
 
 
+@pytest.mark.subprocess
 def test_calls_from_another_thread_are_reported() -> None:
     ran = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True

@@ -1,6 +1,6 @@
 """The delivery pipeline on a fake clock: what reaches the notifier, when, and as what.
 
-Runs on the virtual-time loop (``tests/unit/virtual_push.py``): a 30-minute pause takes
+Runs on the virtual-time loop (``tests/support/virtual_push.py``): a 30-minute pause takes
 milliseconds, and every notification is checked at the exact moment it is sent.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,7 +17,8 @@ import pytest
 from app.core.delivery import SUMMARY_KEY, Delivery, DeliveryOptions, fold
 from app.events import Notified, PauseChanged, UiEvent
 from app.models import Notice, NoticeKind, Quiet
-from tests.unit.virtual_push import now, run_virtual
+from tests.support.fakes import RecordingNotifier
+from tests.support.virtual_push import now, run_virtual
 
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 OPTIONS = DeliveryOptions(
@@ -43,26 +44,6 @@ def news(
 
 
 @dataclass
-class Recorder:
-    """A notifier that shows everything it is given, and notes when."""
-
-    name: str = "recorder"
-    on_screen: bool = True
-    sent: list[tuple[float, Notice]] = field(default_factory=list)
-
-    async def send(self, notice: Notice) -> bool:
-        self.sent.append((now(), notice))
-        return True
-
-    async def close(self) -> None:
-        pass
-
-    @property
-    def notices(self) -> list[Notice]:
-        return [notice for _, notice in self.sent]
-
-
-@dataclass
 class Wall:
     """The wall clock: follows the loop's clock, plus whatever the test sets it forward by."""
 
@@ -75,7 +56,7 @@ class Wall:
 @dataclass
 class Pipeline:
     delivery: Delivery
-    notifier: Recorder
+    notifier: RecordingNotifier
     wall: Wall
     events: list[UiEvent]
 
@@ -90,7 +71,7 @@ class Pipeline:
 
 def run(test: Callable[[Pipeline], Awaitable[None]], options: DeliveryOptions = OPTIONS) -> None:
     async def main() -> None:
-        notifier, wall, events = Recorder(), Wall(), list[UiEvent]()
+        notifier, wall, events = RecordingNotifier(clock=now), Wall(), list[UiEvent]()
         delivery = Delivery(notifier, events.append, options, wall=wall)
         delivery.start()
         try:
@@ -110,11 +91,11 @@ def test_a_burst_of_100_on_one_conversation_is_two_notifications() -> None:
             p.delivery.live(news("general", f"{i + 1} unread threads"))
             await p.settle(0.02)  # 100 events within 2 s
         await p.settle(10)
-        assert [(t, n.body) for t, n in p.notifier.sent] == [
+        assert [(t, n.body) for t, n in p.notifier.timed] == [
             (0.0, "1 unread threads"),
             (3.0, "100 unread threads"),  # the window's end; same key: it replaces the first
         ]
-        assert {n.key for n in p.notifier.notices} == {"acme/general"}
+        assert {n.key for n in p.notifier.sent} == {"acme/general"}
         delivered = [e for e in p.events if isinstance(e, Notified)]
         assert len(delivered) == 2
         assert all(e.delivered for e in delivered)
@@ -128,8 +109,8 @@ def test_a_conversation_that_keeps_talking_pops_once_per_window() -> None:
             p.delivery.live(news("general", f"{i + 1}"))
             await p.settle(1)
         await p.settle(10)
-        assert [t for t, _ in p.notifier.sent] == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0, 21.0]
-        assert p.notifier.notices[-1].body == "20"
+        assert [t for t, _ in p.notifier.timed] == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 18.0, 21.0]
+        assert p.notifier.sent[-1].body == "20"
 
     run(test)
 
@@ -140,7 +121,7 @@ def test_a_quiet_conversation_pops_at_once_again_after_its_window() -> None:
         await p.settle(5)
         p.delivery.live(news("general", "2"))
         await p.settle(5)
-        assert [(t, n.body) for t, n in p.notifier.sent] == [(0.0, "1"), (5.0, "2")]
+        assert [(t, n.body) for t, n in p.notifier.timed] == [(0.0, "1"), (5.0, "2")]
 
     run(test)
 
@@ -151,7 +132,7 @@ def test_a_mention_inside_a_coalesced_burst_stays_in_the_update() -> None:
         p.delivery.live(news("general", "You were mentioned (2 unread threads)", mentioned=True))
         p.delivery.live(news("general", "3 unread threads"))
         await p.settle(5)
-        update = p.notifier.notices[-1]
+        update = p.notifier.sent[-1]
         assert update.body == "You were mentioned · 3 unread threads"
         assert update.mentioned
 
@@ -163,9 +144,9 @@ def test_many_conversations_at_once_end_in_one_summary() -> None:
         for i in range(10):
             p.delivery.live(news(f"c{i}"))
         await p.settle(5)
-        times = [t for t, _ in p.notifier.sent]
+        times = [t for t, _ in p.notifier.timed]
         assert times == [0.0] * 4 + [1.0]
-        summary = p.notifier.notices[-1]
+        summary = p.notifier.sent[-1]
         assert summary.key == SUMMARY_KEY
         assert summary.kind is NoticeKind.SUMMARY
         assert summary.title == "Telex Start · 6 more conversations have new messages"
@@ -185,7 +166,7 @@ def test_after_a_flood_window_conversations_pop_one_by_one_again() -> None:
         for i in range(10, 14):
             p.delivery.live(news(f"c{i}"))
         await p.settle(5)
-        later = [(t, n.title) for t, n in p.notifier.sent[5:]]
+        later = [(t, n.title) for t, n in p.notifier.timed[5:]]
         assert later == [(5.0, f"#c{i}") for i in range(10, 14)]
 
     run(test)
@@ -199,11 +180,11 @@ def test_ten_conversations_recovered_in_one_round_are_one_summary() -> None:
         for i in range(10):  # recovery arrives channel by channel
             p.delivery.backlog([news(f"c{i}", org=f"org{i}"), news(f"c{i}", "2", org=f"org{i}")])
         await p.settle(0.5)
-        assert p.notifier.sent == []  # the round is still open
+        assert p.notifier.timed == []  # the round is still open
         p.delivery.end_round()
         await p.settle(5)
-        assert len(p.notifier.sent) == 1
-        summary = p.notifier.notices[0]
+        assert len(p.notifier.timed) == 1
+        summary = p.notifier.sent[0]
         assert summary.title == "Telex Start · 10 conversations have new messages"
         assert summary.org_id is None
 
@@ -215,7 +196,7 @@ def test_a_small_backlog_is_one_notification_per_conversation_with_the_latest() 
         p.delivery.backlog([news("general", "1"), news("random", "1"), news("general", "3")])
         p.delivery.end_round()
         await p.settle(5)
-        assert sorted((n.key, n.body) for n in p.notifier.notices) == [
+        assert sorted((n.key, n.body) for n in p.notifier.sent) == [
             ("acme/general", "3"),
             ("acme/random", "1"),
         ]
@@ -233,7 +214,7 @@ def test_a_mention_early_in_a_backlog_is_not_folded_away() -> None:
         )
         p.delivery.end_round()
         await p.settle(1)
-        assert [n.body for n in p.notifier.notices] == ["You were mentioned · 4 unread threads"]
+        assert [n.body for n in p.notifier.sent] == ["You were mentioned · 4 unread threads"]
 
     run(test)
 
@@ -244,7 +225,7 @@ def test_mentions_lead_a_backlog_summary() -> None:
         p.delivery.backlog([news("boss", "You were mentioned", mentioned=True)])
         p.delivery.end_round()
         await p.settle(1)
-        (summary,) = p.notifier.notices
+        (summary,) = p.notifier.sent
         assert summary.body == "You were mentioned in #boss. Also #c0, #c1, #c2 and 3 more."
         assert summary.mentioned
 
@@ -257,7 +238,7 @@ def test_a_round_nobody_ends_is_shown_once_it_settles() -> None:
         await p.settle(1)
         p.delivery.backlog([news("random")])  # the round goes on: the settle time restarts
         await p.settle(10)
-        assert [t for t, _ in p.notifier.sent] == [3.0, 3.0]
+        assert [t for t, _ in p.notifier.timed] == [3.0, 3.0]
 
     run(test)
 
@@ -269,7 +250,7 @@ def test_a_live_event_right_after_the_backlog_waits_for_the_window() -> None:
         await p.settle(1)
         p.delivery.live(news("general", "3"))
         await p.settle(5)
-        assert [(t, n.body) for t, n in p.notifier.sent] == [(0.0, "2"), (3.0, "3")]
+        assert [(t, n.body) for t, n in p.notifier.timed] == [(0.0, "2"), (3.0, "3")]
 
     run(test)
 
@@ -280,7 +261,7 @@ def test_a_gap_notice_is_shown_at_once() -> None:
         p.delivery.info(gap)
         p.delivery.info(gap)
         await p.settle(1)
-        assert p.notifier.notices == [gap, gap]
+        assert p.notifier.sent == [gap, gap]
 
     run(test)
 
@@ -300,10 +281,10 @@ def test_nothing_pops_while_paused_and_one_summary_says_what_was_missed() -> Non
         gap = Notice(key="gap", title="Telex Start", body="gap", kind=NoticeKind.INFO)
         p.delivery.info(gap)
         await p.settle(30 * 60 - 1)
-        assert p.notifier.sent == []
+        assert p.notifier.timed == []
         await p.settle(2)
-        assert [t for t, _ in p.notifier.sent] == [30 * 60.0] * 2
-        summary, after = p.notifier.notices
+        assert [t for t, _ in p.notifier.timed] == [30 * 60.0] * 2
+        summary, after = p.notifier.sent
         assert after == gap  # a gap during the pause is still a gap: said after the summary
         assert summary.title == "Telex Start · While paused: 4 conversations had 6 updates"
         assert summary.body == "#boss (1, mentioned), #general (3), #random (1) and 1 more"
@@ -319,10 +300,10 @@ def test_one_missed_conversation_is_summarised_and_still_opens_it() -> None:
         p.delivery.live(news("general", "1 unread thread"))
         p.delivery.live(news("general", "2 unread threads"))
         await p.settle(3600)
-        assert p.notifier.sent == []
+        assert p.notifier.timed == []
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
-        (summary,) = p.notifier.notices
+        (summary,) = p.notifier.sent
         assert summary.title == "Telex Start · While paused: #general"
         assert summary.body == "2 updates — 2 unread threads"
         assert summary.channel_id == "general"
@@ -338,7 +319,7 @@ def test_a_pause_ends_on_the_wall_clock_after_a_suspend_or_a_clock_change() -> N
         await p.settle(60)
         p.wall.jumped = 2 * 3600  # slept two hours: the loop's clock did not move
         await p.settle(OPTIONS.pause_check_interval)
-        assert len(p.notifier.sent) == 1
+        assert len(p.notifier.timed) == 1
         assert [e.paused for e in p.pauses] == [True, False]
 
     run(test)
@@ -351,7 +332,7 @@ def test_news_arriving_after_the_end_but_before_the_timer_ends_the_pause_first()
         p.wall.jumped = 3600
         p.delivery.live(news("random"))
         await p.settle(1)
-        assert [n.title for n in p.notifier.notices] == [
+        assert [n.title for n in p.notifier.sent] == [
             "Telex Start · While paused: #general",
             "#random",
         ]
@@ -365,7 +346,7 @@ def test_a_pause_that_ended_while_the_app_was_not_running_is_over() -> None:
         assert p.pauses == []
         p.delivery.live(news("general"))
         await p.settle(1)
-        assert len(p.notifier.sent) == 1
+        assert len(p.notifier.timed) == 1
 
     run(test)
 
@@ -377,7 +358,7 @@ def test_a_restored_pause_still_running_is_resumed_with_its_end() -> None:
         assert [(e.paused, e.until, e.at) for e in p.pauses] == [(True, until, START)]
         p.delivery.live(news("general"))
         await p.settle(5 * 60 + 1)
-        assert len(p.notifier.sent) == 1
+        assert len(p.notifier.timed) == 1
 
     run(test)
 
@@ -388,9 +369,9 @@ def test_a_new_pause_replaces_the_running_one() -> None:
         p.delivery.set_quiet(Quiet(paused=True, until=START + timedelta(minutes=60)))
         p.delivery.live(news("general"))
         await p.settle(30 * 60)
-        assert p.notifier.sent == []
+        assert p.notifier.timed == []
         await p.settle(30 * 60 + 1)
-        assert len(p.notifier.sent) == 1
+        assert len(p.notifier.timed) == 1
 
     run(test)
 
@@ -401,10 +382,10 @@ def test_a_burst_held_when_the_pause_starts_is_counted_not_shown() -> None:
         p.delivery.live(news("general", "2"))
         p.delivery.set_quiet(Quiet(paused=True))
         await p.settle(10)
-        assert [n.body for n in p.notifier.notices] == ["1"]
+        assert [n.body for n in p.notifier.sent] == ["1"]
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
-        assert p.notifier.notices[-1].body == "1 update — 2"
+        assert p.notifier.sent[-1].body == "1 update — 2"
 
     run(test)
 
@@ -414,7 +395,7 @@ def test_resuming_without_a_pause_does_nothing() -> None:
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
         assert p.events == []
-        assert p.notifier.sent == []
+        assert p.notifier.timed == []
 
     run(test)
 
@@ -430,7 +411,7 @@ def test_a_muted_organisation_never_notifies() -> None:
         p.delivery.backlog([news("random")])
         p.delivery.end_round()
         await p.settle(10)
-        assert [n.key for n in p.notifier.notices] == ["acme/random"]
+        assert [n.key for n in p.notifier.sent] == ["acme/random"]
 
     run(test)
 
@@ -443,8 +424,8 @@ def test_muted_organisations_are_left_out_of_the_pause_summary() -> None:
         p.delivery.set_quiet(Quiet(paused=True, muted=frozenset({"later-muted"})))
         p.delivery.set_quiet(Quiet(muted=frozenset({"later-muted"})))
         await p.settle(1)
-        assert [n.title for n in p.notifier.notices] == ["Telex Start · While paused: #general"]
-        assert p.notifier.notices[0].org_id == "loud"
+        assert [n.title for n in p.notifier.sent] == ["Telex Start · While paused: #general"]
+        assert p.notifier.sent[0].org_id == "loud"
 
     run(test)
 
@@ -455,7 +436,7 @@ def test_muting_while_a_burst_is_held_drops_the_update() -> None:
         p.delivery.live(news("general", "2"))
         p.delivery.set_quiet(Quiet(muted=frozenset({"acme"})))
         await p.settle(10)
-        assert [n.body for n in p.notifier.notices] == ["1"]
+        assert [n.body for n in p.notifier.sent] == ["1"]
 
     run(test)
 
@@ -464,21 +445,21 @@ def test_muting_while_a_burst_is_held_drops_the_update() -> None:
 
 
 def test_a_notification_service_that_hangs_skips_that_notice_only() -> None:
-    class Hangs(Recorder):
+    class Hangs(RecordingNotifier):
         async def send(self, notice: Notice) -> bool:
             if notice.body == "hang":
                 await asyncio.Event().wait()
             return await super().send(notice)
 
     async def main() -> None:
-        notifier, events = Hangs(), list[UiEvent]()
+        notifier, events = Hangs(clock=now), list[UiEvent]()
         delivery = Delivery(notifier, events.append, OPTIONS, wall=Wall())
         delivery.start()
         delivery.live(news("a", "hang"))
         delivery.live(news("b", "fine"))
         await asyncio.sleep(OPTIONS.send_timeout + 1)
         await delivery.close()
-        assert [(t, n.body) for t, n in notifier.sent] == [(OPTIONS.send_timeout, "fine")]
+        assert [(t, n.body) for t, n in notifier.timed] == [(OPTIONS.send_timeout, "fine")]
         assert [e.delivered for e in events if isinstance(e, Notified)] == [False, True]
 
     run_virtual(main())
@@ -505,7 +486,7 @@ def test_without_a_coalescing_window_every_event_pops() -> None:
         for i in range(5):
             p.delivery.live(news("general", str(i)))
         await p.settle(1)
-        assert [(t, n.body) for t, n in p.notifier.sent] == [(0.0, str(i)) for i in range(5)]
+        assert [(t, n.body) for t, n in p.notifier.timed] == [(0.0, str(i)) for i in range(5)]
 
     run(test, dataclasses.replace(OPTIONS, coalesce_window=0))
 
@@ -523,7 +504,7 @@ def test_signing_out_drops_what_is_held_but_keeps_the_pause() -> None:
         assert p.delivery.quiet.paused
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
-        assert [n.body for n in p.notifier.notices] == ["1"]
+        assert [n.body for n in p.notifier.sent] == ["1"]
 
     run(test)
 
@@ -543,7 +524,7 @@ def test_a_pause_keeps_only_the_most_recent_conversations() -> None:
         p.delivery.live(news("c1000"))
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
-        (summary,) = p.notifier.notices
+        (summary,) = p.notifier.sent
         assert summary.title == "Telex Start · While paused: 3 conversations had 4 updates"
         assert summary.body == "#c997 (2), #c999 (1), #c1000 (1)"
 
@@ -559,7 +540,7 @@ def test_every_title_delivery_makes_is_an_own_title() -> None:
         p.delivery.live(news("one"))
         p.delivery.set_quiet(Quiet())
         await p.settle(5)
-        titles = [n.title for n in p.notifier.notices]
+        titles = [n.title for n in p.notifier.sent]
         assert titles == [
             "Telex Start · 6 conversations have new messages",
             "Telex Start · While paused: #one",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
 
 import pytest
 
@@ -17,27 +16,9 @@ from app.notify import candidates, chain, create_notifier
 from app.notify.base import Notifier, Unavailable, describe
 from app.notify.chain import Candidate, NotifierChain
 from app.notify.log_only import LogNotifier
+from tests.support.fakes import RecordingNotifier
 
 NOTICE = Notice(key="acme/general", title="general", body="2 unread threads", channel_id="c1")
-
-
-class Scripted:
-    """A backend whose sends succeed, fail, raise or hang as the test says."""
-
-    def __init__(self, name: str, *, on_screen: bool = True, capabilities: str = "") -> None:
-        self.name = name
-        self.on_screen = on_screen
-        self.capabilities = capabilities
-        self.outcome: Callable[[], bool] = lambda: True
-        self.sent: list[Notice] = []
-        self.closed = False
-
-    async def send(self, notice: Notice) -> bool:
-        self.sent.append(notice)
-        return self.outcome()
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 class Loader:
@@ -70,7 +51,7 @@ def candidate(name: str, result: Notifier | Unavailable) -> tuple[Candidate, Loa
 
 
 async def test_the_first_backend_that_works_wins_and_fallbacks_wait_until_needed():
-    desktop = Scripted("desktop", capabilities="D-Bus: clicks, replace, icon")
+    desktop = RecordingNotifier("desktop", capabilities="D-Bus: clicks, replace, icon")
     first, _ = candidate("desktop", desktop)
     second, log_loader = candidate("log", LogNotifier())
     notifier = await NotifierChain.start([first, second], Clock())
@@ -87,7 +68,7 @@ async def test_the_first_backend_that_works_wins_and_fallbacks_wait_until_needed
 async def test_a_failing_send_falls_through_and_the_next_notice_tries_the_first_again(
     caplog: pytest.LogCaptureFixture,
 ):
-    desktop, tray = Scripted("desktop"), Scripted("tray")
+    desktop, tray = RecordingNotifier("desktop"), RecordingNotifier("tray")
     log = LogNotifier()
     links = [candidate("desktop", desktop)[0], candidate("tray", tray)[0]]
     notifier = await NotifierChain.start([*links, candidate("log", log)[0]], Clock())
@@ -115,7 +96,7 @@ async def test_a_backend_that_raises_or_hangs_only_costs_that_attempt(
 ):
     monkeypatch.setattr(chain, "BACKEND_TIMEOUT", 0.05)
 
-    class Hanging(Scripted):
+    class Hanging(RecordingNotifier):
         async def send(self, notice: Notice) -> bool:
             await asyncio.Event().wait()
             return True
@@ -123,9 +104,9 @@ async def test_a_backend_that_raises_or_hangs_only_costs_that_attempt(
     def explode() -> bool:
         raise RuntimeError("backend bug")
 
-    broken, hanging = Scripted("desktop"), Hanging("win10toast")
+    broken, hanging = RecordingNotifier("desktop"), Hanging("win10toast")
     broken.outcome = explode
-    tray = Scripted("tray")
+    tray = RecordingNotifier("tray")
     links = [candidate(b.name, b)[0] for b in (broken, hanging, tray)]
     notifier = await NotifierChain.start(links, Clock())
 
@@ -138,7 +119,7 @@ async def test_a_backend_that_raises_or_hangs_only_costs_that_attempt(
 
 async def test_a_service_missing_at_start_is_probed_again_later():
     clock = Clock()
-    desktop = Scripted("desktop", capabilities="D-Bus: clicks, replace, icon")
+    desktop = RecordingNotifier("desktop", capabilities="D-Bus: clicks, replace, icon")
     first, desktop_loader = candidate(
         "desktop", Unavailable("no notification service answered", retry=True)
     )
@@ -184,11 +165,11 @@ async def test_a_loader_that_raises_makes_its_backend_unavailable(
 
 
 async def test_close_closes_every_loaded_backend_even_if_one_fails():
-    class BadClose(Scripted):
+    class BadClose(RecordingNotifier):
         async def close(self) -> None:
             raise RuntimeError("close failed")
 
-    bad, good = BadClose("desktop"), Scripted("tray")
+    bad, good = BadClose("desktop"), RecordingNotifier("tray")
     bad.outcome = lambda: False
     notifier = await NotifierChain.start(
         [candidate("desktop", bad)[0], candidate("tray", good)[0]], Clock()

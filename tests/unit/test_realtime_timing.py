@@ -1,6 +1,6 @@
 """Reconnect, watchdog and token-refresh timing of the realtime client, on a fake clock.
 
-The client runs unchanged on a virtual-time loop (``tests/unit/virtual_push.py``): ten minutes of
+The client runs unchanged on a virtual-time loop (``tests/support/virtual_push.py``): ten minutes of
 backoff, pings and refreshes take milliseconds, and every delay is checked to the exact value the
 backoff formula and the server's ``ttl`` allow.
 """
@@ -22,7 +22,7 @@ from app.core.realtime.client import ChannelPublication, RealtimeClient, Realtim
 from app.core.realtime.clock import explain_jump
 from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError, ServerError
 from app.events import ConnectionPhase, StateChanged
-from tests.unit.virtual_push import (
+from tests.support.virtual_push import (
     Accept,
     FakeHttp,
     ServerEnd,

@@ -205,6 +205,7 @@ def test_windows_respects_and_clears_a_disable_in_task_manager() -> None:
     assert item.is_enabled()
 
 
+@pytest.mark.subprocess
 def test_windows_from_source_runs_the_app_from_anywhere(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     python = tmp_path / "python.exe"

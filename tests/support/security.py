@@ -1,6 +1,8 @@
 """Helpers of the security suite: the app as a subprocess in a private file tree, a ledger of
-every credential the Telex API simulator hands out, scanners for files and ``/proc``, and a local
-certificate authority.
+every credential the Telex API simulator hands out, scanners for files and ``/proc``, a local
+certificate authority (and :class:`Pki`, the suite's set of certificates), a stack watched by
+the ledger from the start, and a recording loopback server (the fixtures are in
+tests/security/conftest.py).
 
 The ledger observes the simulator from outside (its public ``app``: a response hook and a
 middleware added before it starts), so the simulator itself needs no test-only accessor.
@@ -8,23 +10,30 @@ middleware added before it starts), so the simulator itself needs no test-only a
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import os
+import secrets
 import ssl
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 import trustme
 from aiohttp import web
 
+from app.config import Settings, load_settings
+from devstack.stack import LocalStack, PushTarget
 from devstack.telex_api import TelexApiSimulator
 from tests.support.app_process import AppProcess, launch
 from tests.support.app_process import headless_args as shared_headless_args
+from tests.support.centrifugo import find_centrifugo, run_centrifugo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -320,3 +329,90 @@ class LocalCA:
         context = ssl.create_default_context()
         self.ca.configure_trust(context)
         return context
+
+
+@dataclass(frozen=True)
+class Pki:
+    """One CA with a certificate for 127.0.0.1, one for a wrong name, and a stranger CA."""
+
+    ca: LocalCA
+    good: ServerCert  # 127.0.0.1 and localhost
+    wrong_host: ServerCert  # same CA, issued for another name
+    stranger: LocalCA  # a CA the app is never told about
+    stranger_cert: ServerCert  # 127.0.0.1, signed by the stranger
+
+
+def settings_for(tmp_path: Path, **cli: Any) -> Settings:
+    """Settings as the app builds them, from an empty private config dir and no environment."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir(exist_ok=True)
+    return load_settings({**cli, "config_dir": str(config_dir)}, {})
+
+
+@contextlib.asynccontextmanager
+async def observed_stack(
+    kind: str, connect_subs: bool, tmp_path: Path, ledger: TokenLedger, **options: Any
+) -> AsyncIterator[LocalStack]:
+    """Like tests/e2e ``local_stack``, with ``ledger`` watching the simulator from the start."""
+    async with contextlib.AsyncExitStack() as stack:
+        if kind == "builtin":
+            local = LocalStack(allow_subscribe_for_client=connect_subs, **options)
+        else:
+            inst = await stack.enter_async_context(
+                run_centrifugo(
+                    hmac_secret=secrets.token_urlsafe(32),
+                    api_key=secrets.token_urlsafe(24),
+                    allow_subscribe_for_client=connect_subs,
+                    tmp_path=tmp_path / "centrifugo",
+                    binary=find_centrifugo(),
+                )
+            )
+            target = PushTarget(inst.ws_url, inst.api_url, inst.api_key, inst.hmac_secret)
+            local = LocalStack(push=target, **options)
+        ledger.attach(local.simulator)
+        yield await stack.enter_async_context(local)
+
+
+@dataclass
+class Recorder:
+    """A loopback HTTP + WebSocket server that answers 200 and remembers everything it got."""
+
+    url: str = ""
+    requests: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    frames: list[str] = field(default_factory=list)
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http", "ws", 1) + "/connection/websocket"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.requests.append((request.method, request.path_qs, dict(request.headers), body))
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            ws = web.WebSocketResponse()
+            await ws.prepare(request)
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self.frames.append(msg.data)
+            return ws
+        return web.json_response({"data": {"token": "recorded"}})
+
+
+Serve = Callable[..., Awaitable[str]]
+
+
+def redirect_to(target: str, status: int = 307) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A handler that redirects every request to ``target`` + the same path."""
+
+    async def handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=status, headers={"Location": target + request.path_qs})
+
+    return handler
+
+
+async def no_requests_for(recorder: Recorder, seconds: float = 0.2) -> None:
+    """Give stray requests a moment to arrive, then insist there were none."""
+    await asyncio.sleep(seconds)
+    assert recorder.requests == [], recorder.requests
+    assert recorder.frames == [], recorder.frames

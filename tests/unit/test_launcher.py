@@ -204,6 +204,7 @@ def fake_main_app(tmp_path: Path) -> Path:
     return script
 
 
+@pytest.mark.subprocess
 @posix_only
 def test_open_then_close_the_app_we_started(fake_main_app: Path, tmp_path: Path) -> None:
     app = MainApp(fake_main_app)
@@ -238,6 +239,7 @@ def running_copy(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]
     proc.wait()
 
 
+@pytest.mark.subprocess
 @posix_only
 def test_close_finds_a_copy_we_did_not_start(
     running_copy: tuple[Path, subprocess.Popen[bytes]],
@@ -251,6 +253,7 @@ def test_close_finds_a_copy_we_did_not_start(
     assert proc.wait(5) == -15  # SIGTERM
 
 
+@pytest.mark.subprocess
 @posix_only
 def test_a_copy_that_ignores_the_request_is_killed(tmp_path: Path) -> None:
     stubborn = tmp_path / "telex"

@@ -1,5 +1,6 @@
-"""Fixtures for the desktop tests: the app as a subprocess on the test X display (with its thread
-audit), and a stand-in for the Telex main app.
+"""The desktop app as a subprocess on the test X display (under its thread audit), and a
+stand-in for the Telex main app; the fixtures that hand them out are in
+:mod:`tests.support.desktop_fixtures` (used by the desktop and end-to-end suites).
 
 The app's log lines (stderr) are the test's eyes: wait on them, never on sleeps.
 """
@@ -8,24 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import pytest
 
-from tests.desktop.audited_app import AUDIT_PREFIX
+from tests.support.app_process import LogLines
+from tests.support.audited_app import AUDIT_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Exit (menu, SIGINT, SIGTERM) must end the process within this many seconds.
@@ -33,22 +31,14 @@ EXIT_WITHIN = 2.0
 _AUDIT = re.compile(rf"{AUDIT_PREFIX} (\d+) Tk calls, (\d+) pystray calls, (\d+) off their thread")
 
 
-def has_gi() -> bool:
-    """PyGObject with GTK 3 (pystray's gtk and appindicator backends)."""
-    code = "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk"
-    found = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
-    return found.returncode == 0
-
-
-needs_gi = pytest.mark.skipif(not has_gi(), reason="needs PyGObject (pystray gtk/appindicator)")
-
-
-class AppProcess:
-    """The app under the thread audit; stderr lines are collected by a reader thread."""
+class AuditedApp(LogLines):
+    """The desktop app under the thread audit, for synchronous tests: stderr lines are read by a
+    thread and taken in as a test waits for them."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        super().__init__()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.desktop.audited_app", *args],
+            [sys.executable, "-m", "tests.support.audited_app", *args],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -56,7 +46,6 @@ class AppProcess:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self.lines: list[str] = []
         self._incoming: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -76,9 +65,9 @@ class AppProcess:
         deadline = time.monotonic() + timeout
         checked = since
         while True:
-            for index in range(checked, len(self.lines)):
-                if text in self.lines[index]:
-                    return index
+            found = self.find(text, checked)
+            if found is not None:
+                return found
             checked = max(checked, len(self.lines))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -107,7 +96,7 @@ class AppProcess:
 
     def tail(self, count: int = 40) -> str:
         self.mark()
-        return "last lines:\n" + "\n".join(self.lines[-count:])
+        return super().tail(count)
 
     def wait_exit(self, timeout: float = 15.0) -> int:
         try:
@@ -146,7 +135,7 @@ class AppProcess:
         self.proc.stderr.close()
 
 
-def assert_clean_exit(app: AppProcess, code: int, seconds: float) -> None:
+def assert_clean_exit(app: AuditedApp, code: int, seconds: float) -> None:
     """Ended with 0 within the budget, nothing touched Tk or pystray off its thread."""
     assert code == 0, app.tail()
     assert seconds < EXIT_WITHIN, f"exit took {seconds:.2f}s; {app.tail()}"
@@ -251,60 +240,4 @@ def kill_fake_main_apps(fake: FakeMainApp) -> None:
                 process.kill()
 
 
-@pytest.fixture
-def fake_main_app(tmp_path: Path) -> Iterator[FakeMainApp]:
-    fake = make_fake_main_app(tmp_path / "telex-app")
-    yield fake
-    kill_fake_main_apps(fake)
-
-
-@pytest.fixture
-def runtime_dir() -> Iterator[Path]:
-    """A private XDG_RUNTIME_DIR: the single-instance lock and socket of this test's apps
-    (short, as Unix socket paths must be)."""
-    folder = Path(tempfile.mkdtemp(prefix="xdg-run-"))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-LaunchApp = Callable[..., AppProcess]
-
-
-@pytest.fixture
-def app_env(tmp_path: Path, fake_main_app: FakeMainApp, runtime_dir: Path) -> dict[str, str]:
-    """The environment of the apps of one test: config, logs, runtime and autostart folders in
-    the test's own space, the stand-in main app, no TELEX_* leaking in from outside."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEX_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        TELEX_CONFIG_DIR=str(tmp_path / "config"),
-        TELEX_LOG_DIR=str(tmp_path / "logs"),
-        TELEX_MAIN_APP=str(fake_main_app.executable),
-        XDG_RUNTIME_DIR=str(runtime_dir),
-        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"),
-    )
-    return env
-
-
-@pytest.fixture
-def launch_app(app_env: dict[str, str]) -> Iterator[LaunchApp]:
-    """Start the desktop app; ``backend`` picks pystray's backend (``None``: pystray's choice),
-    ``env`` adds to the test's environment."""
-    started: list[AppProcess] = []
-
-    def launch(
-        *args: str, backend: str | None = "xorg", env: dict[str, str] | None = None
-    ) -> AppProcess:
-        full = dict(app_env)
-        if backend is not None:
-            full["PYSTRAY_BACKEND"] = backend
-        else:
-            full.pop("PYSTRAY_BACKEND", None)
-        full.update(env or {})
-        app = AppProcess(list(args), full)
-        started.append(app)
-        return app
-
-    yield launch
-    for app in started:
-        app.stop()
+LaunchApp = Callable[..., AuditedApp]

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,30 +15,15 @@ from app.config import Settings
 from app.core.runtime import Runtime
 from app.core.updates import STATE_FILE_NAME
 from app.events import NotificationReport, UpdateAvailable
-from app.models import Notice
-
-
-class ScriptedNotifier:
-    def __init__(self, name: str, *, on_screen: bool, send: Callable[[], bool]) -> None:
-        self.name = name
-        self.on_screen = on_screen
-        self._send = send
-        self.sent: list[Notice] = []
-
-    async def send(self, notice: Notice) -> bool:
-        self.sent.append(notice)
-        return self._send()
-
-    async def close(self) -> None:
-        pass
+from tests.support.fakes import RecordingNotifier
 
 
 async def run_test(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notifier: ScriptedNotifier
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, notifier: RecordingNotifier
 ) -> NotificationReport:
     async def create_notifier(
         _requested: str, _clicked: object = None, **_options: object
-    ) -> ScriptedNotifier:
+    ) -> RecordingNotifier:
         return notifier
 
     monkeypatch.setattr("app.notify.create_notifier", create_notifier)
@@ -54,7 +38,7 @@ async def run_test(
 
 
 async def test_a_shown_test_notification(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    notifier = ScriptedNotifier("desktop", on_screen=True, send=lambda: True)
+    notifier = RecordingNotifier("desktop")
     result = await run_test(tmp_path, monkeypatch, notifier)
     assert result == NotificationReport("desktop", "", shown=True)
     assert [n.body for n in notifier.sent] == ["Notifications are working."]
@@ -70,9 +54,7 @@ async def test_a_failing_backend_says_what_went_wrong(
         )
         return False
 
-    result = await run_test(
-        tmp_path, monkeypatch, ScriptedNotifier("desktop", on_screen=True, send=fail)
-    )
+    result = await run_test(tmp_path, monkeypatch, RecordingNotifier("desktop", outcome=fail))
     assert result == NotificationReport(
         "desktop",
         "",
@@ -85,7 +67,7 @@ async def test_a_failing_backend_says_what_went_wrong(
 async def test_a_silent_refusal_still_gets_a_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    notifier = ScriptedNotifier("desktop", on_screen=True, send=lambda: False)
+    notifier = RecordingNotifier("desktop", outcome=lambda: False)
     result = await run_test(tmp_path, monkeypatch, notifier)
     assert not result.shown
     assert result.reason == "the notification service did not confirm that it showed it"
@@ -94,7 +76,7 @@ async def test_a_silent_refusal_still_gets_a_reason(
 async def test_the_log_backend_is_not_on_screen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    notifier = ScriptedNotifier("log", on_screen=False, send=lambda: True)
+    notifier = RecordingNotifier("log", on_screen=False)
     result = await run_test(tmp_path, monkeypatch, notifier)
     assert result.backend == "log"
     assert not result.shown
@@ -107,8 +89,8 @@ async def start_core(
 ) -> Runtime:
     async def create_notifier(
         _requested: str, _clicked: object = None, **_options: object
-    ) -> ScriptedNotifier:
-        return ScriptedNotifier("desktop", on_screen=True, send=lambda: True)
+    ) -> RecordingNotifier:
+        return RecordingNotifier("desktop")
 
     monkeypatch.setattr("app.notify.create_notifier", create_notifier)
     core = Runtime(settings, demo=False, emit=events.append)

@@ -71,6 +71,7 @@ def test_the_second_claim_finds_the_first_and_hands_over(xdg_runtime: Path) -> N
         assert again is not None, "the lock is free once the first instance has ended"
 
 
+@pytest.mark.subprocess
 def test_a_later_process_hands_over_and_nothing_else_crosses(xdg_runtime: Path) -> None:
     requests: queue.SimpleQueue[InstanceRequest] = queue.SimpleQueue()
     with claim() as first:
@@ -246,6 +247,7 @@ def other_user() -> Iterator[OtherUser]:
         os.waitpid(pid, 0)
 
 
+@pytest.mark.subprocess
 def test_another_user_cannot_reach_the_running_instance(
     xdg_runtime: Path, other_user: OtherUser
 ) -> None:
@@ -261,6 +263,7 @@ def test_another_user_cannot_reach_the_running_instance(
         assert requests.empty()
 
 
+@pytest.mark.subprocess
 def test_the_peer_uid_is_checked_on_every_connection(
     tmp_path: Path, other_user: OtherUser, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,4 +1,4 @@
-"""``python -m tests.desktop.audited_app ARGS``: the app exactly as ``python -m app ARGS``, with
+"""``python -m tests.support.audited_app ARGS``: the app exactly as ``python -m app ARGS``, with
 every Tk call and every pystray call checked for the thread it happens on.
 
 * Tk: every widget reaches Tcl through its root's interpreter object (``root.tk``). Each root's

@@ -161,7 +161,8 @@ def _desktop_once(settings: Settings, *, demo: bool) -> int:
     """The desktop mode, once per user: a later launch asks the running one to come forward
     (login dialog, or the main app when signed in) and exits 0. When the check itself fails
     unexpectedly the app runs anyway: a second copy is a smaller harm than none."""
-    from app.system.single_instance import InstanceError, claim, hand_over
+    from app.errors import InstanceError
+    from app.system.single_instance import claim, hand_over
 
     with contextlib.ExitStack() as held:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from app.core.backoff import full_jitter
-from app.core.net import describe_failure
+from app.core.net import network_error
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -286,14 +286,8 @@ class TelexApi:
                 raise NetworkError(
                     f"The Telex server did not answer {method} {path} in time."
                 ) from exc
-            except aiohttp.ClientError as exc:
-                raise NetworkError(
-                    f"Cannot reach the Telex server: {describe_failure(exc)}."
-                ) from exc
-            except OSError as exc:  # a socket error aiohttp let through unwrapped
-                raise NetworkError(
-                    f"Cannot reach the Telex server: {exc.strerror or type(exc).__name__}."
-                ) from exc
+            except (aiohttp.ClientError, OSError) as exc:  # OSError: one aiohttp let through
+                raise network_error(exc, "the Telex server") from exc
             except (ValueError, TypeError) as exc:  # aiohttp refusing a header or a value
                 raise MalformedResponse(
                     f"{method} {path} could not be sent: a value for it is not valid "

@@ -35,7 +35,7 @@ from app.core.realtime.client import (
     RealtimeOptions,
     StateChange,
 )
-from app.errors import AuthError, RealtimeError, TelexError
+from app.errors import AuthError, NoOrganisations, RealtimeError, TelexError
 from app.events import (
     LoginRequired,
     NotificationClicked,
@@ -168,10 +168,9 @@ class TelexService:
             raise
         if not organisations:
             self._state(SessionState.SIGNED_OUT, "the account has no organisations")
-            raise TelexError(
+            raise NoOrganisations(
                 "Your Telex account is not a member of any organisation, so there is nothing "
-                "to notify you about.",
-                title="Nothing to follow",
+                "to notify you about."
             )
         self._session = session
         self._emit(SignedIn(session.user.email, session.user.display_name, tuple(organisations)))

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from app import cli
+from app.errors import InstanceError
 from app.system import single_instance
-from app.system.single_instance import InstanceError
 
 SETTINGS: Any = SimpleNamespace()  # only handed on to run_desktop
 

@@ -34,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 import aiohttp
 
 from app.core.backoff import full_jitter
-from app.core.net import describe_failure
+from app.core.net import network_error
 from app.core.realtime import protocol as proto
 from app.core.realtime.clock import ClockWatch
 from app.errors import AuthError, NetworkError, RealtimeError, TelexError
@@ -380,12 +380,8 @@ class RealtimeClient:
             raise NetworkError(
                 f"The push server refused the WebSocket (HTTP {exc.status})."
             ) from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(f"Cannot reach the push server: {describe_failure(exc)}.") from exc
-        except OSError as exc:
-            raise NetworkError(
-                f"Cannot reach the push server: {exc.strerror or type(exc).__name__}."
-            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise network_error(exc, "the push server") from exc
         except (ValueError, TypeError) as exc:  # aiohttp refusing a URL or a header value
             raise NetworkError(f"Cannot open the push connection: {type(exc).__name__}.") from exc
 

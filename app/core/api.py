@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from app.config import Settings
 from app.core.backoff import full_jitter
 from app.core.net import network_error
 from app.errors import (
@@ -155,19 +156,18 @@ class TelexApi:
     def __init__(
         self,
         http: aiohttp.ClientSession,
-        base_url: str,
+        settings: Settings,
         *,
-        timeout: float,
-        max_in_flight: int = 8,
-        retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._retry = retry or RetryPolicy()
+        """``api_url``, ``request_timeout``, ``max_requests_in_flight`` and the retry policy
+        come from the settings; the class has no values of its own."""
+        self._retry = RetryPolicy.from_settings(settings)
         self._sleep = sleep
         self._http = http
-        self._base = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._base = settings.api_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
+        self._in_flight = asyncio.Semaphore(settings.max_requests_in_flight)
 
     async def login(self, email: str, password: str) -> Session:
         status, body = await self._call(
@@ -344,10 +344,19 @@ class TelexApi:
 class RetryPolicy:
     """How often and how patiently a request is repeated."""
 
-    attempts: int = 3  # retries after the first try
-    min_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 60.0
+    attempts: int  # retries after the first try
+    min_delay: float
+    max_delay: float
+    max_retry_after: float  # the longest Retry-After obeyed
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            attempts=settings.request_retries,
+            min_delay=settings.retry_min_delay,
+            max_delay=settings.retry_max_delay,
+            max_retry_after=60.0,
+        )
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:

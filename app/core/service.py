@@ -21,10 +21,8 @@ from types import TracebackType
 
 import aiohttp
 
-from app import __version__
 from app.config import Settings
-from app.constants import CLIENT_NAME
-from app.core.api import RetryPolicy, TelexApi
+from app.core.api import TelexApi
 from app.core.delivery import Delivery, DeliveryOptions
 from app.core.net import http_session, ssl_context
 from app.core.policy import NotificationPolicy
@@ -122,17 +120,7 @@ class TelexService:
 
     async def __aenter__(self) -> TelexService:
         self._http = http_session(self._settings, self._ssl)
-        self._api = TelexApi(
-            self._http,
-            self._settings.api_url,
-            timeout=self._settings.request_timeout,
-            max_in_flight=self._settings.max_requests_in_flight,
-            retry=RetryPolicy(
-                attempts=self._settings.request_retries,
-                min_delay=self._settings.retry_min_delay,
-                max_delay=self._settings.retry_max_delay,
-            ),
-        )
+        self._api = TelexApi(self._http, self._settings)
         self._delivery.start()
         # A pause and the muted organisations outlive a restart (headless mode too).
         self._delivery.set_quiet(PreferencesStore(self._settings.config_dir).load().quiet)
@@ -260,16 +248,7 @@ class TelexService:
             on_publications=on_publications,
             on_state=self._realtime_state,
             on_position_lost=self._position_lost,
-            options=RealtimeOptions(
-                client_name=CLIENT_NAME,
-                client_version=__version__,
-                connect_timeout=settings.connect_timeout,
-                command_timeout=settings.request_timeout,
-                token_timeout=2 * settings.request_timeout,
-                ping_grace=settings.ping_grace,
-                reconnect_min_delay=settings.reconnect_min_delay,
-                reconnect_max_delay=settings.reconnect_max_delay,
-            ),
+            options=RealtimeOptions.from_settings(settings),
             ssl_context=self._ssl,
             positions=resume.positions if resume else None,
         )

@@ -8,6 +8,7 @@ backoff formula and the server's ``ttl`` allow.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 from collections.abc import Callable, Sequence
@@ -22,11 +23,11 @@ from app.core.realtime.client import (
     ChannelPublication,
     ConnectionState,
     RealtimeClient,
-    RealtimeOptions,
     StateChange,
 )
 from app.core.realtime.clock import explain_jump
 from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError, ServerError
+from tests.support.options import realtime_options
 from tests.unit.virtual_push import (
     Accept,
     FakeHttp,
@@ -86,7 +87,7 @@ class Run:
         await self.task
 
 
-OPTIONS = RealtimeOptions(client_name="test", client_version="0")
+OPTIONS = realtime_options(client_name="test", client_version="0", command_timeout=10.0)
 
 
 def start(
@@ -110,7 +111,7 @@ def start(
         on_publications=on_publications or (lambda batch: run.publications.append(list(batch))),
         on_state=lambda change: run.states.append((now(), change)),
         on_position_lost=lambda lost: run.lost.append(tuple(lost)),
-        options=RealtimeOptions(**{**OPTIONS.__dict__, **options}),
+        options=dataclasses.replace(OPTIONS, **options),
         rand=rand,
         wall_clock=wall or now,
     )

@@ -46,7 +46,6 @@ from app.events import (
 from app.logging_setup import EVENTS_LOGGER
 from app.models import Notice, NoticeKind, Organisation, Quiet, Session
 from app.notify.base import Notifier
-from app.preferences import PreferencesStore
 from app.untrusted import own_title, shown
 
 logger = logging.getLogger(__name__)
@@ -104,8 +103,12 @@ class _SessionTokens:
 class TelexService:
     """Owns the HTTP session, the signed-in session and the realtime client; loop thread only."""
 
-    def __init__(self, settings: Settings, notifier: Notifier, emit: Emit) -> None:
+    def __init__(
+        self, settings: Settings, notifier: Notifier, emit: Emit, *, quiet: Quiet | None = None
+    ) -> None:
+        """``quiet``: the pause and the muted organisations stored by an earlier run."""
         self._settings = settings
+        self._starting_quiet = quiet or Quiet()
         self._notifier = notifier
         self._emit = emit
         self._ssl = ssl_context(settings)
@@ -123,7 +126,7 @@ class TelexService:
         self._api = TelexApi(self._http, self._settings)
         self._delivery.start()
         # A pause and the muted organisations outlive a restart (headless mode too).
-        self._delivery.set_quiet(PreferencesStore(self._settings.config_dir).load().quiet)
+        self._delivery.set_quiet(self._starting_quiet)
         return self
 
     async def __aexit__(

@@ -305,9 +305,8 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
     reconnect_min = values.get("reconnect_min_delay", Settings.reconnect_min_delay)
     if reconnect_min > values.get("reconnect_max_delay", Settings.reconnect_max_delay):
         raise ConfigError("reconnect_min_delay must not exceed reconnect_max_delay.")
-    conversation_args(
-        values.get("main_app_conversation_args", Settings.main_app_conversation_args), "c", "o"
-    )  # checks it
+    template = values.get("main_app_conversation_args", Settings.main_app_conversation_args)
+    conversation_args(template, "c", "o")  # checks it
     if update_url := values.get("update_url"):
         values["update_url"] = check_secure_url("Update URL", update_url, "https", "http")
     values = {k: v for k, v in values.items() if v is not None or k in ("ca_file", "main_app")}

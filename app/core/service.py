@@ -108,7 +108,7 @@ class TelexService:
     ) -> None:
         """``quiet``: the pause and the muted organisations stored by an earlier run."""
         self._settings = settings
-        self._starting_quiet = quiet or Quiet()
+        self._starting_quiet = quiet if quiet is not None else Quiet()
         self._notifier = notifier
         self._emit = emit
         self._ssl = ssl_context(settings)

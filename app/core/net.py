@@ -53,7 +53,9 @@ logger = logging.getLogger(__name__)
 
 
 class RequestRefused(aiohttp.ClientError):
-    """A request Telex Start will not send; the message says why, in words."""
+    """A request Telex Start will not send; the message says why, in words. An aiohttp error,
+    not a ``TelexError``: it is raised inside aiohttp and reaches the user only as the
+    ``NetworkError`` that :func:`network_error` makes of it (see app.errors)."""
 
 
 def ssl_context(settings: Settings, platform: str = sys.platform) -> ssl.SSLContext:

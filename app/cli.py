@@ -14,10 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from app import __version__
-from app.config import Settings, load_settings
+from app.config import Settings, load_config
 from app.constants import APP_NAME, APP_SLUG, ENVIRONMENTS, FROZEN
 from app.errors import ConfigError, NotifierUnavailable
 from app.logging_setup import setup_logging
+from app.preferences import PreferencesStore
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(
+        settings, document = load_config(
             {
                 "env": args.env,
                 "api_url": args.api_url,
@@ -101,17 +102,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return self_test_command(settings)
     setup_logging(settings.log_level, settings.log_dir, to_stderr=not FROZEN or sys.stderr.isatty())
     logger.info("%s %s starting", APP_NAME, __version__)
+    preferences = PreferencesStore(settings.config_dir, document)  # config.json is read once
     try:
         if args.test_notification:
             from app.headless import test_notification
 
-            return asyncio.run(test_notification(settings))
+            return asyncio.run(test_notification(settings, preferences))
         if args.headless:
             from app.headless import run_headless
 
             password = None if args.demo else _read_password()
-            return asyncio.run(run_headless(settings, args.email, password, demo=args.demo))
-        return _desktop_once(settings, demo=args.demo)
+            return asyncio.run(
+                run_headless(settings, preferences, args.email, password, demo=args.demo)
+            )
+        return _desktop_once(settings, demo=args.demo, preferences=preferences)
     except (ConfigError, NotifierUnavailable) as exc:
         sys.stderr.write(f"{APP_SLUG}: error: {exc}\n")
         return EXIT_USAGE
@@ -157,11 +161,12 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise ConfigError("--password-stdin: there is no standard input to read it from.")
 
 
-def _desktop_once(settings: Settings, *, demo: bool) -> int:
+def _desktop_once(settings: Settings, *, demo: bool, preferences: PreferencesStore) -> int:
     """The desktop mode, once per user: a later launch asks the running one to come forward
     (login dialog, or the main app when signed in) and exits 0. When the check itself fails
     unexpectedly the app runs anyway: a second copy is a smaller harm than none."""
-    from app.system.single_instance import InstanceError, claim, hand_over
+    from app.errors import InstanceError
+    from app.system.single_instance import claim, hand_over
 
     with contextlib.ExitStack() as held:
         try:
@@ -182,8 +187,12 @@ def _desktop_once(settings: Settings, *, demo: bool) -> int:
         from app.core.runtime import Runtime  # cheap: the network side loads on the loop thread
         from app.ui.run import run_desktop  # Tk and pystray load only for the desktop mode
 
+        quiet = preferences.load().quiet
         return run_desktop(
-            settings, lambda emit: Runtime(settings, demo=demo, emit=emit), instance=instance
+            settings,
+            lambda emit: Runtime(settings, demo=demo, emit=emit, quiet=quiet),
+            preferences=preferences,
+            instance=instance,
         )
 
 

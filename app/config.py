@@ -151,7 +151,10 @@ def websocket_url_for(api_url: str) -> str:
     return str(parts.with_scheme(scheme).with_path("/centrifugo/connection/websocket"))
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_config_document(path: Path) -> dict[str, Any]:
+    """The whole config file as a JSON object ({} when there is none): the one parser of
+    ``config.json``, for its ``"settings"`` (here) and its ``"preferences"``
+    (:mod:`app.preferences`). A :class:`ConfigError` says what is wrong with the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -170,7 +173,16 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"The config file {path} is nested too deeply.") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"The config file {path} must hold a JSON object.")
-    settings = data.get("settings", {})
+    return data
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The ``"settings"`` object of the config file, checked for unknown names."""
+    return settings_section(read_config_document(path), path)
+
+
+def settings_section(document: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    settings = document.get("settings", {})
     if not isinstance(settings, dict):
         raise ConfigError(f'"settings" in the config file {path} must be a JSON object.')
     unknown = sorted(set(settings) - set(_FIELDS))
@@ -233,17 +245,25 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge every source (later wins), then validate the result as a whole."""
+    return load_config(cli, environ)[0]
+
+
+def load_config(
+    cli: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Settings, dict[str, Any]]:
+    """:func:`load_settings`, and the whole config file as it was read: start-up hands it to
+    the preferences store, so ``config.json`` is read once."""
     environ = os.environ if environ is None else environ
     env_values = settings_from_env(environ)
     cli_values = {k: v for k, v in cli.items() if v is not None}
     config_dir = Path(
         cli_values.get("config_dir") or env_values.get("config_dir") or Settings.config_dir
     )
+    path = config_dir / CONFIG_FILE_NAME
+    document = read_config_document(path)
     layers = (
-        (
-            f"config file {config_dir / CONFIG_FILE_NAME}",
-            read_config_file(config_dir / CONFIG_FILE_NAME),
-        ),
+        (f"config file {path}", settings_section(document, path)),
         ("environment", env_values),
         ("command line", cli_values),
     )
@@ -257,7 +277,7 @@ def load_settings(
             if name in ("api_url", "ws_url"):
                 explicit_urls.add(name)
     merged["config_dir"] = config_dir
-    return _validate(merged, explicit_urls)
+    return _validate(merged, explicit_urls), document
 
 
 def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
@@ -282,9 +302,11 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
     values["log_level"] = level
     if (ca_file := values.get("ca_file")) is not None:
         check_ca_file(ca_file)
-    if values.get("reconnect_min_delay", 0.5) > values.get("reconnect_max_delay", 20.0):
+    reconnect_min = values.get("reconnect_min_delay", Settings.reconnect_min_delay)
+    if reconnect_min > values.get("reconnect_max_delay", Settings.reconnect_max_delay):
         raise ConfigError("reconnect_min_delay must not exceed reconnect_max_delay.")
-    conversation_args(values.get("main_app_conversation_args", ""), "c", "o")  # checks it
+    template = values.get("main_app_conversation_args", Settings.main_app_conversation_args)
+    conversation_args(template, "c", "o")  # checks it
     if update_url := values.get("update_url"):
         values["update_url"] = check_secure_url("Update URL", update_url, "https", "http")
     values = {k: v for k, v in values.items() if v is not None or k in ("ca_file", "main_app")}

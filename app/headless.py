@@ -38,10 +38,10 @@ def _log_event(event: UiEvent) -> None:
         logger.debug("Event: %s", type(event).__name__)
 
 
-async def test_notification(settings: Settings) -> int:
+async def test_notification(settings: Settings, preferences: PreferencesStore) -> int:
     """Exit 0 only when a backend that shows things on screen took the notification (the log
     does not count); otherwise say why on stderr and exit 1."""
-    runtime = Runtime(settings, demo=False, emit=_log_event)
+    runtime = Runtime(settings, demo=False, emit=_log_event, quiet=preferences.load().quiet)
     try:
         await runtime.start()
         report = await runtime.send_test_notification()
@@ -60,10 +60,16 @@ async def test_notification(settings: Settings) -> int:
 
 
 async def run_headless(
-    settings: Settings, email: str | None, password: str | None, *, demo: bool
+    settings: Settings,
+    preferences: PreferencesStore,
+    email: str | None,
+    password: str | None,
+    *,
+    demo: bool,
 ) -> int:
     """Until a signal, or until the session cannot be had back; the exit code."""
-    runtime = Runtime(settings, demo=demo, emit=_log_event)
+    wishes = preferences.load()
+    runtime = Runtime(settings, demo=demo, emit=_log_event, quiet=wishes.quiet)
     async with contextlib.AsyncExitStack() as stack:
         stack.push_async_callback(runtime.aclose)
         defaults = await runtime.start()
@@ -71,8 +77,7 @@ async def run_headless(
             email, password = defaults.email, defaults.password
         assert email is not None
         assert password is not None
-        wanted = PreferencesStore(settings.config_dir).load().check_for_updates
-        await runtime.check_for_updates(wanted)
+        await runtime.check_for_updates(wishes.check_for_updates)
         return await _serve(runtime, email, password)
     return EXIT_OK  # pragma: no cover  (the context manager returns above)
 

@@ -14,12 +14,14 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from app.config import CONFIG_FILE_NAME
+from app.config import CONFIG_FILE_NAME, read_config_document
+from app.errors import ConfigError
 from app.models import Quiet
 
 logger = logging.getLogger(__name__)
@@ -103,12 +105,23 @@ def _quiet_from_json(data: dict[str, Any]) -> Quiet:
 class PreferencesStore:
     """Reads and atomically rewrites the preferences in the shared config file."""
 
-    def __init__(self, config_dir: Path) -> None:
+    def __init__(self, config_dir: Path, document: Mapping[str, Any] | None = None) -> None:
+        """``document``: the config file as start-up already read it (``config.load_config``),
+        so that it is read once: one store is handed to whoever needs the preferences."""
         self.path = config_dir / CONFIG_FILE_NAME
+        self._loaded: Preferences | None = None
+        if document is not None:
+            self._loaded = Preferences.from_json(document.get(SECTION))
 
     def load(self) -> Preferences:
-        document = self._read()
-        return Preferences.from_json(document.get(SECTION)) if document else Preferences()
+        """The preferences: read from the file the first time, then as last loaded or saved
+        (this process is the file's only writer)."""
+        if self._loaded is None:
+            document = self._read()
+            self._loaded = (
+                Preferences.from_json(document.get(SECTION)) if document else Preferences()
+            )
+        return self._loaded
 
     def save(self, preferences: Preferences) -> bool:
         """Write ``preferences``; False (and a log line) when the file cannot be written or is
@@ -128,26 +141,16 @@ class PreferencesStore:
         except OSError as exc:
             logger.warning("Cannot save preferences to %s: %s", self.path, exc.strerror or exc)
             return False
+        self._loaded = preferences
         return True
 
     def _read(self) -> dict[str, Any] | None:
         """The whole document: {} when there is no file yet, None when it is unusable."""
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return {}
-        except (OSError, UnicodeDecodeError) as exc:
-            logger.warning("Cannot read %s: %s", self.path, exc)
+            return read_config_document(self.path)
+        except ConfigError as exc:
+            logger.warning("%s; using default preferences", str(exc).rstrip("."))
             return None
-        try:
-            document = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            logger.warning("%s is not usable JSON (%s); using default preferences", self.path, exc)
-            return None
-        if not isinstance(document, dict):
-            logger.warning("%s does not hold a JSON object; using default preferences", self.path)
-            return None
-        return document
 
     def _write(self, document: dict[str, Any]) -> None:
         """Temp file in the same folder + ``os.replace``: a crash leaves the old file or the

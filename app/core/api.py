@@ -19,8 +19,9 @@ from typing import Any
 
 import aiohttp
 
+from app.config import Settings
 from app.core.backoff import full_jitter
-from app.core.net import describe_failure
+from app.core.net import network_error
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -155,19 +156,18 @@ class TelexApi:
     def __init__(
         self,
         http: aiohttp.ClientSession,
-        base_url: str,
+        settings: Settings,
         *,
-        timeout: float,
-        max_in_flight: int = 8,
-        retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._retry = retry or RetryPolicy()
+        """``api_url``, ``request_timeout``, ``max_requests_in_flight`` and the retry policy
+        come from the settings; the class has no values of its own."""
+        self._retry = RetryPolicy.from_settings(settings)
         self._sleep = sleep
         self._http = http
-        self._base = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._base = settings.api_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
+        self._in_flight = asyncio.Semaphore(settings.max_requests_in_flight)
 
     async def login(self, email: str, password: str) -> Session:
         status, body = await self._call(
@@ -286,14 +286,8 @@ class TelexApi:
                 raise NetworkError(
                     f"The Telex server did not answer {method} {path} in time."
                 ) from exc
-            except aiohttp.ClientError as exc:
-                raise NetworkError(
-                    f"Cannot reach the Telex server: {describe_failure(exc)}."
-                ) from exc
-            except OSError as exc:  # a socket error aiohttp let through unwrapped
-                raise NetworkError(
-                    f"Cannot reach the Telex server: {exc.strerror or type(exc).__name__}."
-                ) from exc
+            except (aiohttp.ClientError, OSError) as exc:  # OSError: one aiohttp let through
+                raise network_error(exc, "the Telex server") from exc
             except (ValueError, TypeError) as exc:  # aiohttp refusing a header or a value
                 raise MalformedResponse(
                     f"{method} {path} could not be sent: a value for it is not valid "
@@ -350,10 +344,19 @@ class TelexApi:
 class RetryPolicy:
     """How often and how patiently a request is repeated."""
 
-    attempts: int = 3  # retries after the first try
-    min_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 60.0
+    attempts: int  # retries after the first try
+    min_delay: float
+    max_delay: float
+    max_retry_after: float  # the longest Retry-After obeyed
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(
+            attempts=settings.request_retries,
+            min_delay=settings.retry_min_delay,
+            max_delay=settings.retry_max_delay,
+            max_retry_after=60.0,
+        )
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         if retry_after is not None:

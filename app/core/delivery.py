@@ -51,13 +51,15 @@ NAMES_SHOWN = 3
 
 @dataclass(frozen=True)
 class DeliveryOptions:
-    coalesce_window: float = 3.0
-    flood_window: float = 1.0
-    summary_threshold: int = 4  # more conversations than this at once: one summary
-    backlog_settle: float = 2.0
-    pause_check_interval: float = 30.0
-    send_timeout: float = 10.0  # a notification service slower than this skips that notice
-    conversations_kept: int = 10_000  # conversations a pause's summary keeps apart
+    """Delivery's timings and limits; :meth:`from_settings` is where their values are written."""
+
+    coalesce_window: float
+    flood_window: float
+    summary_threshold: int  # more conversations than this at once: one summary
+    backlog_settle: float
+    pause_check_interval: float
+    send_timeout: float  # a notification service slower than this skips that notice
+    conversations_kept: int  # conversations a pause's summary keeps apart
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryOptions:
@@ -67,6 +69,7 @@ class DeliveryOptions:
             summary_threshold=settings.summary_threshold,
             backlog_settle=settings.backlog_settle,
             pause_check_interval=settings.pause_check_interval,
+            send_timeout=10.0,
             conversations_kept=settings.conversations_kept,
         )
 
@@ -162,7 +165,7 @@ class Delivery:
         self,
         notifier: Notifier,
         emit: Callable[[UiEvent], None],
-        options: DeliveryOptions = DeliveryOptions(),
+        options: DeliveryOptions,
         *,
         wall: Callable[[], datetime] = wall_clock,
     ) -> None:

@@ -29,6 +29,7 @@ from yarl import URL
 from app import __version__
 from app.config import Settings, is_loopback_host
 from app.constants import APP_SLUG
+from app.errors import NetworkError
 
 #: Where systems keep their CA bundle. A frozen build carries the OpenSSL of the machine it was
 #: built on, and with it that machine's CA paths (Debian's /usr/lib/ssl, a python.org macOS
@@ -52,7 +53,9 @@ logger = logging.getLogger(__name__)
 
 
 class RequestRefused(aiohttp.ClientError):
-    """A request Telex Start will not send; the message says why, in words."""
+    """A request Telex Start will not send; the message says why, in words. An aiohttp error,
+    not a ``TelexError``: it is raised inside aiohttp and reaches the user only as the
+    ``NetworkError`` that :func:`network_error` makes of it (see app.errors)."""
 
 
 def ssl_context(settings: Settings, platform: str = sys.platform) -> ssl.SSLContext:
@@ -119,13 +122,22 @@ class LoopbackNameResolver(aiohttp.ThreadedResolver):
         ]
 
 
-def describe_failure(exc: aiohttp.ClientError) -> str:
+def describe_failure(exc: aiohttp.ClientError | OSError) -> str:
     """Why a server could not be reached, in words: the same for REST and the push socket."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return f"the server's certificate is not trusted ({exc.certificate_error})"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"{exc.host}:{exc.port} refused or unreachable ({exc.os_error.strerror or exc})"
-    return str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientError):
+        return str(exc) or type(exc).__name__
+    return exc.strerror or type(exc).__name__  # a socket error aiohttp let through unwrapped
+
+
+def network_error(exc: aiohttp.ClientError | OSError, what: str) -> NetworkError:
+    """The one mapping of an aiohttp or socket failure to the user's :class:`NetworkError`,
+    for REST and the push socket alike: ``raise network_error(exc, "the push server") from exc``.
+    """
+    return NetworkError(f"Cannot reach {what}: {describe_failure(exc)}.")
 
 
 def env_proxy(*urls: str) -> str | None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.config import Settings
 from app.models import Notice, Organisation
 from app.untrusted import is_plain_id, organisation_labels, server_title, shown
 
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 
 UNREAD_THREAD_CHANGE = "unread_thread_change"
 SEEN_IDS_KEPT = 2048
-CONVERSATIONS_KEPT = 10_000
 NAME_SHOWN = 100  # characters of a channel or user name in a title
 PREVIEW_SHOWN = 200  # characters of a DM preview in a body
 
@@ -73,7 +73,7 @@ class NotificationPolicy:
     """
 
     def __init__(
-        self, organisations: Mapping[str, Organisation], *, kept: int = CONVERSATIONS_KEPT
+        self, organisations: Mapping[str, Organisation], *, kept: int = Settings.conversations_kept
     ) -> None:
         self._labels = organisation_labels(organisations.values())
         self._kept = kept

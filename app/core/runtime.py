@@ -39,8 +39,18 @@ class Runtime:
     ``emit`` receives every event for the front-end (service events, clicks, update offers);
     the front-end decides what they mean."""
 
-    def __init__(self, settings: Settings, *, demo: bool, emit: Callable[[UiEvent], None]):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        demo: bool,
+        emit: Callable[[UiEvent], None],
+        quiet: Quiet | None = None,
+    ):
+        """``quiet``: the stored pause and muted organisations (from the one preferences store
+        the command line loaded), which the service starts with."""
         self._settings = settings
+        self._quiet = quiet
         self._demo = demo
         self._emit = emit
         self._resources = contextlib.AsyncExitStack()
@@ -70,7 +80,7 @@ class Runtime:
             settings.notifier, self._clicked, balloon=self._show_balloon
         )
         self._service = await self._resources.enter_async_context(
-            TelexService(settings, self._notifier, self._emit)
+            TelexService(settings, self._notifier, self._emit, quiet=self._quiet)
         )
         return defaults
 

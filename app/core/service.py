@@ -22,15 +22,13 @@ from types import TracebackType
 
 import aiohttp
 
-from app import __version__
 from app.config import Settings
-from app.constants import CLIENT_NAME
-from app.core.api import RetryPolicy, TelexApi
+from app.core.api import TelexApi
 from app.core.delivery import Delivery, DeliveryOptions
 from app.core.net import http_session, ssl_context
 from app.core.policy import NotificationPolicy
 from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
-from app.errors import AuthError, RealtimeError, TelexError
+from app.errors import AuthError, NoOrganisations, RealtimeError, TelexError
 from app.events import (
     ConnectionPhase,
     LoginRequired,
@@ -43,7 +41,6 @@ from app.events import (
 from app.logging_setup import EVENTS_LOGGER
 from app.models import Notice, NoticeKind, Organisation, Quiet, Session, org_of_channel
 from app.notify.base import Notifier
-from app.preferences import PreferencesStore
 from app.untrusted import own_title, shown
 
 logger = logging.getLogger(__name__)
@@ -83,8 +80,12 @@ class _SessionTokens:
 class TelexService:
     """Owns the HTTP session, the signed-in session and the realtime client; loop thread only."""
 
-    def __init__(self, settings: Settings, notifier: Notifier, emit: Emit) -> None:
+    def __init__(
+        self, settings: Settings, notifier: Notifier, emit: Emit, *, quiet: Quiet | None = None
+    ) -> None:
+        """``quiet``: the pause and the muted organisations stored by an earlier run."""
         self._settings = settings
+        self._starting_quiet = quiet if quiet is not None else Quiet()
         self._notifier = notifier
         self._emit = emit
         self._ssl = ssl_context(settings)
@@ -101,20 +102,10 @@ class TelexService:
 
     async def __aenter__(self) -> TelexService:
         self._http = http_session(self._settings, self._ssl)
-        self._api = TelexApi(
-            self._http,
-            self._settings.api_url,
-            timeout=self._settings.request_timeout,
-            max_in_flight=self._settings.max_requests_in_flight,
-            retry=RetryPolicy(
-                attempts=self._settings.request_retries,
-                min_delay=self._settings.retry_min_delay,
-                max_delay=self._settings.retry_max_delay,
-            ),
-        )
+        self._api = TelexApi(self._http, self._settings)
         self._delivery.start()
         # A pause and the muted organisations outlive a restart (headless mode too).
-        self._delivery.set_quiet(PreferencesStore(self._settings.config_dir).load().quiet)
+        self._delivery.set_quiet(self._starting_quiet)
         return self
 
     async def __aexit__(
@@ -147,10 +138,9 @@ class TelexService:
             raise
         if not organisations:
             self._state(ConnectionPhase.SIGNED_OUT, "the account has no organisations")
-            raise TelexError(
+            raise NoOrganisations(
                 "Your Telex account is not a member of any organisation, so there is nothing "
-                "to notify you about.",
-                title="Nothing to follow",
+                "to notify you about."
             )
         self._session, self._organisations = session, organisations
         self._emit(SignedIn(session.user.email, session.user.display_name, tuple(organisations)))
@@ -229,16 +219,7 @@ class TelexService:
             on_publications=self._on_publications,
             on_state=self._realtime_state,
             on_position_lost=self._position_lost,
-            options=RealtimeOptions(
-                client_name=CLIENT_NAME,
-                client_version=__version__,
-                connect_timeout=settings.connect_timeout,
-                command_timeout=settings.request_timeout,
-                token_timeout=2 * settings.request_timeout,
-                ping_grace=settings.ping_grace,
-                reconnect_min_delay=settings.reconnect_min_delay,
-                reconnect_max_delay=settings.reconnect_max_delay,
-            ),
+            options=RealtimeOptions.from_settings(settings),
             ssl_context=self._ssl,
             positions=resume.positions if resume else None,
         )

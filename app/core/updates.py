@@ -36,6 +36,7 @@ from yarl import URL
 from app import __version__
 from app.config import check_secure_url
 from app.constants import RELEASES_URL
+from app.errors import UpdateCheckError
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -51,10 +52,6 @@ MAX_RESPONSE_BYTES: Final = 1 << 20
 STATE_FILE_NAME: Final = "update-check.json"
 
 SessionFactory = Callable[[], aiohttp.ClientSession]
-
-
-class UpdateCheckError(Exception):
-    """The newest release could not be found out; the message says why (for the log)."""
 
 
 MAX_TAG_LENGTH: Final = 64

@@ -25,17 +25,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.constants import APP_ID, APP_NAME, APP_SLUG, FROZEN, resource_path
-from app.errors import TelexError
+from app.errors import AutostartError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 # Where Task Manager / Settings record "disabled" for a Run value (first byte odd = off).
 STARTUP_APPROVED_KEY = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"
 RUN_VALUE = APP_NAME
-
-
-class AutostartError(TelexError):
-    title = "Start at login"
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import psutil
 
 from app.config import conversation_args
 from app.constants import FROZEN
-from app.errors import TelexError
+from app.errors import LaunchFailed, MainAppNotFound, MainAppNotRunning
 from app.system import winapi
 from app.untrusted import is_plain_id
 
@@ -41,18 +41,6 @@ logger = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0  # how long a copy may take to quit when asked, before it is killed
 KILL_WAIT = 2.0
 POLL = 0.05
-
-
-class MainAppNotFound(TelexError):
-    title = "Telex not found"
-
-
-class MainAppNotRunning(TelexError):
-    title = "Telex is not running"
-
-
-class LaunchFailed(TelexError):
-    title = "Cannot start the program"
 
 
 @dataclass(frozen=True)

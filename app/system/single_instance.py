@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import platformdirs
 
 from app.constants import APP_AUTHOR, APP_SLUG
-from app.errors import TelexError
+from app.errors import InstanceError
 from app.system import winapi
 
 logger = logging.getLogger(__name__)
@@ -60,10 +60,6 @@ TOKEN_QUERY = 0x0008
 TOKEN_USER = 1  # TOKEN_INFORMATION_CLASS: a TOKEN_USER, which starts with the SID's address
 SDDL_REVISION_1 = 1
 MAX_SOCKET_PATH = 104  # sun_path: 108 bytes on Linux, 104 on macOS and the BSDs (with its NUL)
-
-
-class InstanceError(TelexError):
-    title = "Cannot start"
 
 
 class InstanceRequest(Enum):

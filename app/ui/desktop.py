@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from app.bridge import LoopThread, UiQueue, run_in_thread
 from app.config import Settings
 from app.constants import APP_NAME
-from app.errors import TelexError
+from app.errors import AutostartError, MainAppNotFound, MainAppNotRunning, TelexError
 from app.events import (
     LoginDefaults,
     LoginRequired,
@@ -38,13 +38,11 @@ from app.events import (
     UiEvent,
 )
 from app.preferences import PreferencesStore
-from app.system.autostart import AutostartError, LoginItem, launch_command
+from app.system.autostart import LoginItem, launch_command
 from app.system.launcher import (
     Closed,
     Conversation,
     MainApp,
-    MainAppNotFound,
-    MainAppNotRunning,
     Opened,
     is_program,
     open_folder,

@@ -50,13 +50,17 @@ STARTUP_TIMEOUT = 60.0
 
 
 def run_desktop(
-    settings: Settings, make_runtime: MakeRuntime, *, instance: Primary | None = None
+    settings: Settings,
+    make_runtime: MakeRuntime,
+    *,
+    preferences: PreferencesStore,
+    instance: Primary | None = None,
 ) -> int:
     """Compose and run the desktop mode; returns the process exit code. ``make_runtime`` gives
     the loop side (the command line hands it in: this package never imports the network side);
     ``instance`` (this process is the only one of the user) hears later launches."""
     try:
-        return _compose_and_run(settings, make_runtime, instance)
+        return _compose_and_run(settings, make_runtime, preferences, instance)
     finally:
         # Everything Tk is unreachable now. Collect it here, on the thread that created it:
         # freed on another thread, Tk aborts the process (python/cpython#113770).
@@ -64,7 +68,10 @@ def run_desktop(
 
 
 def _compose_and_run(
-    settings: Settings, make_runtime: MakeRuntime, instance: Primary | None
+    settings: Settings,
+    make_runtime: MakeRuntime,
+    preferences: PreferencesStore,
+    instance: Primary | None,
 ) -> int:
     _sharp_on_high_dpi_windows()
     try:
@@ -85,7 +92,6 @@ def _compose_and_run(
     except Exception as exc:
         loop.stop(runtime.aclose(), SHUTDOWN_TIMEOUT)
         return _start_failed(root, exc)
-    preferences = PreferencesStore(settings.config_dir)
     app = DesktopApp(
         root,
         settings=settings,

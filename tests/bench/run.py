@@ -551,7 +551,10 @@ async def sequential_tokens(local: LocalStack, email: str) -> float:
     subscription token after another. Stops with the tokens in hand (no connect): a lower
     bound of its time to live."""
     async with aiohttp.ClientSession() as http:
-        api = TelexApi(http, local.api_url, timeout=30, max_in_flight=1)
+        api = TelexApi(
+            http,
+            Settings(api_url=local.api_url, request_timeout=30, max_requests_in_flight=1),
+        )
         started = time.monotonic()
         session = await api.login(email, BENCH_PASSWORD)
         organisations = await api.organisations(session)

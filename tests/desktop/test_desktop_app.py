@@ -29,7 +29,7 @@ import pytest
 
 from app.bridge import LoopThread, UiQueue
 from app.config import Settings
-from app.errors import InvalidCredentials
+from app.errors import InvalidCredentials, MainAppNotRunning
 from app.events import (
     ConnectionPhase,
     LoginDefaults,
@@ -46,7 +46,7 @@ from app.events import (
 from app.models import Notice, NoticeKind, Organisation, Quiet
 from app.preferences import PreferencesStore
 from app.system.autostart import XdgAutostart
-from app.system.launcher import MainApp, MainAppNotRunning
+from app.system.launcher import MainApp
 from app.ui.desktop import DesktopApp, InboxItem, JobDone
 from app.ui.dialogs import LOGIN_TITLE, apply_theme
 from app.ui.menu import (

@@ -15,10 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from app.config import Settings
 from app.core.api import TelexApi
-from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
+from app.core.realtime.client import ChannelPublication, RealtimeClient
 from app.events import ConnectionPhase, StateChanged
 from app.models import Session
+from tests.support.options import realtime_options
 from tests.support.rig import SERVERS, rig
 
 
@@ -38,7 +40,7 @@ async def test_waking_up_replaces_the_dead_connection_at_once(
     server: tuple[str, bool], tmp_path: Path
 ):
     async with rig(server, tmp_path) as r, aiohttp.ClientSession() as http:
-        api = TelexApi(http, r.local.api_url, timeout=2)
+        api = TelexApi(http, Settings(api_url=r.local.api_url, request_timeout=2))
         session = await api.login(r.email, r.local.account.password)
         channels = [org.channel_for(session.user.id) for org in await api.organisations(session)]
         slept = [0.0]
@@ -52,7 +54,7 @@ async def test_waking_up_replaces_the_dead_connection_at_once(
             on_publications=received.extend,
             on_state=lambda change: states.append((time.monotonic(), change)),
             on_position_lost=lambda lost: pytest.fail(f"positions lost: {lost}"),
-            options=RealtimeOptions(
+            options=realtime_options(
                 client_name="test",
                 client_version="0",
                 ping_grace=30.0,

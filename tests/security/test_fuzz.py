@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.config import load_settings, read_config_file
+from app.config import Settings, load_settings, read_config_file
 from app.core.api import TelexApi, parse_organisations, parse_session
 from app.core.policy import NotificationPolicy
 from app.core.realtime import protocol as proto
@@ -330,7 +330,10 @@ def test_session_and_organisation_parsers_give_typed_results_or_malformed(data: 
 
 
 def _api() -> TelexApi:
-    return TelexApi(cast(aiohttp.ClientSession, None), "https://api.example/api/v1", timeout=1)
+    return TelexApi(
+        cast(aiohttp.ClientSession, None),
+        Settings(api_url="https://api.example/api/v1", request_timeout=1),
+    )
 
 
 @FUZZ

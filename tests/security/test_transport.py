@@ -8,6 +8,7 @@ the same rules through the app as a subprocess, against the real Centrifugo too.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import socket
 import ssl
@@ -18,7 +19,7 @@ import pytest
 
 from app.cli import build_parser
 from app.config import Settings, check_secure_url
-from app.core.api import RetryPolicy, TelexApi
+from app.core.api import TelexApi
 from app.core.net import RequestRefused, env_proxy, http_session, ssl_context
 from app.errors import ApiError, ConfigError, NetworkError
 from app.models import Session, User
@@ -194,7 +195,7 @@ def test_the_tls_context_verifies_and_ca_file_adds_to_system_trust(tmp_path: Pat
 
 async def _login(settings: Settings, email: str, password: str) -> str:
     async with http_session(settings, ssl_context(settings)) as http:
-        api = TelexApi(http, settings.api_url, timeout=5, retry=RetryPolicy(attempts=0))
+        api = TelexApi(http, dataclasses.replace(settings, request_timeout=5, request_retries=0))
         session = await api.login(email, password)
         return session.user.id
 
@@ -231,7 +232,7 @@ async def test_api_tls_needs_a_trusted_certificate_for_the_right_host(
 
 
 async def _api_for(settings: Settings, http: aiohttp.ClientSession) -> TelexApi:
-    return TelexApi(http, settings.api_url, timeout=5, retry=RetryPolicy(attempts=0))
+    return TelexApi(http, dataclasses.replace(settings, request_timeout=5, request_retries=0))
 
 
 @pytest.mark.parametrize("tls", [True, False], ids=["https-to-http", "loopback-to-loopback"])

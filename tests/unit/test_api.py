@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from app.config import Settings
 from app.core.api import TelexApi, parse_organisations, parse_session
 from app.errors import (
     ApiError,
@@ -84,9 +85,12 @@ async def serve(sleeps: FakeSleep) -> AsyncIterator[Callable[..., Any]]:
         servers.append(server)
         http = aiohttp.ClientSession()
         sessions.append(http)
-        return TelexApi(
-            http, str(server.make_url("/api/v1")), timeout=timeout, max_in_flight=4, sleep=sleeps
+        settings = Settings(
+            api_url=str(server.make_url("/api/v1")),
+            request_timeout=timeout,
+            max_requests_in_flight=4,
         )
+        return TelexApi(http, settings, sleep=sleeps)
 
     yield start
     for http in sessions:
@@ -238,7 +242,9 @@ async def test_redirects_are_not_followed(serve):
 
 async def test_unreachable_server_is_network_error(sleeps: FakeSleep):
     async with aiohttp.ClientSession() as http:
-        api = TelexApi(http, "http://127.0.0.1:9/api/v1", timeout=2, sleep=sleeps)
+        api = TelexApi(
+            http, Settings(api_url="http://127.0.0.1:9/api/v1", request_timeout=2), sleep=sleeps
+        )
         with pytest.raises(NetworkError, match="Cannot reach"):
             await api.login("a@b.c", "pw")
         assert isinstance(NetworkError("x"), OSError)
@@ -421,7 +427,9 @@ async def test_every_error_from_the_http_session_becomes_a_telex_error(
     exc: BaseException, error: type[Exception], sleeps: FakeSleep
 ):
     http = cast(aiohttp.ClientSession, _Refusing(exc))
-    api = TelexApi(http, "http://127.0.0.1:9/api/v1", timeout=2, sleep=sleeps)
+    api = TelexApi(
+        http, Settings(api_url="http://127.0.0.1:9/api/v1", request_timeout=2), sleep=sleeps
+    )
     with pytest.raises(error):
         await api.organisations(SESSION)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from app.errors import AutostartError
 from app.system.autostart import (
     RUN_KEY,
     RUN_VALUE,
     STARTUP_APPROVED_KEY,
-    AutostartError,
     LaunchCommand,
     MacLaunchAgent,
     WindowsRunKey,

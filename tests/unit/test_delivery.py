@@ -18,10 +18,11 @@ from app.core.delivery import SUMMARY_KEY, Delivery, DeliveryOptions, fold
 from app.events import Notified, PauseChanged, UiEvent
 from app.models import Notice, NoticeKind, Quiet
 from tests.support.fakes import RecordingNotifier
+from tests.support.options import delivery_options
 from tests.support.virtual_push import now, run_virtual
 
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-OPTIONS = DeliveryOptions(
+OPTIONS = delivery_options(
     coalesce_window=3.0,
     flood_window=1.0,
     summary_threshold=4,

@@ -7,23 +7,28 @@ import contextlib
 import ctypes
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from app import cli
+from app.errors import InstanceError
+from app.preferences import PreferencesStore
 from app.system import single_instance
-from app.system.single_instance import InstanceError
 
 SETTINGS: Any = SimpleNamespace()  # only handed on to run_desktop
+PREFERENCES = PreferencesStore(Path("unused"), {})  # given its document: reads no file
 
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     started: list[object] = []
 
-    def run_desktop(settings: object, make_runtime: object, *, instance: object = None) -> int:
+    def run_desktop(
+        settings: object, make_runtime: object, *, preferences: object, instance: object = None
+    ) -> int:
         started.append(instance)
         return 0
 
@@ -53,7 +58,7 @@ def test_an_unexpected_error_of_the_check_still_starts_the_app(
     crash = ctypes.ArgumentError("argument 1: OverflowError: int too long to convert")
     monkeypatch.setattr(single_instance, "claim", claiming(crash))
     with caplog.at_level(logging.ERROR):
-        assert cli._desktop_once(SETTINGS, demo=False) == 0
+        assert cli._desktop_once(SETTINGS, demo=False, preferences=PREFERENCES) == 0
     assert runs == [None], "started, without hearing later launches"
     assert "starting anyway" in caplog.text
     assert "ArgumentError" in caplog.text
@@ -64,7 +69,7 @@ def test_the_first_instance_runs_and_releases_its_claim_after(
 ) -> None:
     primary, released = object(), list[bool]()
     monkeypatch.setattr(single_instance, "claim", claiming(primary, released))
-    assert cli._desktop_once(SETTINGS, demo=False) == 0
+    assert cli._desktop_once(SETTINGS, demo=False, preferences=PREFERENCES) == 0
     assert runs == [primary]
     assert released == [True]
 
@@ -77,7 +82,7 @@ def test_a_failing_app_is_not_started_twice(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(single_instance, "claim", claiming(object(), released))
     monkeypatch.setattr("app.ui.run.run_desktop", run_desktop)
     with pytest.raises(RuntimeError, match="Tk is broken"):
-        cli._desktop_once(SETTINGS, demo=False)
+        cli._desktop_once(SETTINGS, demo=False, preferences=PREFERENCES)
     assert released == [True]
 
 
@@ -86,7 +91,7 @@ def test_a_refusal_says_why_and_exits(
 ) -> None:
     refusal = InstanceError("/run/user/1000/telex-start is not a folder of yours")
     monkeypatch.setattr(single_instance, "claim", claiming(refusal))
-    assert cli._desktop_once(SETTINGS, demo=False) == 1
+    assert cli._desktop_once(SETTINGS, demo=False, preferences=PREFERENCES) == 1
     assert "not a folder of yours" in capsys.readouterr().err
     assert runs == []
 
@@ -97,5 +102,5 @@ def test_a_later_launch_hands_over_and_exits(
 ) -> None:
     monkeypatch.setattr(single_instance, "claim", claiming(None))
     monkeypatch.setattr(single_instance, "hand_over", lambda: answered)
-    assert cli._desktop_once(SETTINGS, demo=False) == code
+    assert cli._desktop_once(SETTINGS, demo=False, preferences=PREFERENCES) == code
     assert runs == []

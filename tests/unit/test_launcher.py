@@ -14,13 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
+from app.errors import MainAppNotFound, MainAppNotRunning
 from app.system import launcher
 from app.system.launcher import (
     Closed,
     Conversation,
     MainApp,
-    MainAppNotFound,
-    MainAppNotRunning,
     MainAppTarget,
     RunningProcess,
     candidates,

@@ -17,9 +17,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
+from app.core.realtime.client import ChannelPublication, RealtimeClient
 from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError
 from app.events import ConnectionPhase, StateChanged
+from tests.support.options import realtime_options
 
 CHANNELS = ("org-a/u1", "org-b/u1")
 
@@ -117,7 +118,7 @@ async def harness() -> AsyncIterator[Callable[..., Awaitable[Harness]]]:
             on_publications=h.publications.extend,
             on_state=h.states.append,
             on_position_lost=lambda channels: h.lost.append(tuple(channels)),
-            options=RealtimeOptions(
+            options=realtime_options(
                 client_name="test",
                 client_version="0",
                 connect_timeout=2,
@@ -551,7 +552,7 @@ async def test_an_error_aiohttp_raises_for_a_bad_url_or_header_is_a_network_erro
         on_publications=lambda publications: None,
         on_state=lambda state: None,
         on_position_lost=lambda channels: None,
-        options=RealtimeOptions(client_name="test", client_version="0"),
+        options=realtime_options(client_name="test", client_version="0"),
     )
     with pytest.raises(NetworkError, match=type(error).__name__):
         await client._open_socket()

@@ -8,6 +8,7 @@ backoff formula and the server's ``ttl`` allow.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 from collections.abc import Callable, Sequence
@@ -18,10 +19,11 @@ import aiohttp
 import pytest
 
 from app.core.backoff import full_jitter
-from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
+from app.core.realtime.client import ChannelPublication, RealtimeClient
 from app.core.realtime.clock import explain_jump
 from app.errors import NetworkError, NotificationTokenInvalid, RealtimeError, ServerError
 from app.events import ConnectionPhase, StateChanged
+from tests.support.options import realtime_options
 from tests.support.virtual_push import (
     Accept,
     FakeHttp,
@@ -81,7 +83,7 @@ class Run:
         await self.task
 
 
-OPTIONS = RealtimeOptions(client_name="test", client_version="0")
+OPTIONS = realtime_options(client_name="test", client_version="0", command_timeout=10.0)
 
 
 def start(
@@ -105,7 +107,7 @@ def start(
         on_publications=on_publications or (lambda batch: run.publications.append(list(batch))),
         on_state=lambda change: run.states.append((now(), change)),
         on_position_lost=lambda lost: run.lost.append(tuple(lost)),
-        options=RealtimeOptions(**{**OPTIONS.__dict__, **options}),
+        options=dataclasses.replace(OPTIONS, **options),
         rand=rand,
         wall_clock=wall or now,
     )

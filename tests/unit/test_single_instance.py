@@ -22,13 +22,13 @@ from typing import NoReturn
 
 import pytest
 
+from app.errors import InstanceError
 from app.system import single_instance
 from app.system.single_instance import (
     LOCK_FILE,
     PIPE_REJECT_REMOTE_CLIENTS,
     SOCKET_FILE,
     Endpoint,
-    InstanceError,
     InstanceRequest,
     Primary,
     claim,

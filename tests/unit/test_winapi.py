@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from app.errors import LaunchFailed
 from app.system import launcher, single_instance, winapi
 from app.system.single_instance import Endpoint, pipe_sddl
 from tests.support.win64 import (
@@ -241,7 +242,7 @@ def test_launching_frozen_clears_the_dll_directory_for_the_child_only(
         raise FileNotFoundError(2, "No such file")
 
     monkeypatch.setattr(subprocess, "Popen", cannot_start)
-    with pytest.raises(launcher.LaunchFailed):
+    with pytest.raises(LaunchFailed):
         launcher.launch_detached(("missing.exe",))
     assert windows.dll_directory == r"C:\Telex\_internal"
 

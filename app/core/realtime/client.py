@@ -32,8 +32,11 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
+from app import __version__
+from app.config import Settings
+from app.constants import CLIENT_NAME
 from app.core.backoff import full_jitter
-from app.core.net import describe_failure
+from app.core.net import network_error
 from app.core.realtime import protocol as proto
 from app.core.realtime.clock import ClockWatch
 from app.errors import AuthError, NetworkError, RealtimeError, TelexError
@@ -61,32 +64,62 @@ class ChannelPublication:
 
 @dataclass(frozen=True)
 class RealtimeOptions:
+    """The push connection's timings; :meth:`from_settings` is where their values are written."""
+
     client_name: str
     client_version: str
-    connect_timeout: float = 10.0  # opening the socket, and the wait for the connect reply
-    command_timeout: float = 10.0
-    close_timeout: float = 1.0  # how long a closing socket may wait for the server's close frame
-    token_timeout: float = 30.0  # one token fetch from the REST API, its retries included
-    ping_grace: float = 10.0
-    reconnect_min_delay: float = 0.5
-    reconnect_max_delay: float = 20.0
-    resubscribe_min_delay: float = 0.5
-    resubscribe_max_delay: float = 20.0
-    refresh_retry_min: float = 5.0
-    refresh_retry_max: float = 10.0
-    healthy_after: float = 10.0
-    token_margin: float = 30.0
+    connect_timeout: float  # opening the socket, and the wait for the connect reply
+    command_timeout: float
+    close_timeout: float  # how long a closing socket may wait for the server's close frame
+    token_timeout: float  # one token fetch from the REST API, its retries included
+    ping_grace: float
+    reconnect_min_delay: float
+    reconnect_max_delay: float
+    resubscribe_min_delay: float
+    resubscribe_max_delay: float
+    refresh_retry_min: float
+    refresh_retry_max: float
+    healthy_after: float
+    token_margin: float
     # Server-given delays: a token refresh is never sooner than min_server_delay; one that
     # comes back due at once again doubles the wait, up to refresh_backoff_max. The read
     # deadline follows the server's ping up to max_ping; the heartbeat (WebSocket pings after
     # that much silence) finds a dead connection when the server does not ping.
-    min_server_delay: float = 1.0
-    refresh_backoff_max: float = 60.0
-    max_ping: float = 120.0
-    heartbeat: float = 60.0
-    max_message_size: int = 4 * 1024 * 1024
-    clock_check_interval: float = 5.0
-    clock_jump_tolerance: float = 5.0
+    min_server_delay: float
+    refresh_backoff_max: float
+    max_ping: float
+    heartbeat: float
+    max_message_size: int
+    clock_check_interval: float
+    clock_jump_tolerance: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RealtimeOptions:
+        """The user's settings, and the fixed tuning no setting exposes (written here only)."""
+        return cls(
+            client_name=CLIENT_NAME,
+            client_version=__version__,
+            connect_timeout=settings.connect_timeout,
+            command_timeout=settings.request_timeout,
+            close_timeout=1.0,
+            token_timeout=2 * settings.request_timeout,
+            ping_grace=settings.ping_grace,
+            reconnect_min_delay=settings.reconnect_min_delay,
+            reconnect_max_delay=settings.reconnect_max_delay,
+            resubscribe_min_delay=0.5,
+            resubscribe_max_delay=20.0,
+            refresh_retry_min=5.0,
+            refresh_retry_max=10.0,
+            healthy_after=10.0,
+            token_margin=30.0,
+            min_server_delay=1.0,
+            refresh_backoff_max=60.0,
+            max_ping=120.0,
+            heartbeat=60.0,
+            max_message_size=4 * 1024 * 1024,
+            clock_check_interval=5.0,
+            clock_jump_tolerance=5.0,
+        )
 
 
 class TokenSource(Protocol):
@@ -365,12 +398,8 @@ class RealtimeClient:
             raise NetworkError(
                 f"The push server refused the WebSocket (HTTP {exc.status})."
             ) from exc
-        except aiohttp.ClientError as exc:
-            raise NetworkError(f"Cannot reach the push server: {describe_failure(exc)}.") from exc
-        except OSError as exc:
-            raise NetworkError(
-                f"Cannot reach the push server: {exc.strerror or type(exc).__name__}."
-            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise network_error(exc, "the push server") from exc
         except (ValueError, TypeError) as exc:  # aiohttp refusing a URL or a header value
             raise NetworkError(f"Cannot open the push connection: {type(exc).__name__}.") from exc
 

@@ -48,7 +48,8 @@ def close_allows_reconnect(code: int | None) -> bool:
 
 
 class ProtocolError(ValueError):
-    """A frame or message that does not follow the protocol."""
+    """A frame or message that does not follow the protocol. Not a ``TelexError`` on purpose:
+    the codec imports nothing from the app, and the client never shows it (see app.errors)."""
 
 
 @dataclass(frozen=True)

@@ -128,13 +128,7 @@ async def test_revoked_session_asks_for_a_login_exactly_once(
     token request once the session is known to be over."""
     async with rig(server, tmp_path, connection_token_ttl=2, subscription_token_ttl=2) as r:
         events: list[UiEvent] = []
-        settings = Settings(
-            api_url=r.local.api_url,
-            ws_url=r.proxy.url("/connection/websocket"),
-            reconnect_min_delay=0.2,
-            reconnect_max_delay=1.0,
-            request_retries=0,
-        )
+        settings = in_process_settings(r)
         async with TelexService(settings, LogNotifier(), events.append) as service:
             await service.sign_in(r.email, r.local.account.password)
             async with asyncio.timeout(10):
@@ -161,6 +155,18 @@ async def test_revoked_session_asks_for_a_login_exactly_once(
             assert r.proxy.open_connections == 0
 
 
+def in_process_settings(r: Rig, **changes: Any) -> Settings:
+    """The service run in this process, through the rig's proxy, with quick reconnects."""
+    return Settings(
+        api_url=r.local.api_url,
+        ws_url=r.proxy.url("/connection/websocket"),
+        reconnect_min_delay=0.2,
+        reconnect_max_delay=1.0,
+        request_retries=0,
+        **changes,
+    )
+
+
 def _states(events: list[UiEvent]) -> list[StateChanged]:
     return [e for e in events if isinstance(e, StateChanged)]
 
@@ -172,14 +178,7 @@ async def test_reconnect_after_the_connection_gave_up(server: tuple[str, bool], 
     came meanwhile is shown once, nothing shown before is shown again."""
     async with rig(server, tmp_path) as r:
         events: list[UiEvent] = []
-        settings = Settings(
-            api_url=r.local.api_url,
-            ws_url=r.proxy.url("/connection/websocket"),
-            reconnect_min_delay=0.2,
-            reconnect_max_delay=1.0,
-            request_retries=0,
-            coalesce_window=0.0,
-        )
+        settings = in_process_settings(r, coalesce_window=0.0)
 
         def shown() -> list[str]:
             return [e.notice.title for e in events if isinstance(e, Notified) and e.delivered]

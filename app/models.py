@@ -60,6 +60,9 @@ class Notice:
     channel_id: str | None = None  # the conversation a click opens; None opens the main app
     kind: NoticeKind = NoticeKind.NEWS
     mentioned: bool = False  # the body says "You were mentioned": folding must keep that
+    # The second event of a message already shown (its count change, then who wrote what):
+    # it replaces that notification at once and is no new notification of its own.
+    upgrade: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@
   The end is read from the wall clock, so a suspend or a clock change neither stretches nor
   loses it.
 * Mute: notices of muted organisations are dropped everywhere, summaries included.
+* Upgrades (the second event of one message, see :mod:`app.core.policy`): replace the
+  notification of that message at once, and count as no new message.
 * Bounds: what a pause held back is kept for at most ``conversations_kept`` conversations
   (the least recent are left out of its summary); windows, floods and backlog rounds end by
   themselves.
@@ -343,7 +345,7 @@ class Delivery:
         if missed is None:
             missed = _Missed(1, notice)
         else:
-            missed.count += 1
+            missed.count += 0 if notice.upgrade else 1  # the same message, better told
             missed.notice = fold([missed.notice, notice])
         self._missed[notice.key] = missed
         if len(self._missed) > self._options.conversations_kept:
@@ -353,6 +355,11 @@ class Delivery:
         """Shown now, unless its conversation popped within the window: then held."""
         window = self._windows.get(notice.key)
         if window is not None:
+            if notice.upgrade and not window.held:
+                # Who wrote what, for the count-only notice of the same message shown just
+                # now: replace it at once (same key) rather than at the window's end.
+                self._queue.put_nowait(notice)
+                return
             window.held.append(notice)
             return
         if self._options.coalesce_window > 0:

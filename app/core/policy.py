@@ -1,8 +1,17 @@
-"""Which pushes become notifications: only news, never the "read elsewhere" reset, never twice.
+"""Which pushes become notifications: only news, never the "read elsewhere" reset, never about
+the user's own messages, never twice for one message.
 
 ``unread_thread_change`` fires both when someone posts (counts go up) and when the user reads the
 channel in another client (counts drop to 0). We notify only when a count rises above the last
 value seen for that conversation; drops update the state silently.
+
+``channel_mention`` and ``thread_reply`` carry the message itself (who wrote what); a DM's
+``unread_thread_change`` carries it in ``preview_thread[0]``. Those notices say ``Sender: text``
+in plain text. The backend sends a mention twice — a count change and a ``channel_mention``,
+with different ``notification_id``\ s — within milliseconds: whichever comes second within
+``PAIR_WINDOW`` is the same message, so a rich one *upgrades* the count-only notice shown just
+before (same key: replaced on screen, not a second pop) and a count-only one after a rich one is
+absorbed. Events whose sender is the signed-in user are dropped (the backend sends some).
 
 The push arrives on one organisation's channel, and that channel (the subscription) decides
 the organisation: a payload that claims another one is dropped, so it cannot escape a mute or
@@ -14,21 +23,28 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.config import Settings
-from app.models import Notice, Organisation
+from app.core.text import plain_text
+from app.models import Notice, Organisation, User
 from app.untrusted import is_plain_id, organisation_labels, server_title, shown
 
 logger = logging.getLogger(__name__)
 
 UNREAD_THREAD_CHANGE = "unread_thread_change"
+#: The events that carry the message (``FeedMessageRequest``): sender, text, ids.
+MESSAGE_EVENTS = frozenset({"channel_mention", "thread_reply"})
+DM_SECTION = "dm_channels_section"
+#: The two events of one message arrive within milliseconds; this bounds "the same message".
+PAIR_WINDOW = 2.0
+BODY_SHOWN = 200  # characters of a message's text in a body
 SEEN_IDS_KEPT = 2048
 NAME_SHOWN = 100  # characters of a channel or user name in a title
-PREVIEW_SHOWN = 200  # characters of a DM preview in a body
 
 
 @dataclass(frozen=True)
@@ -66,24 +82,39 @@ def _plural(n: int, word: str) -> str:
 class NotificationPolicy:
     """Turns push payloads into ``Notice``s; keeps per-conversation counts and seen event ids.
 
-    Both are bounded: counts for the ``kept`` conversations that changed last (a conversation
-    at 0 is not stored at all), and the last ``SEEN_IDS_KEPT`` notification ids. Forgetting a
-    conversation costs at most one repeated notification: its next push with unread threads
-    looks new.
+    Everything kept is bounded: counts and channel names for the ``kept`` conversations that
+    changed last (a conversation at 0 is not stored at all), the last ``SEEN_IDS_KEPT``
+    notification ids, and when each conversation last notified (for ``PAIR_WINDOW``).
+    Forgetting a conversation costs at most one repeated notification: its next push with
+    unread threads looks new.
     """
 
     def __init__(
-        self, organisations: Mapping[str, Organisation], *, kept: int = Settings.conversations_kept
+        self,
+        organisations: Mapping[str, Organisation],
+        *,
+        user: User | None = None,
+        kept: int = Settings.conversations_kept,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._labels = organisation_labels(organisations.values())
+        # The signed-in user: their own messages never notify, their name is no DM's sender.
+        self._me = user.id if user else ""
+        self._my_names = _names_of(user) if user else frozenset()
         self._kept = kept
+        self._clock = clock
         self._counts: OrderedDict[str, _Counts] = OrderedDict()
+        self._names: OrderedDict[str, str] = OrderedDict()  # channel names, for rich events
+        self._last: OrderedDict[str, tuple[float, bool]] = OrderedDict()  # when, rich or not
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._warned: set[str] = set()
 
     def decide(self, payload: Any, *, org_id: str) -> Notice | None:
         """A notice for news on ``org_id``'s channel, or None for everything else (resets,
-        other types, garbage, a payload that claims another organisation)."""
+        other types, garbage, a payload that claims another organisation, the user's own
+        message, the second event of a message that already notified)."""
+        if isinstance(payload, dict) and payload.get("notification_type") in MESSAGE_EVENTS:
+            return self._message(payload, org_id)
         change = self._parse(payload)
         if change is None:
             return None
@@ -99,17 +130,83 @@ class NotificationPolicy:
             self._counts[key] = now
             if len(self._counts) > self._kept:
                 self._counts.popitem(last=False)
+        name = _shown(data.get("name"), NAME_SHOWN)
+        if name and section != DM_SECTION:
+            _remember(self._names, key, name, self._kept)
         more_mentions = now.mentions > before.mentions
         if not (now.threads > before.threads or more_mentions):
             return None
+        latest = _latest_message(data) if section == DM_SECTION else None
+        if latest is not None and self._me and latest.get("user_id") == self._me:
+            logger.debug("Not notifying about the user's own message in %s", key)
+            return None
+        if self._paired(key, rich=False):
+            logger.debug("Count change of a message already shown in %s", key)
+            return None
+        if latest is not None and (sender := _sender(latest)):
+            title, body = sender, _message_text(latest) or self._body(section, data, now, False)
+        else:
+            title = self._title(section, data, org_id)
+            body = self._body(section, data, now, more_mentions)
         return Notice(
             key=key,
-            title=self._title(section, data, org_id),
-            body=self._body(section, data, now, more_mentions),
+            title=self._with_organisation(title, org_id) if latest else title,
+            body=body,
             org_id=org_id,
             channel_id=conversation,
             mentioned=more_mentions,
         )
+
+    def _message(self, payload: dict[str, Any], org_id: str) -> Notice | None:
+        """A ``channel_mention`` or ``thread_reply``: who wrote what, in plain text."""
+        kind = payload["notification_type"]
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            self._ignore(f"a {kind} without a message")
+            return None
+        conversation = data.get("channel_id")
+        notification_id = payload.get("notification_id")
+        ids = [conversation] if notification_id in (None, "") else [conversation, notification_id]
+        if conversation in (None, "") or not all(is_plain_id(i) for i in ids):
+            self._ignore(f"a {kind} without a plain channel id")
+            return None
+        if data.get("org_id") not in (None, "", org_id):
+            self._ignore("it claims another organisation than the channel it came on")
+            return None
+        if self._me and data.get("user_id") == self._me:
+            logger.debug("Not notifying about the user's own message (%s)", kind)
+            return None
+        if self._already_seen(notification_id):
+            logger.debug("Ignoring a repeated notification id")
+            return None
+        key = f"{org_id}/{conversation}"
+        sender = _sender(data) or "Someone"
+        text = _message_text(data)
+        if kind == "thread_reply" and data.get("channel_type") in ("dm", "group_dm"):
+            title, body = sender, text or "Replied to your message"
+        else:
+            channel = _shown(data.get("channel_name"), NAME_SHOWN) or self._names.get(key, "")
+            title = _channel_title(channel) if channel else "New message"
+            verb = "replied to your thread" if kind == "thread_reply" else "mentioned you"
+            body = f"{sender}: {text}" if text else f"{sender} {verb}"
+        upgrade = self._paired(key, rich=True)
+        return Notice(
+            key=key,
+            title=self._with_organisation(server_title(title), org_id),
+            body=body,
+            org_id=org_id,
+            channel_id=conversation,
+            mentioned=kind == "channel_mention",
+            upgrade=upgrade,
+        )
+
+    def _paired(self, key: str, *, rich: bool) -> bool:
+        """Whether this event is the second of one message: the conversation notified within
+        ``PAIR_WINDOW`` with the other kind of event. Notes this one either way."""
+        now = self._clock()
+        last = self._last.pop(key, None)
+        _remember(self._last, key, (now, rich), self._kept)
+        return last is not None and now - last[0] < PAIR_WINDOW and last[1] is not rich
 
     def _ignore(self, why: str) -> None:
         """A hostile server can repeat a bad push without end: each reason is a warning once,
@@ -159,18 +256,25 @@ class NotificationPolicy:
 
     def _title(self, section: str, data: Mapping[str, Any], org_id: str) -> str:
         name = _shown(data.get("name"), NAME_SHOWN)
-        if section == "dm_channels_section":
-            title = _shown(data.get("username"), NAME_SHOWN) or name or "Direct message"
+        if section == DM_SECTION:
+            # Without a preview the DM's ``username`` may be the user's own (some backend
+            # versions fill it from the recipient's row): then it is no sender to show.
+            username = _shown(data.get("username"), NAME_SHOWN)
+            known = username and username.casefold() not in self._my_names
+            title = (username if known else "") or name or "Direct message"
         elif not name:
             title = "New activity"
-        elif section == "channels_section" and not name.startswith("#"):
-            title = f"#{name}"
+        elif section == "channels_section":
+            title = _channel_title(name)
         else:
             title = name
-        title = server_title(title)
+        return self._with_organisation(server_title(title), org_id)
+
+    def _with_organisation(self, title: str, org_id: str) -> str:
+        """``title · Organisation`` when the user has several."""
         label = self._labels.get(org_id)
         if label is not None and len(self._labels) > 1:
-            title = f"{title} · {label}"
+            return f"{title} · {label}"
         return title
 
     @staticmethod
@@ -179,8 +283,55 @@ class NotificationPolicy:
             return "You were mentioned" + (
                 f" ({_plural(now.threads, 'unread thread')})" if now.threads else ""
             )
-        preview = _shown(data.get("preview_message"), PREVIEW_SHOWN)
-        if section == "dm_channels_section" and preview:
+        if section == DM_SECTION and (preview := _plain(data.get("preview_message"))):
             return preview
-        noun = "unread message" if section == "dm_channels_section" else "unread thread"
+        noun = "unread message" if section == DM_SECTION else "unread thread"
         return _plural(now.threads, noun)
+
+
+def _names_of(user: User) -> frozenset[str]:
+    """What the signed-in user may be called in a payload, folded for comparison."""
+    return frozenset(
+        n.casefold() for n in (user.display_name, user.email, user.email.partition("@")[0]) if n
+    )
+
+
+def _remember(kept: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+    kept.pop(key, None)
+    kept[key] = value
+    if len(kept) > limit:
+        kept.popitem(last=False)
+
+
+def _channel_title(name: str) -> str:
+    return name if name.startswith("#") else f"#{name}"
+
+
+def _latest_message(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """A DM change's newest message (``preview_thread`` is newest first), if it has one."""
+    previews = data.get("preview_thread")
+    if isinstance(previews, list) and previews and isinstance(previews[0], dict):
+        return previews[0]
+    return None
+
+
+def _sender(message: Mapping[str, Any]) -> str:
+    """Who wrote ``message``: the full name, else the username."""
+    return _shown(message.get("full_name"), NAME_SHOWN) or _shown(
+        message.get("username"), NAME_SHOWN
+    )
+
+
+def _plain(value: Any) -> str:
+    return shown(plain_text(value, BODY_SHOWN), BODY_SHOWN + 1) if isinstance(value, str) else ""
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    """The message as plain text; a media-only message as its label."""
+    return _plain(message.get("message")) or _media_label(message.get("media"))
+
+
+def _media_label(media: Any) -> str:
+    if isinstance(media, list) and media:
+        return "📎 File" if len(media) == 1 else f"📎 {len(media)} files"
+    return ""

@@ -148,7 +148,8 @@ def apply_event(state: TrayState, event: UiEvent) -> TrayState:
     if isinstance(event, SignedIn):
         changes = {"email": event.email, "unread": 0, "organisations": event.organisations}
     elif isinstance(event, Notified) and event.delivered and _is_news(event):
-        changes = {"unread": state.unread + 1}
+        # An upgrade is the same message as the notification before it: no new one.
+        changes = {} if event.notice.upgrade else {"unread": state.unread + 1}
     elif isinstance(event, NotificationClicked):  # the user is on their way to Telex
         changes = {"unread": 0}
     elif isinstance(event, PauseChanged):

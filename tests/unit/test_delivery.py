@@ -127,6 +127,33 @@ def test_a_quiet_conversation_pops_at_once_again_after_its_window() -> None:
     run(test)
 
 
+def test_who_wrote_what_replaces_the_count_only_notice_of_the_same_message_at_once() -> None:
+    async def test(p: Pipeline) -> None:
+        p.delivery.live(news("general", "You were mentioned (1 unread thread)", mentioned=True))
+        await p.settle(0.05)
+        p.delivery.live(news("general", "Ada Obi: look", mentioned=True, upgrade=True))
+        await p.settle(5)
+        assert [(t, n.body) for t, n in p.notifier.timed] == [
+            (0.0, "You were mentioned (1 unread thread)"),
+            (0.05, "Ada Obi: look"),  # at once, not at the window's end; same key: replaced
+        ]
+        assert len({n.key for n in p.notifier.sent}) == 1
+
+    run(test)
+
+
+def test_an_upgrade_while_paused_is_the_same_missed_message() -> None:
+    async def test(p: Pipeline) -> None:
+        p.delivery.set_quiet(Quiet(paused=True))
+        p.delivery.live(news("general", "You were mentioned (1 unread thread)", mentioned=True))
+        p.delivery.live(news("general", "Ada Obi: look", mentioned=True, upgrade=True))
+        p.delivery.set_quiet(Quiet())
+        await p.settle(1)
+        assert [n.body for n in p.notifier.sent] == ["Ada Obi: look"]
+
+    run(test)
+
+
 def test_a_mention_inside_a_coalesced_burst_stays_in_the_update() -> None:
     async def test(p: Pipeline) -> None:
         p.delivery.live(news("general", "1 unread thread"))

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.core.policy import NotificationPolicy
-from app.models import Organisation
+from app.core.policy import PAIR_WINDOW, NotificationPolicy
+from app.models import Organisation, User
 
 ACME = Organisation("org-a", "Acme")
 GLOBEX = Organisation("org-g", "Globex")
@@ -312,3 +312,162 @@ def test_organisations_with_the_same_name_are_told_apart_in_titles():
     assert first is not None
     assert second is not None
     assert (first.title, second.title) == ("#ch-1 · Acme (1f0e9a)", "#ch-1 · acme (9c41d7)")
+
+
+# -- who wrote what (channel_mention, thread_reply, DM previews) ---------------------------------
+
+ME = User("u-me", "me@example.com", "Mo Ekwe")
+ADA = {"user_id": "u-ada", "full_name": "Ada Obi", "username": "ada"}
+
+
+def message_event(kind: str, text: str, *, sender: dict[str, Any] = ADA, **data: Any) -> dict:
+    message = {
+        "channel_id": "ch-1",
+        "thread_id": "th-1",
+        "org_id": "org-a",
+        "message": text,
+        "type": "message",
+        **sender,
+        **data,
+    }
+    return {"notification_type": kind, "notification_id": str(uuid.uuid4()), "data": message}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rich_policy(clock: FakeClock | None = None) -> NotificationPolicy:
+    return NotificationPolicy({ACME.id: ACME}, user=ME, clock=clock or FakeClock())
+
+
+def test_a_mention_says_who_wrote_what_in_plain_text():
+    html = '<p>hey <span class="mention" data-id="u-me" data-label="Mo">@Mo</span>, the deploy is &amp; done</p>'
+    notice = rich_policy().decide(
+        message_event("channel_mention", html, channel_name="general"), org_id="org-a"
+    )
+    assert notice is not None
+    assert (notice.title, notice.body) == ("#general", "Ada Obi: hey @Mo, the deploy is & done")
+    assert notice.mentioned
+    assert (notice.key, notice.channel_id) == ("org-a/ch-1", "ch-1")
+
+
+def test_a_reply_without_a_channel_name_takes_it_from_the_channels_last_change():
+    policy = rich_policy()
+    policy.decide(channel_event(0, name="design"), org_id="org-a")  # a read reset: silent
+    notice = policy.decide(
+        message_event("thread_reply", "<p>on it</p>", sender={"user_id": "u-sam", "username": "sam"}),
+        org_id="org-a",
+    )
+    assert notice is not None
+    assert (notice.title, notice.body) == ("#design", "sam: on it")
+    assert not notice.mentioned
+
+
+def test_a_dm_reply_is_titled_with_its_sender():
+    event = message_event("thread_reply", "<p>lunch at 1?</p>", channel_type="dm")
+    notice = rich_policy().decide(event, org_id="org-a")
+    assert notice is not None
+    assert (notice.title, notice.body) == ("Ada Obi", "lunch at 1?")
+
+
+def test_the_users_own_messages_never_notify():
+    policy = rich_policy()
+    mine = {"user_id": ME.id, "full_name": ME.display_name}
+    assert policy.decide(message_event("thread_reply", "x", sender=mine), org_id="org-a") is None
+    assert policy.decide(message_event("channel_mention", "x", sender=mine), org_id="org-a") is None
+    dm = dm_change(1, [{"user_id": ME.id, "username": "mo", "message": "<p>sent</p>"}])
+    assert policy.decide(dm, org_id="org-a") is None
+
+
+def dm_change(threads: int, previews: list[dict[str, Any]] | None, **data: Any) -> dict:
+    body: dict[str, Any] = {"channel_id": "dm-1", "thread_count": threads, "channel_type": "dm"}
+    body.update(data)
+    if previews is not None:
+        body["preview_thread"] = previews
+    return {
+        "notification_type": "unread_thread_change",
+        "section": "dm_channels_section",
+        "notification_id": str(uuid.uuid4()),
+        "data": body,
+    }
+
+
+def test_a_dm_is_titled_with_the_sender_of_its_newest_message_not_the_username():
+    """The DM payload's ``username`` describes the recipient: here the user's own name."""
+    event = dm_change(
+        1,
+        [{"user_id": "u-ada", "full_name": "Ada Obi", "message": "<p>lunch&nbsp;at <b>1</b>?</p>"}],
+        username="Mo Ekwe",
+        preview_message="<p>lunch at 1?</p>",
+    )
+    notice = rich_policy().decide(event, org_id="org-a")
+    assert notice is not None
+    assert (notice.title, notice.body) == ("Ada Obi", "lunch at 1?")
+
+
+def test_a_dm_without_a_preview_never_shows_the_users_own_name_as_its_sender():
+    own = rich_policy().decide(dm_change(1, None, username="Mo Ekwe"), org_id="org-a")
+    assert own is not None
+    assert own.title == "Direct message"
+    other = rich_policy().decide(dm_change(1, None, username="ada"), org_id="org-a")
+    assert other is not None
+    assert other.title == "ada"
+
+
+def test_a_mention_and_its_count_change_are_one_notification_whichever_comes_first():
+    clock = FakeClock()
+    policy = rich_policy(clock)
+    rich = message_event("channel_mention", "<p>@Mo look</p>", channel_name="general")
+    assert (first := policy.decide(rich, org_id="org-a")) is not None
+    assert not first.upgrade
+    clock.now += 0.05
+    assert policy.decide(channel_event(1, 1), org_id="org-a") is None  # absorbed
+
+    clock.now += 60  # the next message: count change first, then who wrote it
+    plain = policy.decide(channel_event(2, 2), org_id="org-a")
+    assert plain is not None
+    assert not plain.upgrade
+    assert plain.body == "You were mentioned (2 unread threads)"
+    clock.now += 0.05
+    upgrade = policy.decide(rich | {"notification_id": str(uuid.uuid4())}, org_id="org-a")
+    assert upgrade is not None
+    assert upgrade.upgrade
+    assert upgrade.key == plain.key  # replaces it on screen
+
+
+def test_events_further_apart_than_the_pair_window_are_separate_messages():
+    clock = FakeClock()
+    policy = rich_policy(clock)
+    assert policy.decide(channel_event(1, 1), org_id="org-a") is not None
+    clock.now += PAIR_WINDOW + 0.1
+    rich = message_event("channel_mention", "<p>later</p>", channel_name="general")
+    later = policy.decide(rich, org_id="org-a")
+    assert later is not None
+    assert not later.upgrade
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        "text",
+        {"channel_id": "../../etc", "message": "x"},
+        {"channel_id": "ch-1", "org_id": "org-g", "message": "x"},  # another organisation
+        {"message": "no channel"},
+    ],
+)
+def test_broken_message_events_are_ignored(data: Any):
+    event = {"notification_type": "channel_mention", "data": data}
+    assert rich_policy().decide(event, org_id="org-a") is None
+
+
+def test_a_media_only_message_shows_its_label():
+    event = message_event("channel_mention", "", channel_name="general", media=[{"id": "f"}])
+    notice = rich_policy().decide(event, org_id="org-a")
+    assert notice is not None
+    assert notice.body == "Ada Obi: 📎 File"

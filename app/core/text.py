@@ -78,6 +78,10 @@ _READ_AT_LEAST: Final = 64 * 1024
 #: long word, a URL) the word itself is cut.
 _KEEP_AT_LEAST: Final = 0.5
 
+#: Characters of one piece of text read per character still to collect, as ``shown`` reads: text
+#: padded with whitespace or hidden characters shows less but never costs more.
+_READ_PER_COLLECTED: Final = 8
+
 _OPENS_TAG = re.compile(r"<(?=[A-Za-z/!?])")
 
 
@@ -141,8 +145,8 @@ class _Collector(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._dropping is not None or not data:
             return
-        budget = (self._limit - self._size + 1) * 8
-        cut = len(data) > budget  # padded with whitespace or hidden characters: shows less
+        budget = (self._limit - self._size + 1) * _READ_PER_COLLECTED
+        cut = len(data) > budget
         data = data[:budget] if cut else data
         if data[0].isspace():
             self._space = True

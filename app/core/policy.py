@@ -1,4 +1,4 @@
-"""Which pushes become notifications: only news, never the "read elsewhere" reset, never about
+r"""Which pushes become notifications: only news, never the "read elsewhere" reset, never about
 the user's own messages, never twice for one message.
 
 ``unread_thread_change`` fires both when someone posts (counts go up) and when the user reads the
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.config import Settings
-from app.core.text import plain_text
+from app.core.text import TEXT_SHOWN, message_body, message_text
 from app.models import Notice, Organisation, User
 from app.untrusted import is_plain_id, organisation_labels, server_title, shown
 
@@ -42,7 +42,6 @@ MESSAGE_EVENTS = frozenset({"channel_mention", "thread_reply"})
 DM_SECTION = "dm_channels_section"
 #: The two events of one message arrive within milliseconds; this bounds "the same message".
 PAIR_WINDOW = 2.0
-BODY_SHOWN = 200  # characters of a message's text in a body
 SEEN_IDS_KEPT = 2048
 NAME_SHOWN = 100  # characters of a channel or user name in a title
 
@@ -115,6 +114,10 @@ class NotificationPolicy:
         message, the second event of a message that already notified)."""
         if isinstance(payload, dict) and payload.get("notification_type") in MESSAGE_EVENTS:
             return self._message(payload, org_id)
+        return self._count_change(payload, org_id)
+
+    def _count_change(self, payload: Any, org_id: str) -> Notice | None:
+        """An ``unread_thread_change``: news when a count rose."""
         change = self._parse(payload)
         if change is None:
             return None
@@ -144,7 +147,7 @@ class NotificationPolicy:
             logger.debug("Count change of a message already shown in %s", key)
             return None
         if latest is not None and (sender := _sender(latest)):
-            title, body = sender, _message_text(latest) or self._body(section, data, now, False)
+            title, body = sender, _text_of(latest) or self._body(section, data, now, False)
         else:
             title = self._title(section, data, org_id)
             body = self._body(section, data, now, more_mentions)
@@ -181,14 +184,18 @@ class NotificationPolicy:
             return None
         key = f"{org_id}/{conversation}"
         sender = _sender(data) or "Someone"
-        text = _message_text(data)
+        text = _text_of(data)
         if kind == "thread_reply" and data.get("channel_type") in ("dm", "group_dm"):
             title, body = sender, text or "Replied to your message"
         else:
             channel = _shown(data.get("channel_name"), NAME_SHOWN) or self._names.get(key, "")
             title = _channel_title(channel) if channel else "New message"
             verb = "replied to your thread" if kind == "thread_reply" else "mentioned you"
-            body = f"{sender}: {text}" if text else f"{sender} {verb}"
+            body = (
+                message_body(sender, _html(data), media=_media_label(data))
+                if text
+                else (f"{sender} {verb}")
+            )
         upgrade = self._paired(key, rich=True)
         return Notice(
             key=key,
@@ -283,7 +290,7 @@ class NotificationPolicy:
             return "You were mentioned" + (
                 f" ({_plural(now.threads, 'unread thread')})" if now.threads else ""
             )
-        if section == DM_SECTION and (preview := _plain(data.get("preview_message"))):
+        if section == DM_SECTION and (preview := message_text(_html(data, "preview_message"))):
             return preview
         noun = "unread message" if section == DM_SECTION else "unread thread"
         return _plural(now.threads, noun)
@@ -322,16 +329,20 @@ def _sender(message: Mapping[str, Any]) -> str:
     )
 
 
-def _plain(value: Any) -> str:
-    return shown(plain_text(value, BODY_SHOWN), BODY_SHOWN + 1) if isinstance(value, str) else ""
+def _html(message: Mapping[str, Any], field: str = "message") -> str:
+    value = message.get(field)
+    return value if isinstance(value, str) else ""
 
 
-def _message_text(message: Mapping[str, Any]) -> str:
-    """The message as plain text; a media-only message as its label."""
-    return _plain(message.get("message")) or _media_label(message.get("media"))
+def _text_of(message: Mapping[str, Any]) -> str:
+    """The message as plain text (at most ``TEXT_SHOWN``); a media-only one as its label."""
+    return message_text(_html(message), TEXT_SHOWN, media=_media_label(message))
 
 
-def _media_label(media: Any) -> str:
+def _media_label(message: Mapping[str, Any]) -> str:
+    """What attached files are called when a message has no text (the backend's own label for
+    a file whose kind we do not know)."""
+    media = message.get("media")
     if isinstance(media, list) and media:
         return "📎 File" if len(media) == 1 else f"📎 {len(media)} files"
     return ""

@@ -206,11 +206,7 @@ class TelexService:
             resume = None
         kept = self._settings.conversations_kept
         orgs = {o.id: o for o in organisations}
-        policy = (
-            resume.policy
-            if resume
-            else NotificationPolicy(orgs, user=session.user, kept=kept)
-        )
+        policy = resume.policy if resume else NotificationPolicy(orgs, user=session.user, kept=kept)
         self._policy = policy
         channels = [org.channel_for(session.user.id) for org in organisations]
         settings = self._settings

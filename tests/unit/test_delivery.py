@@ -149,7 +149,7 @@ def test_an_upgrade_while_paused_is_the_same_missed_message() -> None:
         p.delivery.live(news("general", "Ada Obi: look", mentioned=True, upgrade=True))
         p.delivery.set_quiet(Quiet())
         await p.settle(1)
-        assert [n.body for n in p.notifier.sent] == ["Ada Obi: look"]
+        assert [n.body for n in p.notifier.sent] == ["1 update — Ada Obi: look"]  # not 2
 
     run(test)
 

@@ -320,7 +320,9 @@ ME = User("u-me", "me@example.com", "Mo Ekwe")
 ADA = {"user_id": "u-ada", "full_name": "Ada Obi", "username": "ada"}
 
 
-def message_event(kind: str, text: str, *, sender: dict[str, Any] = ADA, **data: Any) -> dict:
+def message_event(
+    kind: str, text: str, *, sender: dict[str, Any] = ADA, **data: Any
+) -> dict[str, Any]:
     message = {
         "channel_id": "ch-1",
         "thread_id": "th-1",
@@ -346,7 +348,10 @@ def rich_policy(clock: FakeClock | None = None) -> NotificationPolicy:
 
 
 def test_a_mention_says_who_wrote_what_in_plain_text():
-    html = '<p>hey <span class="mention" data-id="u-me" data-label="Mo">@Mo</span>, the deploy is &amp; done</p>'
+    html = (
+        '<p>hey <span class="mention" data-id="u-me" data-label="Mo">@Mo</span>, '
+        "the deploy is &amp; done</p>"
+    )
     notice = rich_policy().decide(
         message_event("channel_mention", html, channel_name="general"), org_id="org-a"
     )
@@ -360,7 +365,9 @@ def test_a_reply_without_a_channel_name_takes_it_from_the_channels_last_change()
     policy = rich_policy()
     policy.decide(channel_event(0, name="design"), org_id="org-a")  # a read reset: silent
     notice = policy.decide(
-        message_event("thread_reply", "<p>on it</p>", sender={"user_id": "u-sam", "username": "sam"}),
+        message_event(
+            "thread_reply", "<p>on it</p>", sender={"user_id": "u-sam", "username": "sam"}
+        ),
         org_id="org-a",
     )
     assert notice is not None
@@ -384,7 +391,7 @@ def test_the_users_own_messages_never_notify():
     assert policy.decide(dm, org_id="org-a") is None
 
 
-def dm_change(threads: int, previews: list[dict[str, Any]] | None, **data: Any) -> dict:
+def dm_change(threads: int, previews: list[dict[str, Any]] | None, **data: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"channel_id": "dm-1", "thread_count": threads, "channel_type": "dm"}
     body.update(data)
     if previews is not None:

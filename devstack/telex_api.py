@@ -17,6 +17,7 @@ a simulator that runs in another process.
 from __future__ import annotations
 
 import asyncio
+import html
 import ipaddress
 import json
 import logging
@@ -26,6 +27,7 @@ import ssl
 import string
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -156,6 +158,114 @@ class _Unread:
     last_read_at: float | None = None
 
 
+@dataclass(frozen=True)
+class SimMessage:
+    """One message written with :meth:`TelexApiSimulator.send_message`.
+
+    A top-level message is its own thread (``thread_id == id``); a reply names its parent.
+    ``conversation_id`` is a channel id or a DM conversation id; ``html`` is the rich-text
+    editor's HTML; ``mentions`` holds user ids (``ZERO_UUID`` for ``@channel``).
+    """
+
+    id: str
+    thread_id: str
+    org_id: str
+    conversation_id: str
+    sender_id: str
+    html: str
+    media: tuple[JSON, ...]
+    mentions: tuple[str, ...]
+    created_at: float
+
+    @property
+    def is_reply(self) -> bool:
+        return self.id != self.thread_id
+
+
+@dataclass(frozen=True)
+class SimConversation:
+    """A DM (two members) or group DM (more) between members of one organisation."""
+
+    id: str
+    org_id: str
+    member_ids: tuple[str, ...]
+    created_at: float
+
+    @property
+    def channel_type(self) -> str:
+        return "dm" if len(self.member_ids) == 2 else "group_dm"
+
+
+@dataclass(frozen=True)
+class SimAgent:
+    """A bot (integration) of an organisation that can DM a member."""
+
+    id: str
+    org_id: str
+    name: str
+    title: str
+    description: str
+    tone: str
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One publish to a personal channel ``<org>/<user>``, in the order it happened."""
+
+    email: str
+    user_id: str
+    channel: str
+    data: JSON
+
+    @property
+    def kind(self) -> str:
+        """``notification_type`` or ``notification_type/section`` when a section is set."""
+        section = self.data.get("section")
+        kind = str(self.data.get("notification_type"))
+        return f"{kind}/{section}" if section else kind
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What :meth:`TelexApiSimulator.send_message` wrote and published."""
+
+    message: SimMessage
+    publications: tuple[Publication, ...]
+
+    @property
+    def message_id(self) -> str:
+        return self.message.id
+
+    @property
+    def thread_id(self) -> str:
+        return self.message.thread_id
+
+    @property
+    def channel_id(self) -> str:
+        return self.message.conversation_id
+
+    def to(self, email: str) -> list[JSON]:
+        """The payloads one recipient received, in order."""
+        key = _normalise_email(email)
+        return [p.data for p in self.publications if _normalise_email(p.email) == key]
+
+    def kinds_to(self, email: str) -> list[str]:
+        """:attr:`Publication.kind` of what one recipient received, in order."""
+        key = _normalise_email(email)
+        return [p.kind for p in self.publications if _normalise_email(p.email) == key]
+
+    def as_json(self) -> JSON:
+        return {
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
+            "channel_id": self.channel_id,
+            "published": [
+                {"email": p.email, "user_id": p.user_id, "channel": p.channel, "data": p.data}
+                for p in self.publications
+            ],
+        }
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +298,89 @@ def _random_token(length: int = 32) -> str:
 
 def _normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+#: ``BuildPreviewMessage``: what a DM preview says for a message that is only media.
+_MEDIA_LABELS: Final = (
+    ("image/", "📷 Photo"),
+    ("video/", "🎥 Video"),
+    ("audio/", "🎵 Audio"),
+    ("application/pdf", "📄 PDF"),
+    ("spreadsheet", "📊 Spreadsheet"),
+    ("excel", "📊 Spreadsheet"),
+    ("text/csv", "📊 Spreadsheet"),
+    ("presentation", "📊 Presentation"),
+    ("powerpoint", "📊 Presentation"),
+    ("msword", "📝 Document"),
+    ("wordprocessing", "📝 Document"),
+    ("text/", "📝 Document"),
+    ("zip", "🗜️ Archive"),
+    ("x-tar", "🗜️ Archive"),
+    ("gzip", "🗜️ Archive"),
+    ("x-7z", "🗜️ Archive"),
+    ("rar", "🗜️ Archive"),
+)
+_MENTION_TOKEN: Final = re.compile(r"@([A-Za-z0-9_.-]*[A-Za-z0-9_])")
+AT_CHANNEL: Final = "@channel"
+
+
+def media_file(file_name: str, mime_type: str, *, size: int = 1024) -> JSON:
+    """A ``File`` entry of a message's ``media`` (for :meth:`TelexApiSimulator.send_message`)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "file_name": file_name,
+        "file_link": f"https://media.telex.local/{uuid.uuid4()}/{file_name}",
+        "mime_type": mime_type,
+        "file_size": size,
+    }
+
+
+def media_label(media: Sequence[Mapping[str, Any]]) -> str:
+    """The label ``BuildPreviewMessage`` gives a message without text ("📎 File" by default)."""
+    if not media:
+        return ""
+    mime = str(media[0].get("mime_type", "")).lower()
+    return next((label for key, label in _MEDIA_LABELS if key in mime), "📎 File")
+
+
+def preview_message(html: str, media: Sequence[Mapping[str, Any]]) -> str:
+    """``BuildPreviewMessage``: the raw HTML, or a media label when there is no text."""
+    return html if html else media_label(media)
+
+
+def default_avatar_url(user_id: str) -> str:
+    """The BE's default avatar: ``default_avatar_{crc32(user_id) % 7 + 1}.png``."""
+    number = zlib.crc32(user_id.encode()) % 7 + 1
+    return (
+        "https://minio.telex.local/telexstagingbucket/public/default_avatars/"
+        f"default_avatar_{number}.png"
+    )
+
+
+def mention_span(user_id: str, label: str) -> str:
+    """How the rich-text editor writes a mention into a message's HTML."""
+    return (
+        f'<span class="mention" data-id="{html.escape(user_id)}" '
+        f'data-label="{html.escape(label)}">@{html.escape(label)}</span>'
+    )
+
+
+def _time_ago(ts: float | None, now: float | None = None) -> str:
+    """``last_post_time`` as go-humanize writes it ("5 minutes ago"); empty when never."""
+    if ts is None:
+        return ""
+    seconds = int((time.time() if now is None else now) - ts)
+    if seconds < 1:
+        return "now"
+    for size, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400 * 7, "week")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "now"
 
 
 def envelope_success(message: str, data: Any, status: int = 200) -> JSON:
@@ -305,6 +498,12 @@ class TelexApiSimulator:
         self._dms: dict[tuple[str, str, str], SimDirectMessage] = {}  # (org id, user id, key)
         self._unread: dict[tuple[str, str], _Unread] = {}  # (user id, channel id)
         self._messages: dict[str, int] = {}  # org id -> messages posted
+        self._sent: dict[str, SimMessage] = {}  # send_message's messages, by id
+        self._threads_of: dict[str, list[str]] = {}  # conversation id -> top-level ids, in order
+        self._conversations: dict[str, SimConversation] = {}
+        self._agents: dict[str, SimAgent] = {}
+        self._preferences: dict[tuple[str, str, str], JSON] = {}  # (user, org, device type)
+        self._profiles: dict[str, JSON] = {}  # user id -> pause_notification, timezone
         self._sessions: dict[str, _Session] = {}  # by access uuid
         self._by_notification: dict[str, _Session] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -502,6 +701,106 @@ class TelexApiSimulator:
         org_id = self.org(org).id
         return [c for (oid, _), c in self._channels.items() if oid == org_id]
 
+    def add_member(
+        self,
+        org: str,
+        full_name: str,
+        *,
+        email: str | None = None,
+        username: str | None = None,
+    ) -> SimUser:
+        """A named person ("Ada Obi") in ``org``: created on first use, then joins more orgs.
+
+        The e-mail defaults to ``ada.obi@telex.local`` and the username to the first name in
+        lower case (``ada``); their password is random (nobody signs in as them).
+        """
+        first, _, last = full_name.strip().partition(" ")
+        address = email or f"{_slug(full_name).replace('-', '.')}@telex.local"
+        if _normalise_email(address) not in self._users:
+            self.add_user(
+                address,
+                secrets.token_urlsafe(16),
+                first_name=first,
+                last_name=last,
+                username=username or _slug(first).replace("-", "") or None,
+            )
+        self.join_org(address, org)
+        return self.user(address)
+
+    def members_of(self, org: str) -> list[SimUser]:
+        """Every member of the organisation (each is a member of each of its channels)."""
+        org_id = self.org(org).id
+        return [u for u in self._users.values() if org_id in u.org_ids]
+
+    def add_agent(
+        self,
+        org: str,
+        name: str,
+        *,
+        title: str = "",
+        description: str = "",
+        tone: str = "friendly",
+    ) -> SimAgent:
+        """A bot of the organisation (an integration) that can DM members."""
+        organisation = self.org(org)
+        agent = SimAgent(
+            id=str(uuid.uuid5(uuid.UUID(organisation.id), f"agent:{name}")),
+            org_id=organisation.id,
+            name=name,
+            title=title or name,
+            description=description,
+            tone=tone,
+        )
+        self._agents[agent.id] = agent
+        return agent
+
+    def message(self, message_id: str) -> SimMessage:
+        """A message written with :meth:`send_message` (a thread id names its first message)."""
+        try:
+            return self._sent[message_id]
+        except KeyError:
+            raise SimulatorError(f"unknown message {message_id!r}") from None
+
+    def threads_in(self, conversation_id: str) -> list[SimMessage]:
+        """Top-level messages of a channel or DM conversation, oldest first."""
+        return [self._sent[t] for t in self._threads_of.get(conversation_id, [])]
+
+    def dm_conversation(self, org: str, emails: Sequence[str]) -> SimConversation:
+        """The DM (two people) or group DM (more) of these members; created on first use."""
+        organisation = self.org(org)
+        members: list[SimUser] = []
+        for email in emails:
+            member = self._member(email, organisation.id)[0]
+            if member not in members:
+                members.append(member)
+        if len(members) < 2:
+            raise SimulatorError("a DM needs at least two different members")
+        key = ":".join(sorted(m.id for m in members))
+        conversation_id = str(uuid.uuid5(uuid.UUID(organisation.id), f"conversation:{key}"))
+        existing = self._conversations.get(conversation_id)
+        if existing is not None:
+            return existing
+        conversation = SimConversation(
+            id=conversation_id,
+            org_id=organisation.id,
+            member_ids=tuple(m.id for m in members),
+            created_at=time.time(),
+        )
+        self._conversations[conversation_id] = conversation
+        return conversation
+
+    def unread_in(self, email: str, conversation_id: str) -> tuple[int, int]:
+        """(thread_count, mention_count) of a user for any channel, DM or agent conversation id."""
+        state = self._unread.get((self.user(email).id, conversation_id), _Unread())
+        return state.thread_count, state.mention_count
+
+    def set_unread(
+        self, email: str, conversation_id: str, *, thread_count: int = 0, mention_count: int = 0
+    ) -> None:
+        """Set a user's counts directly (e.g. a leftover ``mention_count`` for the quirks)."""
+        state = self._unread.setdefault((self.user(email).id, conversation_id), _Unread())
+        state.thread_count, state.mention_count = thread_count, mention_count
+
     def unread(
         self, email: str, org: str, channel_name: str, *, dm: bool = False
     ) -> tuple[int, int]:
@@ -675,6 +974,380 @@ class TelexApiSimulator:
         await self._publish(channel, update)
         await self._publish(channel, trigger)
         return [update, trigger]
+
+    async def send_message(
+        self,
+        sender: str,
+        org: str,
+        text: str = "",
+        *,
+        channel: str | None = None,
+        dm_to: str | Sequence[str] | None = None,
+        reply_to: str | None = None,
+        mentions: Sequence[str] = (),
+        media: Sequence[Mapping[str, Any]] = (),
+    ) -> SentMessage:
+        """A member of ``org`` (any, the signed-in user included) writes a message, and each
+        recipient's ``<org>/<user>`` gets what the BE publishes (the matrix, events §1.10).
+
+        Exactly one target: ``channel`` (a channel name: a top-level post), ``dm_to`` (one
+        member's e-mail: a DM; several: a group DM with the sender) or ``reply_to`` (a thread
+        id from an earlier :meth:`send_message`: a reply in that channel or DM thread).
+        ``text`` is plain text; ``@username`` of a member and ``@channel`` in it become
+        mentions, as do ``mentions`` (e-mails, or ``"@channel"``). ``media``: ``File`` objects
+        (see :func:`media_file`). Returns the message and every publication, in order.
+        """
+        user, organisation = self._member(sender, org)
+        targets = [t for t in (channel, dm_to, reply_to) if t]
+        if len(targets) != 1:
+            raise SimulatorError("give exactly one of channel, dm_to or reply_to")
+        if not text.strip() and not media:
+            raise SimulatorError("a message needs text or media")
+        parent = self.message(reply_to) if reply_to else None
+        conversation = self._target(organisation, user, channel, dm_to, parent)
+        body, mentioned = self._compose(organisation, text, mentions)
+        if mentioned and isinstance(conversation, SimConversation):
+            mentioned = ()  # ProcessMentions runs for channels only
+        message_id = str(uuid.uuid4())
+        message = SimMessage(
+            id=message_id,
+            thread_id=parent.id if parent is not None else message_id,
+            org_id=organisation.id,
+            conversation_id=conversation.id,
+            sender_id=user.id,
+            html=body,
+            media=tuple(dict(m) for m in media),
+            mentions=mentioned,
+            created_at=time.time(),
+        )
+        self._sent[message.id] = message
+        if parent is None:
+            self._threads_of.setdefault(conversation.id, []).append(message.id)
+        self._messages[organisation.id] = self._messages.get(organisation.id, 0) + 1
+        if isinstance(conversation, SimChannel):
+            plan = self._plan_channel_message(organisation, conversation, user, message)
+        else:
+            plan = self._plan_dm_message(conversation, user, message)
+        publications: list[Publication] = []
+        for recipient, payload in plan:
+            publication = Publication(
+                recipient.email, recipient.id, f"{organisation.id}/{recipient.id}", payload
+            )
+            await self._publish(publication.channel, payload)
+            publications.append(publication)
+        return SentMessage(message, tuple(publications))
+
+    def _target(
+        self,
+        organisation: SimOrganisation,
+        user: SimUser,
+        channel: str | None,
+        dm_to: str | Sequence[str] | None,
+        parent: SimMessage | None,
+    ) -> SimChannel | SimConversation:
+        if channel:
+            return self.add_channel(organisation.id, channel)
+        if dm_to:
+            others = [dm_to] if isinstance(dm_to, str) else list(dm_to)
+            return self.dm_conversation(organisation.id, [user.email, *others])
+        assert parent is not None
+        if parent.org_id != organisation.id or parent.is_reply:
+            raise SimulatorError(f"{parent.id!r} is not a thread of {organisation.name!r}")
+        found = self._conversations.get(parent.conversation_id) or self._channel_by_id(
+            parent.conversation_id
+        )
+        if found is None:
+            raise SimulatorError(f"thread {parent.id!r} can not be replied to")
+        if isinstance(found, SimConversation) and user.id not in found.member_ids:
+            raise SimulatorError(f"{user.email!r} is not in that DM")
+        return found
+
+    async def send_agent_message(self, agent_id: str, email: str, text: str) -> SentMessage:
+        """A bot DMs a member: ``unread_thread_change``/``agent_channels_section`` (no text)."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise SimulatorError(f"unknown agent {agent_id!r}")
+        user, organisation = self._member(email, agent.org_id)
+        conversation_id = str(uuid.uuid5(uuid.UUID(agent.id), f"agent-dm:{user.id}"))
+        message_id = str(uuid.uuid4())
+        message = SimMessage(
+            id=message_id,
+            thread_id=message_id,
+            org_id=organisation.id,
+            conversation_id=conversation_id,
+            sender_id=agent.id,
+            html=f"<p>{html.escape(text)}</p>",
+            media=(),
+            mentions=(),
+            created_at=time.time(),
+        )
+        self._sent[message_id] = message
+        self._threads_of.setdefault(conversation_id, []).append(message_id)
+        state = self._unread.setdefault((user.id, conversation_id), _Unread())
+        state.thread_count += 1
+        payload = {
+            "notification_type": "unread_thread_change",
+            "section": "agent_channels_section",
+            "data": {
+                "id": agent.id,
+                "is_active": True,
+                "name": agent.name,
+                "tone": agent.tone,
+                "avatar": "",
+                "title": agent.title,
+                "description": agent.description,
+                "visibility": "public",
+                "stars": 0,
+                "thread_count": state.thread_count,
+                "last_thread_id": state.last_thread_id,
+                "last_read_at": _go_time(state.last_read_at),
+            },
+            "notification_id": str(uuid.uuid4()),
+        }
+        publication = Publication(user.email, user.id, f"{organisation.id}/{user.id}", payload)
+        await self._publish(publication.channel, payload)
+        return SentMessage(message, (publication,))
+
+    def _compose(
+        self, organisation: SimOrganisation, text: str, extra: Sequence[str]
+    ) -> tuple[str, tuple[str, ...]]:
+        """The editor's HTML for ``text`` and who it mentions (user ids, ZERO_UUID = @channel).
+
+        ``@username`` of a member and ``@channel`` become mention spans; ``extra`` mentions
+        (e-mails or ``"@channel"``) that the text does not already hold go first.
+        """
+        by_username = {m.username.lower(): m for m in self.members_of(organisation.id)}
+        mentioned: list[str] = []
+
+        def span(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.lower() == "channel":
+                if ZERO_UUID not in mentioned:
+                    mentioned.append(ZERO_UUID)
+                return mention_span(ZERO_UUID, "channel")
+            member = by_username.get(name.lower())
+            if member is None:
+                return html.escape(match.group(0))
+            if member.id not in mentioned:
+                mentioned.append(member.id)
+            return mention_span(member.id, member.username)
+
+        pieces, last = [], 0
+        for match in _MENTION_TOKEN.finditer(text):
+            pieces.append(html.escape(text[last : match.start()]))
+            pieces.append(span(match))
+            last = match.end()
+        pieces.append(html.escape(text[last:]))
+        prefix: list[str] = []
+        for item in extra:
+            if item.lower() == AT_CHANNEL:
+                target_id, label = ZERO_UUID, "channel"
+            else:
+                member = self._member(item, organisation.id)[0]
+                target_id, label = member.id, member.username
+            if target_id not in mentioned:
+                mentioned.append(target_id)
+                prefix.append(mention_span(target_id, label) + " ")
+        content = "".join(prefix + pieces).strip()
+        return (f"<p>{content}</p>" if content else ""), tuple(mentioned)
+
+    def _plan_channel_message(
+        self,
+        organisation: SimOrganisation,
+        channel: SimChannel,
+        sender: SimUser,
+        message: SimMessage,
+    ) -> list[tuple[SimUser, JSON]]:
+        """``SaveThreadMessage`` (top level) or ``SaveChannelsMsg`` (reply), in order:
+        UpdateUnReadCount (top level only), ProcessMentions, then one unread_thread_change per
+        row of ``user_id != sender OR mention_count > 0``, each followed by the shared
+        channel_mention when that row is mentioned; then thread_reply to the thread's author.
+        """
+        members = self.members_of(organisation.id)
+        states = {m.id: self._unread.setdefault((m.id, channel.id), _Unread()) for m in members}
+        if not message.is_reply:
+            for member in members:
+                if member.id != sender.id:
+                    states[member.id].thread_count += 1
+        at_channel = ZERO_UUID in message.mentions
+        for member in members:
+            if member.id in message.mentions or (at_channel and member.id != sender.id):
+                states[member.id].mention_count += 1
+        mention: JSON | None = None
+        if message.mentions:
+            mention = {
+                "notification_type": "channel_mention",
+                "data": self._feed_message(message, channel_name=channel.name),
+                "notification_id": str(uuid.uuid4()),  # one object for every recipient
+            }
+        plan: list[tuple[SimUser, JSON]] = []
+        for member in members:
+            if member.id == sender.id and states[member.id].mention_count <= 0:
+                continue
+            plan.append((member, self._channel_payload(channel, states[member.id])))
+            if mention is not None and (at_channel or member.id in message.mentions):
+                plan.append((member, mention))
+        if message.is_reply:
+            author = self._users_by_id.get(self._sent[message.thread_id].sender_id)
+            if author is not None and organisation.id in author.org_ids:
+                plan.append((author, self._thread_reply(message)))
+        return plan
+
+    def _plan_dm_message(
+        self, conversation: SimConversation, sender: SimUser, message: SimMessage
+    ) -> list[tuple[SimUser, JSON]]:
+        """``SaveThreadDmMessage``: thread_count+1 and one unread_thread_change per other
+        participant; ``ReplyChannelDMMessage``: only thread_reply to the thread's author."""
+        if message.is_reply:
+            author = self._users_by_id[self._sent[message.thread_id].sender_id]
+            reply = self._thread_reply(
+                message,
+                channel_name=sender.fullname or sender.username,
+                channel_type=conversation.channel_type,
+            )
+            return [(author, reply)]
+        plan: list[tuple[SimUser, JSON]] = []
+        for member_id in conversation.member_ids:
+            if member_id == sender.id:
+                continue
+            recipient = self._users_by_id[member_id]
+            state = self._unread.setdefault((member_id, conversation.id), _Unread())
+            state.thread_count += 1
+            data = self._dm_response(conversation, recipient, describe=recipient, state=state)
+            data["participant_id"] = sender.id
+            payload = {
+                "notification_type": "unread_thread_change",
+                "section": "dm_channels_section",
+                "data": data,
+                "notification_id": str(uuid.uuid4()),
+            }
+            plan.append((recipient, payload))
+        return plan
+
+    def _thread_reply(
+        self, message: SimMessage, *, channel_name: str = "", channel_type: str = ""
+    ) -> JSON:
+        return {
+            "notification_type": "thread_reply",
+            "data": self._feed_message(
+                message, channel_name=channel_name, channel_type=channel_type
+            ),
+            "notification_id": str(uuid.uuid4()),
+        }
+
+    def _feed_message(
+        self, message: SimMessage, *, channel_name: str = "", channel_type: str = ""
+    ) -> JSON:
+        """BE ``FeedMessageRequest`` of a message (``id`` only for a reply: its own id)."""
+        sender = self._users_by_id[message.sender_id]
+        created = _go_time(message.created_at)
+        data: JSON = {
+            "channel_id": message.conversation_id,
+            "full_name": sender.fullname,
+            "username": sender.username,
+            "created_at": created,
+            "updated_at": created,
+            "email": sender.email,
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(sender.id),
+            "message_id": message.id,
+            "type": "message",
+            "message": message.html,
+            "thread_id": message.thread_id,
+            "org_id": message.org_id,
+            "user_id": sender.id,
+            "media": [dict(m) for m in message.media],
+            "user_type": "user",
+            "state": "",
+            "mentions": [
+                {"type": "user", "id": mention_id}
+                for mention_id in message.mentions
+                if mention_id != ZERO_UUID
+            ],
+            "is_forwarded": False,
+        }
+        if message.is_reply:
+            data["id"] = message.id
+        if channel_name:
+            data["channel_name"] = channel_name
+        if channel_type:
+            data["channel_type"] = channel_type
+        return data
+
+    def _thread_item(self, message: SimMessage) -> JSON:
+        """A ``Threads`` entry of ``preview_thread`` (sender and text of one top-level message)."""
+        sender = self._users_by_id.get(message.sender_id)
+        agent = self._agents.get(message.sender_id)
+        created = _go_time(message.created_at)
+        return {
+            "thread_id": message.thread_id,
+            "channel_id": message.conversation_id,
+            "org_id": message.org_id,
+            "user_id": message.sender_id,
+            "username": sender.username if sender else (agent.name if agent else ""),
+            "full_name": sender.fullname if sender else (agent.name if agent else ""),
+            "email": sender.email if sender else "",
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(message.sender_id),
+            "message": message.html,
+            "media": [dict(m) for m in message.media],
+            "type": "message",
+            "reply_count": sum(
+                1 for m in self._sent.values() if m.is_reply and m.thread_id == message.id
+            ),
+            "created_at": created,
+            "updated_at": created,
+        }
+
+    def _dm_response(
+        self,
+        conversation: SimConversation,
+        viewer: SimUser,
+        *,
+        describe: SimUser | None,
+        state: _Unread,
+    ) -> JSON:
+        """``DmChannelsResponse`` for ``viewer``. ``describe`` is whom ``username``/e-mail/avatar
+        name (the NewThread publish names the recipient itself: the BE's quirk); ``None``
+        names the other participant, as the DM list does."""
+        others = [self._users_by_id[m] for m in conversation.member_ids if m != viewer.id]
+        everyone = [self._users_by_id[m] for m in conversation.member_ids]
+        person = describe if describe is not None else others[0]
+        threads = list(reversed(self.threads_in(conversation.id)))[:50]
+        newest = threads[0] if threads else None
+        group = conversation.channel_type == "group_dm"
+        return {
+            "channel_id": conversation.id,
+            "username": ", ".join(u.username for u in everyone) if group else person.username,
+            "participant_id": others[0].id,
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(person.id),
+            "participant_email": person.email,
+            "channel_type": conversation.channel_type,
+            "thread_count": state.thread_count,
+            "last_thread_id": state.last_thread_id,
+            "last_read_at": _go_time(state.last_read_at),
+            "preview_message": preview_message(newest.html, newest.media) if newest else "",
+            "preview_thread": [self._thread_item(t) for t in threads],
+            "participants": [self._participant(u) for u in (everyone if group else [person])],
+            "created_at": _go_time(conversation.created_at),
+            "is_favourite": False,
+            "is_suggested": False,
+        }
+
+    @staticmethod
+    def _participant(user: SimUser) -> JSON:
+        return {
+            "user_id": user.id,
+            "username": user.username,
+            "full_name": user.fullname,
+            "email": user.email,
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(user.id),
+        }
+
+    def _channel_by_id(self, channel_id: str) -> SimChannel | None:
+        return next((c for c in self._channels.values() if c.id == channel_id), None)
 
     async def publish_raw(self, email: str, org_id: str, data: Any) -> None:
         """Publish any payload to the user's personal channel (unknown types, broken shapes)."""

@@ -6,7 +6,11 @@ depends on: the same paths under ``/api/v1``, the same envelopes, status codes a
 Centrifugo connection/subscription JWTs signed with the shared HMAC secret, and the newer backend's
 channel validation. It also plays "the rest of Telex": :meth:`TelexApiSimulator.post_message` and
 :meth:`TelexApiSimulator.read_channel` publish ``unread_thread_change`` payloads shaped like the
-backend's through a Centrifugo-style HTTP API (real Centrifugo or the in-repo push server).
+backend's through a Centrifugo-style HTTP API (real Centrifugo or the in-repo push server), and
+:meth:`TelexApiSimulator.send_message` plays any member writing in a channel, thread or DM: each
+recipient's personal channel gets the backend's sequence (events reference §1.10, quirks
+included). The previews (``user-channels``, the DM list, ``profile``), the read-marking thread
+lists with their side effect and the notification preferences are served as the backend does.
 
 Knobs for tests: token lifetimes, latency, where the organisation list lives, session revocation,
 one-shot failures per path, a request log without token values, and an "API down" switch. The
@@ -322,6 +326,12 @@ _MEDIA_LABELS: Final = (
 )
 _MENTION_TOKEN: Final = re.compile(r"@([A-Za-z0-9_.-]*[A-Za-z0-9_])")
 AT_CHANNEL: Final = "@channel"
+_READ_PATH: Final = re.compile(
+    rf"{API_PREFIX}/(threads/channels/[^/]+|(dms|group-dms)/channels/[^/]+/threads)"
+)
+_DEVICE_TYPES: Final = ("web", "mobile", "desktop")
+_NOTIFY_ABOUT: Final = ("all_new_messages", "mentions", "nothing")
+_ALL_DAY: Final = "12:00 AM - 11:59 PM"
 
 
 def media_file(file_name: str, mime_type: str, *, size: int = 1024) -> JSON:
@@ -1512,6 +1522,15 @@ class TelexApiSimulator:
         app.router.add_post(f"{p}/centrifugo/subscription", self._sub_by_notification)
         app.router.add_get(f"{p}/token/connection", self._conn_by_bearer)
         app.router.add_post(f"{p}/token/subscription", self._sub_by_bearer)
+        app.router.add_get(f"{p}/organisations/{{org_id}}/user-channels", self._user_channels)
+        app.router.add_get(f"{p}/organisations/{{org_id}}/dms", self._dm_channels)
+        app.router.add_get(f"{p}/threads/channels/{{channel_id}}", self._read_channel_threads)
+        app.router.add_get(f"{p}/dms/channels/{{channel_id}}/threads", self._read_dm_threads)
+        app.router.add_get(f"{p}/group-dms/channels/{{channel_id}}/threads", self._read_dm_threads)
+        preference = f"{p}/organisations/{{org_id}}/notification-preference"
+        app.router.add_get(preference, self._notification_preference)
+        app.router.add_post(preference, self._notification_preference)
+        app.router.add_get(f"{p}/profile", self._profile)
         app.router.add_get(PUSH_WS_PATH, self._push_websocket)
         if self._admin_routes:
             self._add_admin_routes(app)
@@ -1524,6 +1543,12 @@ class TelexApiSimulator:
         app.router.add_get(f"{a}/state", self._admin_state)
         app.router.add_post(f"{a}/post_message", self._admin_post_message)
         app.router.add_post(f"{a}/read_channel", self._admin_read_channel)
+        app.router.add_post(f"{a}/send_message", self._admin_send_message)
+        app.router.add_post(f"{a}/send_agent_message", self._admin_send_agent_message)
+        app.router.add_post(f"{a}/add_member", self._admin_add_member)
+        app.router.add_post(f"{a}/add_agent", self._admin_add_agent)
+        app.router.add_post(f"{a}/preferences", self._admin_preferences)
+        app.router.add_post(f"{a}/profile", self._admin_profile)
         app.router.add_post(f"{a}/publish_raw", self._admin_publish_raw)
         app.router.add_post(f"{a}/revoke", self._admin_revoke)
         app.router.add_post(f"{a}/fail_next", self._admin_fail_next)
@@ -1574,6 +1599,320 @@ class TelexApiSimulator:
         except Exception:
             logger.exception("Simulator handler failed for %s %s", request.method, path)
             return _error(500, INTERNAL_ERROR)
+
+    # -- conversations: previews, reads, preferences, profile -------------------------------
+
+    def _session_org(self, request: web.Request) -> tuple[SimUser, SimOrganisation] | web.Response:
+        """The signed-in user and the ``{org_id}`` of the path, which they must belong to."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        org_id = request.match_info["org_id"]
+        if not _is_uuid(org_id):
+            return _error(400, "invalid organisation id")
+        organisation = self._orgs.get(org_id)
+        if organisation is None:
+            return _error(404, "organisation not found")
+        if org_id not in user.org_ids:
+            return _error(403, "user is not a member of this organisation")
+        return user, organisation
+
+    @staticmethod
+    def _paging(request: web.Request, default_limit: int) -> tuple[int, int]:
+        def number(name: str, default: int) -> int:
+            try:
+                value = int(request.query.get(name, default))
+            except ValueError:
+                return default
+            return value if value > 0 else default
+
+        return number("page", 1), number("limit", default_limit)
+
+    @staticmethod
+    def _paged(message: str, items: list[JSON], page: int, limit: int) -> web.Response:
+        """The success envelope with the BE's ``pagination`` beside ``data``."""
+        body = envelope_success(message, items[(page - 1) * limit : page * limit])
+        body["pagination"] = {
+            "current_page": page,
+            "page_size": limit,
+            "total_pages_count": max(1, -(-len(items) // limit)),
+            "total_count": len(items),
+        }
+        return _json(body, 200)
+
+    def _user_channel(self, channel: SimChannel, user: SimUser, *, read: bool = False) -> JSON:
+        """``GetUserChannelResp``: the list entry, or (``read``) the Read publish's payload."""
+        state = self._unread.get((user.id, channel.id), _Unread())
+        data: JSON = self._channel_payload(channel, state)["data"]
+        threads = self.threads_in(channel.id)
+        newest = threads[-1] if threads and not read else None
+        members = self.members_of(channel.org_id)
+        data.update(
+            {
+                "unread_count": state.thread_count,
+                "last_read_at": _go_time(state.last_read_at),
+                "last_post_time": _time_ago(newest.created_at) if newest else "",
+                "channel_slug": "" if read else f"{_slug(channel.name)}-{channel.id[-12:]}",
+                "member_avatars": None if read else [default_avatar_url(m.id) for m in members[:5]],
+                "members_count": 0 if read else len(members),
+                "preview_thread": [self._thread_item(newest)] if newest else None,
+                "preview_message": preview_message(newest.html, newest.media) if newest else "",
+            }
+        )
+        return data
+
+    async def _user_channels(self, request: web.Request) -> web.Response:
+        """``GET /organisations/{org}/user-channels``: counts and previews, no side effect."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        data = [self._user_channel(c, user) for c in self.channels_of(organisation.id)]
+        return _json(envelope_success("user channels retrieved successfully", data), 200)
+
+    def _dm_list(self, user: SimUser, organisation: SimOrganisation) -> list[JSON]:
+        entries: list[tuple[float, JSON]] = []
+        for conversation in self._conversations.values():
+            if conversation.org_id != organisation.id or user.id not in conversation.member_ids:
+                continue
+            state = self._unread.get((user.id, conversation.id), _Unread())
+            threads = self.threads_in(conversation.id)
+            last = threads[-1].created_at if threads else conversation.created_at
+            entries.append(
+                (last, self._dm_response(conversation, user, describe=None, state=state))
+            )
+        for (org_id, user_id, _), legacy in self._dms.items():
+            if org_id != organisation.id or user_id != user.id:
+                continue
+            state = self._unread.get((user.id, legacy.id), _Unread())
+            data = self._dm_payload(legacy, state, "")["data"]
+            data.update(
+                {
+                    "preview_thread": None,
+                    "participants": [],
+                    "created_at": _go_time(None),
+                    "is_favourite": False,
+                    "is_suggested": False,
+                }
+            )
+            entries.append((0.0, data))
+        entries.sort(key=lambda entry: entry[0], reverse=True)
+        return [data for _, data in entries]
+
+    async def _dm_channels(self, request: web.Request) -> web.Response:
+        """``GET /organisations/{org}/dms?page=&limit=``: the DM list, no side effect."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        page, limit = self._paging(request, 50)
+        items = self._dm_list(user, organisation)
+        return self._paged("dm channels retrieved successfully", items, page, limit)
+
+    @property
+    def read_requests(self) -> list[tuple[str, str]]:
+        """The requests of the log that mark something read (events §2.2)."""
+        return [r for r in self._requests if _READ_PATH.fullmatch(r[1])]
+
+    async def _read_channel_threads(self, request: web.Request) -> web.Response:
+        """``GET /threads/channels/{id}``: the threads, **and** the channel is read (§2.2)."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        channel_id = request.match_info["channel_id"]
+        if not _is_uuid(channel_id):
+            return _error(400, "invalid channel id")
+        channel = self._channel_by_id(channel_id)
+        if channel is None or channel.org_id not in user.org_ids:
+            return _error(404, "channel not found")
+        threads = self._mark_read(user, channel.id)
+        update = {
+            "notification_type": "unread_thread_change",
+            "section": "channels_section",
+            "data": self._user_channel(channel, user, read=True),
+            "notification_id": str(uuid.uuid4()),
+        }
+        await self._publish_read(user, channel.org_id, channel.id, update)
+        page, limit = self._paging(request, 30)
+        return self._paged("threads retrieved successfully", threads, page, limit)
+
+    async def _read_dm_threads(self, request: web.Request) -> web.Response:
+        """``GET /dms/channels/{id}/threads`` (and ``/group-dms/…``): threads, and it is read."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        channel_id = request.match_info["channel_id"]
+        if not _is_uuid(channel_id):
+            return _error(400, "invalid channel id")
+        conversation = self._conversations.get(channel_id)
+        legacy = next(
+            (d for (_, uid, _), d in self._dms.items() if d.id == channel_id and uid == user.id),
+            None,
+        )
+        if conversation is not None and user.id in conversation.member_ids:
+            threads = self._mark_read(user, conversation.id)
+            state = self._unread[(user.id, conversation.id)]
+            data = self._dm_response(conversation, user, describe=None, state=state)
+            data.update({"preview_message": "", "preview_thread": None})
+            update = {
+                "notification_type": "unread_thread_change",
+                "section": "dm_channels_section",
+                "data": data,
+                "notification_id": str(uuid.uuid4()),
+            }
+            org_id = conversation.org_id
+        elif legacy is not None:
+            threads = self._mark_read(user, legacy.id)
+            update = self._dm_payload(legacy, self._unread[(user.id, legacy.id)], "")
+            org_id = legacy.org_id
+        else:
+            return _error(404, "dm channel not found")
+        await self._publish_read(user, org_id, channel_id, update)
+        page, limit = self._paging(request, 30)
+        return self._paged("threads retrieved successfully", threads, page, limit)
+
+    def _mark_read(self, user: SimUser, conversation_id: str) -> list[JSON]:
+        """``GetAllChannelThreads``: counts to 0, last read = the newest thread; its threads."""
+        threads = self.threads_in(conversation_id)
+        state = self._unread.setdefault((user.id, conversation_id), _Unread())
+        state.thread_count = state.mention_count = 0
+        state.last_read_at = time.time()
+        if threads:
+            state.last_thread_id = threads[-1].id
+        return [self._thread_item(t) for t in reversed(threads)]
+
+    async def _publish_read(
+        self, user: SimUser, org_id: str, conversation_id: str, update: JSON
+    ) -> None:
+        """The Read unread_thread_change, then the sidebar refresh (events §1.8), to the reader."""
+        trigger = {
+            "notification_type": "trigger_notification",
+            "section": update["section"],
+            "modification_ids": {
+                "org_id": org_id,
+                "channel_id": conversation_id,
+                "user_id": user.id,
+            },
+            "data": {"trigger_action": "refresh", "target_component": "sidebar"},
+            "notification_id": str(uuid.uuid4()),
+        }
+        channel = f"{org_id}/{user.id}"
+        try:
+            await self._publish(channel, update)
+            await self._publish(channel, trigger)
+        except PublishError as exc:  # the BE answers the read even when Centrifugo is away
+            logger.warning("Read of %s not published: %s", conversation_id, exc)
+
+    def preferences(self, email: str, org: str, device_type: str = "desktop") -> JSON:
+        """The org-level notification preference (created with the defaults on first use)."""
+        if device_type not in _DEVICE_TYPES:
+            raise SimulatorError(f"device_type must be one of {_DEVICE_TYPES}")
+        user, organisation = self._member(email, org)
+        return self._preferences.setdefault(
+            (user.id, organisation.id, device_type),
+            {"notify_about": "all_new_messages", "send_mail": False, "time_range": _ALL_DAY},
+        )
+
+    def set_preferences(
+        self,
+        email: str,
+        org: str,
+        device_type: str = "desktop",
+        *,
+        notify_about: str | None = None,
+        send_mail: bool | None = None,
+        time_range: str | None = None,
+    ) -> JSON:
+        if notify_about is not None and notify_about not in _NOTIFY_ABOUT:
+            raise SimulatorError(f"notify_about must be one of {_NOTIFY_ABOUT}")
+        current = self.preferences(email, org, device_type)
+        if notify_about is not None:
+            current["notify_about"] = notify_about
+        if send_mail is not None:
+            current["send_mail"] = send_mail
+        if time_range is not None:
+            current["time_range"] = time_range
+        return dict(current)
+
+    def profile(self, email: str) -> JSON:
+        """``GET /profile``'s data: the user, ``pause_notification`` and ``timezone``."""
+        user = self.user(email)
+        extra = self._profiles.get(user.id, {})
+        return {
+            "id": user.id,
+            "user_id": user.id,
+            "email": user.email,
+            "username": user.username,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "full_name": user.fullname,
+            "display_name": user.fullname,
+            "phone": "",
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(user.id),
+            "timezone": extra.get("timezone", "UTC"),
+            "pause_notification": bool(extra.get("pause_notification", False)),
+            "status": {"icon": "", "text": "", "online": True},
+        }
+
+    def set_profile(
+        self, email: str, *, pause_notification: bool | None = None, timezone: str | None = None
+    ) -> JSON:
+        extra = self._profiles.setdefault(self.user(email).id, {})
+        if pause_notification is not None:
+            extra["pause_notification"] = pause_notification
+        if timezone is not None:
+            extra["timezone"] = timezone
+        return self.profile(email)
+
+    async def _notification_preference(self, request: web.Request) -> web.Response:
+        """``GET``/``POST /organisations/{org}/notification-preference?device_type=``."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        device_type = request.query.get("device_type", "")
+        if request.method == "POST":
+            return await self._post_preference(request, user, organisation, device_type)
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        data = self.preferences(user.email, organisation.id, device_type)
+        return _json(envelope_success("notification preference retrieved", data), 200)
+
+    async def _post_preference(
+        self, request: web.Request, user: SimUser, organisation: SimOrganisation, device_type: str
+    ) -> web.Response:
+        body = await _read_json_object(
+            request, "NotificationPreference", ("notify_about", "time_range", "device_type")
+        )
+        if isinstance(body, str) or not isinstance(body.get("send_mail", False), bool):
+            return _error(400, "Failed to parse request body")
+        device_type = device_type or str(body.get("device_type") or "")
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        if body.get("notify_about") not in _NOTIFY_ABOUT:
+            allowed = " ".join(_NOTIFY_ABOUT)
+            error = {"NotificationPreference.NotifyAbout": f"NotifyAbout must be one of {allowed}"}
+            return _error(422, "Validation failed", error)
+        data = self.set_preferences(
+            user.email,
+            organisation.id,
+            device_type,
+            notify_about=str(body["notify_about"]),
+            send_mail=bool(body.get("send_mail", False)),
+            time_range=str(body.get("time_range") or _ALL_DAY),
+        )
+        return _json(envelope_success("notification preference updated", data), 200)
+
+    async def _profile(self, request: web.Request) -> web.Response:
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        data = self.profile(self._users_by_id[session.user_id].email)
+        return _json(envelope_success("profile retrieved successfully", data), 200)
 
     # -- auth -------------------------------------------------------------------------------
 
@@ -1870,6 +2209,75 @@ class TelexApiSimulator:
             dm_from=str(body["dm_from"]) if body.get("dm_from") else None,
         )
         return web.json_response(payload)
+
+    async def _admin_send_message(self, request: web.Request) -> web.Response:
+        """Mirrors :meth:`send_message`: ``email`` (the sender), ``org_id``, ``text`` and one of
+        ``channel``/``dm_to``/``reply_to``; optional ``mentions`` and ``media``."""
+        body = await self._admin_body(request)
+        dm_to = body.get("dm_to")
+        sent = await self.send_message(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body.get("text", "")),
+            channel=str(body["channel"]) if body.get("channel") else None,
+            dm_to=dm_to if isinstance(dm_to, list) else (str(dm_to) if dm_to else None),
+            reply_to=str(body["reply_to"]) if body.get("reply_to") else None,
+            mentions=[str(m) for m in body.get("mentions", [])],
+            media=list(body.get("media", [])),
+        )
+        return web.json_response(sent.as_json())
+
+    async def _admin_send_agent_message(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        sent = await self.send_agent_message(
+            str(body["agent_id"]), str(body["email"]), str(body.get("text", ""))
+        )
+        return web.json_response(sent.as_json())
+
+    async def _admin_add_member(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        member = self.add_member(
+            str(body["org_id"]),
+            str(body["full_name"]),
+            email=str(body["email"]) if body.get("email") else None,
+            username=str(body["username"]) if body.get("username") else None,
+        )
+        return web.json_response(
+            {"id": member.id, "email": member.email, "username": member.username}
+        )
+
+    async def _admin_add_agent(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        agent = self.add_agent(
+            str(body["org_id"]),
+            str(body["name"]),
+            title=str(body.get("title", "")),
+            description=str(body.get("description", "")),
+        )
+        return web.json_response({"id": agent.id, "name": agent.name})
+
+    async def _admin_preferences(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        send_mail = body.get("send_mail")
+        data = self.set_preferences(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body.get("device_type", "desktop")),
+            notify_about=str(body["notify_about"]) if body.get("notify_about") else None,
+            send_mail=bool(send_mail) if send_mail is not None else None,
+            time_range=str(body["time_range"]) if body.get("time_range") else None,
+        )
+        return web.json_response(data)
+
+    async def _admin_profile(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        pause = body.get("pause_notification")
+        data = self.set_profile(
+            str(body["email"]),
+            pause_notification=bool(pause) if pause is not None else None,
+            timezone=str(body["timezone"]) if body.get("timezone") else None,
+        )
+        return web.json_response(data)
 
     async def _admin_read_channel(self, request: web.Request) -> web.Response:
         body = await self._admin_body(request)

@@ -722,17 +722,21 @@ class TelexApiSimulator:
         """A named person ("Ada Obi") in ``org``: created on first use, then joins more orgs.
 
         The e-mail defaults to ``ada.obi@telex.local`` and the username to the first name in
-        lower case (``ada``); their password is random (nobody signs in as them).
+        lower case (``ada``; ``ada.obi`` when taken); their password is random (nobody signs in
+        as them).
         """
         first, _, last = full_name.strip().partition(" ")
-        address = email or f"{_slug(full_name).replace('-', '.')}@telex.local"
+        dotted = _slug(full_name).replace("-", ".")
+        address = email or f"{dotted}@telex.local"
         if _normalise_email(address) not in self._users:
+            taken = {u.username.lower() for u in self._users.values()}
+            short = _slug(first).replace("-", "")
             self.add_user(
                 address,
                 secrets.token_urlsafe(16),
                 first_name=first,
                 last_name=last,
-                username=username or _slug(first).replace("-", "") or None,
+                username=username or (short if short and short not in taken else dotted),
             )
         self.join_org(address, org)
         return self.user(address)

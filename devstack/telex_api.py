@@ -513,6 +513,7 @@ class TelexApiSimulator:
         self._conversations: dict[str, SimConversation] = {}
         self._agents: dict[str, SimAgent] = {}
         self._preferences: dict[tuple[str, str, str], JSON] = {}  # (user, org, device type)
+        self._channel_preferences: dict[tuple[str, str, str], JSON] = {}  # (user, channel, device)
         self._profiles: dict[str, JSON] = {}  # user id -> pause_notification, timezone
         self._sessions: dict[str, _Session] = {}  # by access uuid
         self._by_notification: dict[str, _Session] = {}
@@ -1534,6 +1535,12 @@ class TelexApiSimulator:
         preference = f"{p}/organisations/{{org_id}}/notification-preference"
         app.router.add_get(preference, self._notification_preference)
         app.router.add_post(preference, self._notification_preference)
+        channel_preference = f"{p}/channels/{{channel_id}}/notification-preference"
+        app.router.add_get(channel_preference, self._channel_notification_preference)
+        app.router.add_post(channel_preference, self._channel_notification_preference)
+        app.router.add_get(
+            f"{p}/organisations/{{org_id}}/channels/notification-preference", self._muted_channels
+        )
         app.router.add_get(f"{p}/profile", self._profile)
         app.router.add_get(PUSH_WS_PATH, self._push_websocket)
         if self._admin_routes:
@@ -1553,6 +1560,7 @@ class TelexApiSimulator:
         app.router.add_post(f"{a}/add_agent", self._admin_add_agent)
         app.router.add_post(f"{a}/preferences", self._admin_preferences)
         app.router.add_post(f"{a}/profile", self._admin_profile)
+        app.router.add_post(f"{a}/channel_preferences", self._admin_channel_preferences)
         app.router.add_post(f"{a}/publish_raw", self._admin_publish_raw)
         app.router.add_post(f"{a}/revoke", self._admin_revoke)
         app.router.add_post(f"{a}/fail_next", self._admin_fail_next)
@@ -1840,6 +1848,94 @@ class TelexApiSimulator:
         if time_range is not None:
             current["time_range"] = time_range
         return dict(current)
+
+    def channel_preferences(
+        self, email: str, org: str, channel_name: str, device_type: str = "desktop"
+    ) -> JSON:
+        """A channel's notification preference (the defaults until set)."""
+        if device_type not in _DEVICE_TYPES:
+            raise SimulatorError(f"device_type must be one of {_DEVICE_TYPES}")
+        user, organisation = self._member(email, org)
+        channel = self.add_channel(organisation.id, channel_name)
+        return self._channel_preference(user, channel, device_type)
+
+    def _channel_preference(self, user: SimUser, channel: SimChannel, device_type: str) -> JSON:
+        return self._channel_preferences.setdefault(
+            (user.id, channel.id, device_type),
+            {
+                "muted": False,
+                "at_mentions": True,
+                "at_channel": True,
+                "notify_about": "all_new_messages",
+            },
+        )
+
+    def set_channel_preferences(
+        self,
+        email: str,
+        org: str,
+        channel_name: str,
+        device_type: str = "desktop",
+        *,
+        muted: bool | None = None,
+        at_mentions: bool | None = None,
+        at_channel: bool | None = None,
+    ) -> JSON:
+        current = self.channel_preferences(email, org, channel_name, device_type)
+        for name, value in (
+            ("muted", muted),
+            ("at_mentions", at_mentions),
+            ("at_channel", at_channel),
+        ):
+            if value is not None:
+                current[name] = value
+        return dict(current)
+
+    async def _channel_notification_preference(self, request: web.Request) -> web.Response:
+        """``GET``/``POST /channels/{id}/notification-preference?device_type=``."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        channel = self._channel_by_id(request.match_info["channel_id"])
+        if channel is None or channel.org_id not in user.org_ids:
+            return _error(404, "channel not found")
+        device_type = request.query.get("device_type", "")
+        body: JSON = {}
+        if request.method == "POST":
+            parsed = await _read_json_object(request, "ChannelNotificationPreference", ())
+            if isinstance(parsed, str):
+                return _error(400, "Failed to parse request body")
+            body = parsed
+            device_type = device_type or str(body.get("device_type") or "")
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        current = self._channel_preference(user, channel, device_type)
+        if request.method == "GET":
+            return _json(envelope_success("notification preference retrieved", current), 200)
+        for name in ("muted", "at_mentions", "at_channel"):
+            if isinstance(body.get(name), bool):
+                current[name] = body[name]
+        return _json(envelope_success("notification preference updated", current), 200)
+
+    async def _muted_channels(self, request: web.Request) -> web.Response:
+        """``GET /organisations/{org}/channels/notification-preference?device_type=``."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        device_type = request.query.get("device_type", "")
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        data = [
+            {
+                "channels_id": channel.id,
+                "channel_name": channel.name,
+                "muted": bool(self._channel_preference(user, channel, device_type)["muted"]),
+            }
+            for channel in self.channels_of(organisation.id)
+        ]
+        return _json(envelope_success("notification preferences retrieved", data), 200)
 
     def profile(self, email: str) -> JSON:
         """``GET /profile``'s data: the user, ``pause_notification`` and ``timezone``."""
@@ -2270,6 +2366,23 @@ class TelexApiSimulator:
             notify_about=str(body["notify_about"]) if body.get("notify_about") else None,
             send_mail=bool(send_mail) if send_mail is not None else None,
             time_range=str(body["time_range"]) if body.get("time_range") else None,
+        )
+        return web.json_response(data)
+
+    async def _admin_channel_preferences(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+
+        def flag(name: str) -> bool | None:
+            return bool(body[name]) if body.get(name) is not None else None
+
+        data = self.set_channel_preferences(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body["channel"]),
+            str(body.get("device_type", "desktop")),
+            muted=flag("muted"),
+            at_mentions=flag("at_mentions"),
+            at_channel=flag("at_channel"),
         )
         return web.json_response(data)
 

@@ -541,3 +541,37 @@ async def test_the_demo_events_are_conversations_from_named_people() -> None:
             "trigger_notification/channels_section",
         } <= kinds
         assert senders & {name for name, _ in DEMO_MEMBERS}
+
+
+async def test_channel_notification_preferences_and_the_muted_list(
+    sim: TelexApiSimulator, http: aiohttp.ClientSession, acme: str
+) -> None:
+    token = (await login(http, sim))["access_token"]
+    general = sim.add_channel(acme, "general").id
+    url = f"{sim.base_url}/channels/{general}/notification-preference?device_type=desktop"
+    reply = await call(http, "GET", url, headers=bearer(token))
+    assert reply.status == 200, reply.text
+    assert reply.body["data"] == {
+        "muted": False,
+        "at_mentions": True,
+        "at_channel": True,
+        "notify_about": "all_new_messages",
+    }
+    body = {"muted": True, "at_mentions": True, "at_channel": False, "device_type": "desktop"}
+    reply = await call(http, "POST", url.partition("?")[0], headers=bearer(token), json_body=body)
+    assert reply.status == 200, reply.text
+    assert sim.channel_preferences(ALICE, acme, "general")["muted"] is True
+
+    listing = f"{sim.base_url}/organisations/{acme}/channels/notification-preference"
+    reply = await call(http, "GET", f"{listing}?device_type=desktop", headers=bearer(token))
+    assert reply.status == 200, reply.text
+    assert {"channels_id": general, "channel_name": "general", "muted": True} in reply.body["data"]
+    assert (await call(http, "GET", listing, headers=bearer(token))).status == 400
+
+    admin = await call(
+        http,
+        "POST",
+        f"{sim.root_url}/_sim/channel_preferences",
+        json_body={"email": ALICE, "org_id": acme, "channel": "general", "muted": False},
+    )
+    assert admin.body["muted"] is False

@@ -375,6 +375,17 @@ def mention_span(user_id: str, label: str) -> str:
     )
 
 
+_TIME_UNITS: Final = (
+    (86400 * 365, "year"),
+    (86400 * 30, "month"),
+    (86400 * 7, "week"),
+    (86400, "day"),
+    (3600, "hour"),
+    (60, "minute"),
+    (1, "second"),
+)
+
+
 def _time_ago(ts: float | None, now: float | None = None) -> str:
     """``last_post_time`` as go-humanize writes it ("5 minutes ago"); empty when never."""
     if ts is None:
@@ -382,11 +393,7 @@ def _time_ago(ts: float | None, now: float | None = None) -> str:
     seconds = int((time.time() if now is None else now) - ts)
     if seconds < 1:
         return "now"
-    for size, unit in ((86400 * 365, "year"), (86400 * 30, "month"), (86400 * 7, "week")):
-        if seconds >= size:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count > 1 else ''} ago"
-    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+    for size, unit in _TIME_UNITS:
         if seconds >= size:
             count = seconds // size
             return f"{count} {unit}{'s' if count > 1 else ''} ago"

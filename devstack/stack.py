@@ -5,7 +5,8 @@ hands out Centrifugo tokens, and a push server that accepts those tokens. Both s
 secret that is random per run and never printed. The push server is the in-repo one by default;
 a :class:`PushTarget` points the simulator at any Centrifugo-compatible server instead (a real
 Centrifugo v6 in the conformance suite). The stack seeds a demo account and, when asked, keeps
-the account busy with random channel activity so the app has something to show.
+the account busy with short conversations from named colleagues (and count-only posts) so
+the app has something to show.
 """
 
 from __future__ import annotations
@@ -58,6 +59,33 @@ DEMO_COLLEAGUES: Final = (
     ("ada@telex.local", "Ada", "Lovelace"),
     ("grace@telex.local", "Grace", "Hopper"),
 )
+
+
+#: Named people who write in the demo organisations: (full name, organisations).
+DEMO_MEMBERS: Final = (
+    ("Ada Obi", ("Acme", "Globex")),
+    ("Sam Ito", ("Acme",)),
+    ("Lena Park", ("Globex",)),
+    ("Tomi Bello", ("Acme", "Globex")),
+)
+#: Short things they say: channel posts, mentions of the demo user, replies, DMs, and what
+#: the demo user writes themselves (so someone can reply to it).
+DEMO_POSTS: Final = (
+    "the deploy is done",
+    "standup moves to 10:30 today",
+    "CI is green again",
+    "new mock-ups are in the shared drive",
+    "who is up for lunch?",
+    "the Q3 numbers are in",
+)
+DEMO_MENTIONS: Final = (
+    "@{user} can you review the release notes?",
+    "@{user} are you joining the call?",
+    "thanks @{user}, that fixed it",
+)
+DEMO_REPLIES: Final = ("looks good to me", "merged, thanks!", "+1, ship it", "on it")
+DEMO_DMS: Final = ("hey, got a minute?", "sent you the draft", "lunch tomorrow?")
+DEMO_OWN_POSTS: Final = ("I'll write the release notes", "retro notes are up", "PR is ready")
 
 
 @dataclass(frozen=True)
@@ -160,6 +188,9 @@ class LocalStack:
         for org_name, channels in DEMO_ORGS.items():
             for name, description, topic in channels:
                 sim.add_channel(org_name, name, description=description, topic=topic)
+        for full_name, orgs in DEMO_MEMBERS:
+            for org_name in orgs:
+                sim.add_member(org_name, full_name)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -282,26 +313,52 @@ class LocalStack:
                 logger.warning("Demo event failed: %s", exc)
 
     async def demo_event(self) -> list[JSON]:
-        """One random event for the demo account: a post, a mention, a DM or a read.
+        """One random event for the demo account: a read, a count-only post (the webhook-like
+        :meth:`~TelexApiSimulator.post_message`), or a named member writing with
+        :meth:`~TelexApiSimulator.send_message`: a channel post, a mention of the demo user, a
+        reply to the demo user's thread, or a DM.
 
-        Returns the payloads published. A read happens only on a channel with unread threads,
-        so the app sees counts drop as well as rise.
+        Returns the payloads published to the demo account, in order. A read happens only on a
+        channel with unread threads, so the app sees counts drop as well as rise.
         """
         sim, email = self._simulator, self._account.email
         org = self._rng.choice(sim.orgs_of(email))
         channels = [c.name for c in sim.channels_of(org.id)]
         roll = self._rng.random()
         unread = [c for c in channels if sim.unread(email, org.id, c)[0] > 0]
-        if roll < 0.15 and unread:
+        if roll < 0.12 and unread:
             return await sim.read_channel(email, org.id, self._rng.choice(unread))
         channel = self._rng.choice(channels)
-        if roll < 0.30:
-            sender_email, sender_first, _ = self._rng.choice(DEMO_COLLEAGUES)
-            if org.id not in sim.user(sender_email).org_ids:
-                sender_email = DEMO_COLLEAGUES[0][0]
-                sender_first = DEMO_COLLEAGUES[0][1]
-            return [
-                await sim.post_message(email, org.id, sender_first.lower(), dm_from=sender_email)
-            ]
-        mention = roll < 0.45
-        return [await sim.post_message(email, org.id, channel, mention=mention)]
+        if roll < 0.27:
+            return [await sim.post_message(email, org.id, channel, mention=roll < 0.20)]
+        member = self._rng.choice([m for m in sim.members_of(org.id) if m.email != email])
+        if roll < 0.50:
+            line = self._rng.choice(DEMO_POSTS)
+            sent = await sim.send_message(member.email, org.id, line, channel=channel)
+            return sent.to(email)
+        if roll < 0.62:
+            line = self._rng.choice(DEMO_MENTIONS).format(user=sim.user(email).username)
+            sent = await sim.send_message(member.email, org.id, line, channel=channel)
+            return sent.to(email)
+        if roll < 0.80:
+            return await self._demo_reply(org.id, channel, member.email)
+        line = self._rng.choice(DEMO_DMS)
+        return (await sim.send_message(member.email, org.id, line, dm_to=email)).to(email)
+
+    async def _demo_reply(self, org_id: str, channel: str, member_email: str) -> list[JSON]:
+        """Someone replies to one of the demo user's threads (written first if there is none)."""
+        sim, email = self._simulator, self._account.email
+        demo_id = sim.user(email).id
+        channel_id = sim.add_channel(org_id, channel).id
+        own = [t for t in sim.threads_in(channel_id) if t.sender_id == demo_id]
+        published: list[JSON] = []
+        if own:
+            thread_id = self._rng.choice(own).id
+        else:
+            line = self._rng.choice(DEMO_OWN_POSTS)
+            first = await sim.send_message(email, org_id, line, channel=channel)
+            published.extend(first.to(email))
+            thread_id = first.thread_id
+        line = self._rng.choice(DEMO_REPLIES)
+        reply = await sim.send_message(member_email, org_id, line, reply_to=thread_id)
+        return published + reply.to(email)

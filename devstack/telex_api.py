@@ -6,7 +6,11 @@ depends on: the same paths under ``/api/v1``, the same envelopes, status codes a
 Centrifugo connection/subscription JWTs signed with the shared HMAC secret, and the newer backend's
 channel validation. It also plays "the rest of Telex": :meth:`TelexApiSimulator.post_message` and
 :meth:`TelexApiSimulator.read_channel` publish ``unread_thread_change`` payloads shaped like the
-backend's through a Centrifugo-style HTTP API (real Centrifugo or the in-repo push server).
+backend's through a Centrifugo-style HTTP API (real Centrifugo or the in-repo push server), and
+:meth:`TelexApiSimulator.send_message` plays any member writing in a channel, thread or DM: each
+recipient's personal channel gets the backend's sequence (events reference §1.10, quirks
+included). The previews (``user-channels``, the DM list, ``profile``), the read-marking thread
+lists with their side effect and the notification preferences are served as the backend does.
 
 Knobs for tests: token lifetimes, latency, where the organisation list lives, session revocation,
 one-shot failures per path, a request log without token values, and an "API down" switch. The
@@ -17,6 +21,7 @@ a simulator that runs in another process.
 from __future__ import annotations
 
 import asyncio
+import html
 import ipaddress
 import json
 import logging
@@ -26,6 +31,7 @@ import ssl
 import string
 import time
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -156,6 +162,114 @@ class _Unread:
     last_read_at: float | None = None
 
 
+@dataclass(frozen=True)
+class SimMessage:
+    """One message written with :meth:`TelexApiSimulator.send_message`.
+
+    A top-level message is its own thread (``thread_id == id``); a reply names its parent.
+    ``conversation_id`` is a channel id or a DM conversation id; ``html`` is the rich-text
+    editor's HTML; ``mentions`` holds user ids (``ZERO_UUID`` for ``@channel``).
+    """
+
+    id: str
+    thread_id: str
+    org_id: str
+    conversation_id: str
+    sender_id: str
+    html: str
+    media: tuple[JSON, ...]
+    mentions: tuple[str, ...]
+    created_at: float
+
+    @property
+    def is_reply(self) -> bool:
+        return self.id != self.thread_id
+
+
+@dataclass(frozen=True)
+class SimConversation:
+    """A DM (two members) or group DM (more) between members of one organisation."""
+
+    id: str
+    org_id: str
+    member_ids: tuple[str, ...]
+    created_at: float
+
+    @property
+    def channel_type(self) -> str:
+        return "dm" if len(self.member_ids) == 2 else "group_dm"
+
+
+@dataclass(frozen=True)
+class SimAgent:
+    """A bot (integration) of an organisation that can DM a member."""
+
+    id: str
+    org_id: str
+    name: str
+    title: str
+    description: str
+    tone: str
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One publish to a personal channel ``<org>/<user>``, in the order it happened."""
+
+    email: str
+    user_id: str
+    channel: str
+    data: JSON
+
+    @property
+    def kind(self) -> str:
+        """``notification_type`` or ``notification_type/section`` when a section is set."""
+        section = self.data.get("section")
+        kind = str(self.data.get("notification_type"))
+        return f"{kind}/{section}" if section else kind
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What :meth:`TelexApiSimulator.send_message` wrote and published."""
+
+    message: SimMessage
+    publications: tuple[Publication, ...]
+
+    @property
+    def message_id(self) -> str:
+        return self.message.id
+
+    @property
+    def thread_id(self) -> str:
+        return self.message.thread_id
+
+    @property
+    def channel_id(self) -> str:
+        return self.message.conversation_id
+
+    def to(self, email: str) -> list[JSON]:
+        """The payloads one recipient received, in order."""
+        key = _normalise_email(email)
+        return [p.data for p in self.publications if _normalise_email(p.email) == key]
+
+    def kinds_to(self, email: str) -> list[str]:
+        """:attr:`Publication.kind` of what one recipient received, in order."""
+        key = _normalise_email(email)
+        return [p.kind for p in self.publications if _normalise_email(p.email) == key]
+
+    def as_json(self) -> JSON:
+        return {
+            "message_id": self.message_id,
+            "thread_id": self.thread_id,
+            "channel_id": self.channel_id,
+            "published": [
+                {"email": p.email, "user_id": p.user_id, "channel": p.channel, "data": p.data}
+                for p in self.publications
+            ],
+        }
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +302,102 @@ def _random_token(length: int = 32) -> str:
 
 def _normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+#: ``BuildPreviewMessage``: what a DM preview says for a message that is only media.
+_MEDIA_LABELS: Final = (
+    ("image/", "📷 Photo"),
+    ("video/", "🎥 Video"),
+    ("audio/", "🎵 Audio"),
+    ("application/pdf", "📄 PDF"),
+    ("spreadsheet", "📊 Spreadsheet"),
+    ("excel", "📊 Spreadsheet"),
+    ("text/csv", "📊 Spreadsheet"),
+    ("presentation", "📊 Presentation"),
+    ("powerpoint", "📊 Presentation"),
+    ("msword", "📝 Document"),
+    ("wordprocessing", "📝 Document"),
+    ("text/", "📝 Document"),
+    ("zip", "🗜️ Archive"),
+    ("x-tar", "🗜️ Archive"),
+    ("gzip", "🗜️ Archive"),
+    ("x-7z", "🗜️ Archive"),
+    ("rar", "🗜️ Archive"),
+)
+_MENTION_TOKEN: Final = re.compile(r"@([A-Za-z0-9_.-]*[A-Za-z0-9_])")
+AT_CHANNEL: Final = "@channel"
+_READ_PATH: Final = re.compile(
+    rf"{API_PREFIX}/(threads/channels/[^/]+|(dms|group-dms)/channels/[^/]+/threads)"
+)
+_DEVICE_TYPES: Final = ("web", "mobile", "desktop")
+_NOTIFY_ABOUT: Final = ("all_new_messages", "mentions", "nothing")
+_ALL_DAY: Final = "12:00 AM - 11:59 PM"
+
+
+def media_file(file_name: str, mime_type: str, *, size: int = 1024) -> JSON:
+    """A ``File`` entry of a message's ``media`` (for :meth:`TelexApiSimulator.send_message`)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "file_name": file_name,
+        "file_link": f"https://media.telex.local/{uuid.uuid4()}/{file_name}",
+        "mime_type": mime_type,
+        "file_size": size,
+    }
+
+
+def media_label(media: Sequence[Mapping[str, Any]]) -> str:
+    """The label ``BuildPreviewMessage`` gives a message without text ("📎 File" by default)."""
+    if not media:
+        return ""
+    mime = str(media[0].get("mime_type", "")).lower()
+    return next((label for key, label in _MEDIA_LABELS if key in mime), "📎 File")
+
+
+def preview_message(html: str, media: Sequence[Mapping[str, Any]]) -> str:
+    """``BuildPreviewMessage``: the raw HTML, or a media label when there is no text."""
+    return html if html else media_label(media)
+
+
+def default_avatar_url(user_id: str) -> str:
+    """The BE's default avatar: ``default_avatar_{crc32(user_id) % 7 + 1}.png``."""
+    number = zlib.crc32(user_id.encode()) % 7 + 1
+    return (
+        "https://minio.telex.local/telexstagingbucket/public/default_avatars/"
+        f"default_avatar_{number}.png"
+    )
+
+
+def mention_span(user_id: str, label: str) -> str:
+    """How the rich-text editor writes a mention into a message's HTML."""
+    return (
+        f'<span class="mention" data-id="{html.escape(user_id)}" '
+        f'data-label="{html.escape(label)}">@{html.escape(label)}</span>'
+    )
+
+
+_TIME_UNITS: Final = (
+    (86400 * 365, "year"),
+    (86400 * 30, "month"),
+    (86400 * 7, "week"),
+    (86400, "day"),
+    (3600, "hour"),
+    (60, "minute"),
+    (1, "second"),
+)
+
+
+def _time_ago(ts: float | None, now: float | None = None) -> str:
+    """``last_post_time`` as go-humanize writes it ("5 minutes ago"); empty when never."""
+    if ts is None:
+        return ""
+    seconds = int((time.time() if now is None else now) - ts)
+    if seconds < 1:
+        return "now"
+    for size, unit in _TIME_UNITS:
+        if seconds >= size:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count > 1 else ''} ago"
+    return "now"
 
 
 def envelope_success(message: str, data: Any, status: int = 200) -> JSON:
@@ -305,6 +515,13 @@ class TelexApiSimulator:
         self._dms: dict[tuple[str, str, str], SimDirectMessage] = {}  # (org id, user id, key)
         self._unread: dict[tuple[str, str], _Unread] = {}  # (user id, channel id)
         self._messages: dict[str, int] = {}  # org id -> messages posted
+        self._sent: dict[str, SimMessage] = {}  # send_message's messages, by id
+        self._threads_of: dict[str, list[str]] = {}  # conversation id -> top-level ids, in order
+        self._conversations: dict[str, SimConversation] = {}
+        self._agents: dict[str, SimAgent] = {}
+        self._preferences: dict[tuple[str, str, str], JSON] = {}  # (user, org, device type)
+        self._channel_preferences: dict[tuple[str, str, str], JSON] = {}  # (user, channel, device)
+        self._profiles: dict[str, JSON] = {}  # user id -> pause_notification, timezone
         self._sessions: dict[str, _Session] = {}  # by access uuid
         self._by_notification: dict[str, _Session] = {}
         self._failures: dict[str, list[_Failure]] = {}
@@ -502,6 +719,110 @@ class TelexApiSimulator:
         org_id = self.org(org).id
         return [c for (oid, _), c in self._channels.items() if oid == org_id]
 
+    def add_member(
+        self,
+        org: str,
+        full_name: str,
+        *,
+        email: str | None = None,
+        username: str | None = None,
+    ) -> SimUser:
+        """A named person ("Ada Obi") in ``org``: created on first use, then joins more orgs.
+
+        The e-mail defaults to ``ada.obi@telex.local`` and the username to the first name in
+        lower case (``ada``; ``ada.obi`` when taken); their password is random (nobody signs in
+        as them).
+        """
+        first, _, last = full_name.strip().partition(" ")
+        dotted = _slug(full_name).replace("-", ".")
+        address = email or f"{dotted}@telex.local"
+        if _normalise_email(address) not in self._users:
+            taken = {u.username.lower() for u in self._users.values()}
+            short = _slug(first).replace("-", "")
+            self.add_user(
+                address,
+                secrets.token_urlsafe(16),
+                first_name=first,
+                last_name=last,
+                username=username or (short if short and short not in taken else dotted),
+            )
+        self.join_org(address, org)
+        return self.user(address)
+
+    def members_of(self, org: str) -> list[SimUser]:
+        """Every member of the organisation (each is a member of each of its channels)."""
+        org_id = self.org(org).id
+        return [u for u in self._users.values() if org_id in u.org_ids]
+
+    def add_agent(
+        self,
+        org: str,
+        name: str,
+        *,
+        title: str = "",
+        description: str = "",
+        tone: str = "friendly",
+    ) -> SimAgent:
+        """A bot of the organisation (an integration) that can DM members."""
+        organisation = self.org(org)
+        agent = SimAgent(
+            id=str(uuid.uuid5(uuid.UUID(organisation.id), f"agent:{name}")),
+            org_id=organisation.id,
+            name=name,
+            title=title or name,
+            description=description,
+            tone=tone,
+        )
+        self._agents[agent.id] = agent
+        return agent
+
+    def message(self, message_id: str) -> SimMessage:
+        """A message written with :meth:`send_message` (a thread id names its first message)."""
+        try:
+            return self._sent[message_id]
+        except KeyError:
+            raise SimulatorError(f"unknown message {message_id!r}") from None
+
+    def threads_in(self, conversation_id: str) -> list[SimMessage]:
+        """Top-level messages of a channel or DM conversation, oldest first."""
+        return [self._sent[t] for t in self._threads_of.get(conversation_id, [])]
+
+    def dm_conversation(self, org: str, emails: Sequence[str]) -> SimConversation:
+        """The DM (two people) or group DM (more) of these members; created on first use."""
+        organisation = self.org(org)
+        members: list[SimUser] = []
+        for email in emails:
+            member = self._member(email, organisation.id)[0]
+            if member not in members:
+                members.append(member)
+        if len(members) < 2:
+            raise SimulatorError("a DM needs at least two different members")
+        key = ":".join(sorted(m.id for m in members))
+        conversation_id = str(uuid.uuid5(uuid.UUID(organisation.id), f"conversation:{key}"))
+        existing = self._conversations.get(conversation_id)
+        if existing is not None:
+            return existing
+        conversation = SimConversation(
+            id=conversation_id,
+            org_id=organisation.id,
+            member_ids=tuple(m.id for m in members),
+            created_at=time.time(),
+        )
+        self._conversations[conversation_id] = conversation
+        return conversation
+
+    def unread_in(self, email: str, conversation_id: str) -> tuple[int, int]:
+        """(thread_count, mention_count) of a user for any channel, DM or agent conversation id."""
+        state = self._unread.get((self.user(email).id, conversation_id), _Unread())
+        return state.thread_count, state.mention_count
+
+    def set_unread(
+        self, email: str, conversation_id: str, *, thread_count: int = 0, mention_count: int = 0
+    ) -> None:
+        """Set a user's counts directly (e.g. a leftover ``mention_count`` for the quirks)."""
+        state = self._unread.setdefault((self.user(email).id, conversation_id), _Unread())
+        state.thread_count, state.mention_count = thread_count, mention_count
+
     def unread(
         self, email: str, org: str, channel_name: str, *, dm: bool = False
     ) -> tuple[int, int]:
@@ -676,6 +997,380 @@ class TelexApiSimulator:
         await self._publish(channel, trigger)
         return [update, trigger]
 
+    async def send_message(
+        self,
+        sender: str,
+        org: str,
+        text: str = "",
+        *,
+        channel: str | None = None,
+        dm_to: str | Sequence[str] | None = None,
+        reply_to: str | None = None,
+        mentions: Sequence[str] = (),
+        media: Sequence[Mapping[str, Any]] = (),
+    ) -> SentMessage:
+        """A member of ``org`` (any, the signed-in user included) writes a message, and each
+        recipient's ``<org>/<user>`` gets what the BE publishes (the matrix, events §1.10).
+
+        Exactly one target: ``channel`` (a channel name: a top-level post), ``dm_to`` (one
+        member's e-mail: a DM; several: a group DM with the sender) or ``reply_to`` (a thread
+        id from an earlier :meth:`send_message`: a reply in that channel or DM thread).
+        ``text`` is plain text; ``@username`` of a member and ``@channel`` in it become
+        mentions, as do ``mentions`` (e-mails, or ``"@channel"``). ``media``: ``File`` objects
+        (see :func:`media_file`). Returns the message and every publication, in order.
+        """
+        user, organisation = self._member(sender, org)
+        targets = [t for t in (channel, dm_to, reply_to) if t]
+        if len(targets) != 1:
+            raise SimulatorError("give exactly one of channel, dm_to or reply_to")
+        if not text.strip() and not media:
+            raise SimulatorError("a message needs text or media")
+        parent = self.message(reply_to) if reply_to else None
+        conversation = self._target(organisation, user, channel, dm_to, parent)
+        body, mentioned = self._compose(organisation, text, mentions)
+        if mentioned and isinstance(conversation, SimConversation):
+            mentioned = ()  # ProcessMentions runs for channels only
+        message_id = str(uuid.uuid4())
+        message = SimMessage(
+            id=message_id,
+            thread_id=parent.id if parent is not None else message_id,
+            org_id=organisation.id,
+            conversation_id=conversation.id,
+            sender_id=user.id,
+            html=body,
+            media=tuple(dict(m) for m in media),
+            mentions=mentioned,
+            created_at=time.time(),
+        )
+        self._sent[message.id] = message
+        if parent is None:
+            self._threads_of.setdefault(conversation.id, []).append(message.id)
+        self._messages[organisation.id] = self._messages.get(organisation.id, 0) + 1
+        if isinstance(conversation, SimChannel):
+            plan = self._plan_channel_message(organisation, conversation, user, message)
+        else:
+            plan = self._plan_dm_message(conversation, user, message)
+        publications: list[Publication] = []
+        for recipient, payload in plan:
+            publication = Publication(
+                recipient.email, recipient.id, f"{organisation.id}/{recipient.id}", payload
+            )
+            await self._publish(publication.channel, payload)
+            publications.append(publication)
+        return SentMessage(message, tuple(publications))
+
+    def _target(
+        self,
+        organisation: SimOrganisation,
+        user: SimUser,
+        channel: str | None,
+        dm_to: str | Sequence[str] | None,
+        parent: SimMessage | None,
+    ) -> SimChannel | SimConversation:
+        if channel:
+            return self.add_channel(organisation.id, channel)
+        if dm_to:
+            others = [dm_to] if isinstance(dm_to, str) else list(dm_to)
+            return self.dm_conversation(organisation.id, [user.email, *others])
+        assert parent is not None
+        if parent.org_id != organisation.id or parent.is_reply:
+            raise SimulatorError(f"{parent.id!r} is not a thread of {organisation.name!r}")
+        found = self._conversations.get(parent.conversation_id) or self._channel_by_id(
+            parent.conversation_id
+        )
+        if found is None:
+            raise SimulatorError(f"thread {parent.id!r} can not be replied to")
+        if isinstance(found, SimConversation) and user.id not in found.member_ids:
+            raise SimulatorError(f"{user.email!r} is not in that DM")
+        return found
+
+    async def send_agent_message(self, agent_id: str, email: str, text: str) -> SentMessage:
+        """A bot DMs a member: ``unread_thread_change``/``agent_channels_section`` (no text)."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            raise SimulatorError(f"unknown agent {agent_id!r}")
+        user, organisation = self._member(email, agent.org_id)
+        conversation_id = str(uuid.uuid5(uuid.UUID(agent.id), f"agent-dm:{user.id}"))
+        message_id = str(uuid.uuid4())
+        message = SimMessage(
+            id=message_id,
+            thread_id=message_id,
+            org_id=organisation.id,
+            conversation_id=conversation_id,
+            sender_id=agent.id,
+            html=f"<p>{html.escape(text)}</p>",
+            media=(),
+            mentions=(),
+            created_at=time.time(),
+        )
+        self._sent[message_id] = message
+        self._threads_of.setdefault(conversation_id, []).append(message_id)
+        state = self._unread.setdefault((user.id, conversation_id), _Unread())
+        state.thread_count += 1
+        payload = {
+            "notification_type": "unread_thread_change",
+            "section": "agent_channels_section",
+            "data": {
+                "id": agent.id,
+                "is_active": True,
+                "name": agent.name,
+                "tone": agent.tone,
+                "avatar": "",
+                "title": agent.title,
+                "description": agent.description,
+                "visibility": "public",
+                "stars": 0,
+                "thread_count": state.thread_count,
+                "last_thread_id": state.last_thread_id,
+                "last_read_at": _go_time(state.last_read_at),
+            },
+            "notification_id": str(uuid.uuid4()),
+        }
+        publication = Publication(user.email, user.id, f"{organisation.id}/{user.id}", payload)
+        await self._publish(publication.channel, payload)
+        return SentMessage(message, (publication,))
+
+    def _compose(
+        self, organisation: SimOrganisation, text: str, extra: Sequence[str]
+    ) -> tuple[str, tuple[str, ...]]:
+        """The editor's HTML for ``text`` and who it mentions (user ids, ZERO_UUID = @channel).
+
+        ``@username`` of a member and ``@channel`` become mention spans; ``extra`` mentions
+        (e-mails or ``"@channel"``) that the text does not already hold go first.
+        """
+        by_username = {m.username.lower(): m for m in self.members_of(organisation.id)}
+        mentioned: list[str] = []
+
+        def span(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.lower() == "channel":
+                if ZERO_UUID not in mentioned:
+                    mentioned.append(ZERO_UUID)
+                return mention_span(ZERO_UUID, "channel")
+            member = by_username.get(name.lower())
+            if member is None:
+                return html.escape(match.group(0))
+            if member.id not in mentioned:
+                mentioned.append(member.id)
+            return mention_span(member.id, member.username)
+
+        pieces, last = [], 0
+        for match in _MENTION_TOKEN.finditer(text):
+            pieces.append(html.escape(text[last : match.start()]))
+            pieces.append(span(match))
+            last = match.end()
+        pieces.append(html.escape(text[last:]))
+        prefix: list[str] = []
+        for item in extra:
+            if item.lower() == AT_CHANNEL:
+                target_id, label = ZERO_UUID, "channel"
+            else:
+                member = self._member(item, organisation.id)[0]
+                target_id, label = member.id, member.username
+            if target_id not in mentioned:
+                mentioned.append(target_id)
+                prefix.append(mention_span(target_id, label) + " ")
+        content = "".join(prefix + pieces).strip()
+        return (f"<p>{content}</p>" if content else ""), tuple(mentioned)
+
+    def _plan_channel_message(
+        self,
+        organisation: SimOrganisation,
+        channel: SimChannel,
+        sender: SimUser,
+        message: SimMessage,
+    ) -> list[tuple[SimUser, JSON]]:
+        """``SaveThreadMessage`` (top level) or ``SaveChannelsMsg`` (reply), in order:
+        UpdateUnReadCount (top level only), ProcessMentions, then one unread_thread_change per
+        row of ``user_id != sender OR mention_count > 0``, each followed by the shared
+        channel_mention when that row is mentioned; then thread_reply to the thread's author.
+        """
+        members = self.members_of(organisation.id)
+        states = {m.id: self._unread.setdefault((m.id, channel.id), _Unread()) for m in members}
+        if not message.is_reply:
+            for member in members:
+                if member.id != sender.id:
+                    states[member.id].thread_count += 1
+        at_channel = ZERO_UUID in message.mentions
+        for member in members:
+            if member.id in message.mentions or (at_channel and member.id != sender.id):
+                states[member.id].mention_count += 1
+        mention: JSON | None = None
+        if message.mentions:
+            mention = {
+                "notification_type": "channel_mention",
+                "data": self._feed_message(message, channel_name=channel.name),
+                "notification_id": str(uuid.uuid4()),  # one object for every recipient
+            }
+        plan: list[tuple[SimUser, JSON]] = []
+        for member in members:
+            if member.id == sender.id and states[member.id].mention_count <= 0:
+                continue
+            plan.append((member, self._channel_payload(channel, states[member.id])))
+            if mention is not None and (at_channel or member.id in message.mentions):
+                plan.append((member, mention))
+        if message.is_reply:
+            author = self._users_by_id.get(self._sent[message.thread_id].sender_id)
+            if author is not None and organisation.id in author.org_ids:
+                plan.append((author, self._thread_reply(message)))
+        return plan
+
+    def _plan_dm_message(
+        self, conversation: SimConversation, sender: SimUser, message: SimMessage
+    ) -> list[tuple[SimUser, JSON]]:
+        """``SaveThreadDmMessage``: thread_count+1 and one unread_thread_change per other
+        participant; ``ReplyChannelDMMessage``: only thread_reply to the thread's author."""
+        if message.is_reply:
+            author = self._users_by_id[self._sent[message.thread_id].sender_id]
+            reply = self._thread_reply(
+                message,
+                channel_name=sender.fullname or sender.username,
+                channel_type=conversation.channel_type,
+            )
+            return [(author, reply)]
+        plan: list[tuple[SimUser, JSON]] = []
+        for member_id in conversation.member_ids:
+            if member_id == sender.id:
+                continue
+            recipient = self._users_by_id[member_id]
+            state = self._unread.setdefault((member_id, conversation.id), _Unread())
+            state.thread_count += 1
+            data = self._dm_response(conversation, recipient, describe=recipient, state=state)
+            data["participant_id"] = sender.id
+            payload = {
+                "notification_type": "unread_thread_change",
+                "section": "dm_channels_section",
+                "data": data,
+                "notification_id": str(uuid.uuid4()),
+            }
+            plan.append((recipient, payload))
+        return plan
+
+    def _thread_reply(
+        self, message: SimMessage, *, channel_name: str = "", channel_type: str = ""
+    ) -> JSON:
+        return {
+            "notification_type": "thread_reply",
+            "data": self._feed_message(
+                message, channel_name=channel_name, channel_type=channel_type
+            ),
+            "notification_id": str(uuid.uuid4()),
+        }
+
+    def _feed_message(
+        self, message: SimMessage, *, channel_name: str = "", channel_type: str = ""
+    ) -> JSON:
+        """BE ``FeedMessageRequest`` of a message (``id`` only for a reply: its own id)."""
+        sender = self._users_by_id[message.sender_id]
+        created = _go_time(message.created_at)
+        data: JSON = {
+            "channel_id": message.conversation_id,
+            "full_name": sender.fullname,
+            "username": sender.username,
+            "created_at": created,
+            "updated_at": created,
+            "email": sender.email,
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(sender.id),
+            "message_id": message.id,
+            "type": "message",
+            "message": message.html,
+            "thread_id": message.thread_id,
+            "org_id": message.org_id,
+            "user_id": sender.id,
+            "media": [dict(m) for m in message.media],
+            "user_type": "user",
+            "state": "",
+            "mentions": [
+                {"type": "user", "id": mention_id}
+                for mention_id in message.mentions
+                if mention_id != ZERO_UUID
+            ],
+            "is_forwarded": False,
+        }
+        if message.is_reply:
+            data["id"] = message.id
+        if channel_name:
+            data["channel_name"] = channel_name
+        if channel_type:
+            data["channel_type"] = channel_type
+        return data
+
+    def _thread_item(self, message: SimMessage) -> JSON:
+        """A ``Threads`` entry of ``preview_thread`` (sender and text of one top-level message)."""
+        sender = self._users_by_id.get(message.sender_id)
+        agent = self._agents.get(message.sender_id)
+        created = _go_time(message.created_at)
+        return {
+            "thread_id": message.thread_id,
+            "channel_id": message.conversation_id,
+            "org_id": message.org_id,
+            "user_id": message.sender_id,
+            "username": sender.username if sender else (agent.name if agent else ""),
+            "full_name": sender.fullname if sender else (agent.name if agent else ""),
+            "email": sender.email if sender else "",
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(message.sender_id),
+            "message": message.html,
+            "media": [dict(m) for m in message.media],
+            "type": "message",
+            "reply_count": sum(
+                1 for m in self._sent.values() if m.is_reply and m.thread_id == message.id
+            ),
+            "created_at": created,
+            "updated_at": created,
+        }
+
+    def _dm_response(
+        self,
+        conversation: SimConversation,
+        viewer: SimUser,
+        *,
+        describe: SimUser | None,
+        state: _Unread,
+    ) -> JSON:
+        """``DmChannelsResponse`` for ``viewer``. ``describe`` is whom ``username``/e-mail/avatar
+        name (the NewThread publish names the recipient itself: the BE's quirk); ``None``
+        names the other participant, as the DM list does."""
+        others = [self._users_by_id[m] for m in conversation.member_ids if m != viewer.id]
+        everyone = [self._users_by_id[m] for m in conversation.member_ids]
+        person = describe if describe is not None else others[0]
+        threads = list(reversed(self.threads_in(conversation.id)))[:50]
+        newest = threads[0] if threads else None
+        group = conversation.channel_type == "group_dm"
+        return {
+            "channel_id": conversation.id,
+            "username": ", ".join(u.username for u in everyone) if group else person.username,
+            "participant_id": others[0].id,
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(person.id),
+            "participant_email": person.email,
+            "channel_type": conversation.channel_type,
+            "thread_count": state.thread_count,
+            "last_thread_id": state.last_thread_id,
+            "last_read_at": _go_time(state.last_read_at),
+            "preview_message": preview_message(newest.html, newest.media) if newest else "",
+            "preview_thread": [self._thread_item(t) for t in threads],
+            "participants": [self._participant(u) for u in (everyone if group else [person])],
+            "created_at": _go_time(conversation.created_at),
+            "is_favourite": False,
+            "is_suggested": False,
+        }
+
+    @staticmethod
+    def _participant(user: SimUser) -> JSON:
+        return {
+            "user_id": user.id,
+            "username": user.username,
+            "full_name": user.fullname,
+            "email": user.email,
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(user.id),
+        }
+
+    def _channel_by_id(self, channel_id: str) -> SimChannel | None:
+        return next((c for c in self._channels.values() if c.id == channel_id), None)
+
     async def publish_raw(self, email: str, org_id: str, data: Any) -> None:
         """Publish any payload to the user's personal channel (unknown types, broken shapes)."""
         user, organisation = self._member(email, org_id)
@@ -839,6 +1534,21 @@ class TelexApiSimulator:
         app.router.add_post(f"{p}/centrifugo/subscription", self._sub_by_notification)
         app.router.add_get(f"{p}/token/connection", self._conn_by_bearer)
         app.router.add_post(f"{p}/token/subscription", self._sub_by_bearer)
+        app.router.add_get(f"{p}/organisations/{{org_id}}/user-channels", self._user_channels)
+        app.router.add_get(f"{p}/organisations/{{org_id}}/dms", self._dm_channels)
+        app.router.add_get(f"{p}/threads/channels/{{channel_id}}", self._read_channel_threads)
+        app.router.add_get(f"{p}/dms/channels/{{channel_id}}/threads", self._read_dm_threads)
+        app.router.add_get(f"{p}/group-dms/channels/{{channel_id}}/threads", self._read_dm_threads)
+        preference = f"{p}/organisations/{{org_id}}/notification-preference"
+        app.router.add_get(preference, self._notification_preference)
+        app.router.add_post(preference, self._notification_preference)
+        channel_preference = f"{p}/channels/{{channel_id}}/notification-preference"
+        app.router.add_get(channel_preference, self._channel_notification_preference)
+        app.router.add_post(channel_preference, self._channel_notification_preference)
+        app.router.add_get(
+            f"{p}/organisations/{{org_id}}/channels/notification-preference", self._muted_channels
+        )
+        app.router.add_get(f"{p}/profile", self._profile)
         app.router.add_get(PUSH_WS_PATH, self._push_websocket)
         if self._admin_routes:
             self._add_admin_routes(app)
@@ -851,6 +1561,13 @@ class TelexApiSimulator:
         app.router.add_get(f"{a}/state", self._admin_state)
         app.router.add_post(f"{a}/post_message", self._admin_post_message)
         app.router.add_post(f"{a}/read_channel", self._admin_read_channel)
+        app.router.add_post(f"{a}/send_message", self._admin_send_message)
+        app.router.add_post(f"{a}/send_agent_message", self._admin_send_agent_message)
+        app.router.add_post(f"{a}/add_member", self._admin_add_member)
+        app.router.add_post(f"{a}/add_agent", self._admin_add_agent)
+        app.router.add_post(f"{a}/preferences", self._admin_preferences)
+        app.router.add_post(f"{a}/profile", self._admin_profile)
+        app.router.add_post(f"{a}/channel_preferences", self._admin_channel_preferences)
         app.router.add_post(f"{a}/publish_raw", self._admin_publish_raw)
         app.router.add_post(f"{a}/revoke", self._admin_revoke)
         app.router.add_post(f"{a}/fail_next", self._admin_fail_next)
@@ -901,6 +1618,408 @@ class TelexApiSimulator:
         except Exception:
             logger.exception("Simulator handler failed for %s %s", request.method, path)
             return _error(500, INTERNAL_ERROR)
+
+    # -- conversations: previews, reads, preferences, profile -------------------------------
+
+    def _session_org(self, request: web.Request) -> tuple[SimUser, SimOrganisation] | web.Response:
+        """The signed-in user and the ``{org_id}`` of the path, which they must belong to."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        org_id = request.match_info["org_id"]
+        if not _is_uuid(org_id):
+            return _error(400, "invalid organisation id")
+        organisation = self._orgs.get(org_id)
+        if organisation is None:
+            return _error(404, "organisation not found")
+        if org_id not in user.org_ids:
+            return _error(403, "user is not a member of this organisation")
+        return user, organisation
+
+    @staticmethod
+    def _paging(request: web.Request, default_limit: int) -> tuple[int, int]:
+        def number(name: str, default: int) -> int:
+            try:
+                value = int(request.query.get(name, default))
+            except ValueError:
+                return default
+            return value if value > 0 else default
+
+        return number("page", 1), number("limit", default_limit)
+
+    @staticmethod
+    def _paged(message: str, items: list[JSON], page: int, limit: int) -> web.Response:
+        """The success envelope with the BE's ``pagination`` beside ``data``."""
+        body = envelope_success(message, items[(page - 1) * limit : page * limit])
+        body["pagination"] = {
+            "current_page": page,
+            "page_size": limit,
+            "total_pages_count": max(1, -(-len(items) // limit)),
+            "total_count": len(items),
+        }
+        return _json(body, 200)
+
+    def _user_channel(self, channel: SimChannel, user: SimUser, *, read: bool = False) -> JSON:
+        """``GetUserChannelResp``: the list entry, or (``read``) the Read publish's payload."""
+        state = self._unread.get((user.id, channel.id), _Unread())
+        data: JSON = self._channel_payload(channel, state)["data"]
+        threads = self.threads_in(channel.id)
+        newest = threads[-1] if threads and not read else None
+        members = self.members_of(channel.org_id)
+        data.update(
+            {
+                "unread_count": state.thread_count,
+                "last_read_at": _go_time(state.last_read_at),
+                "last_post_time": _time_ago(newest.created_at) if newest else "",
+                "channel_slug": "" if read else f"{_slug(channel.name)}-{channel.id[-12:]}",
+                "member_avatars": None if read else [default_avatar_url(m.id) for m in members[:5]],
+                "members_count": 0 if read else len(members),
+                "preview_thread": [self._thread_item(newest)] if newest else None,
+                "preview_message": preview_message(newest.html, newest.media) if newest else "",
+            }
+        )
+        return data
+
+    async def _user_channels(self, request: web.Request) -> web.Response:
+        """``GET /organisations/{org}/user-channels``: counts and previews, no side effect."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        data = [self._user_channel(c, user) for c in self.channels_of(organisation.id)]
+        return _json(envelope_success("user channels retrieved successfully", data), 200)
+
+    def _dm_list(self, user: SimUser, organisation: SimOrganisation) -> list[JSON]:
+        entries: list[tuple[float, JSON]] = []
+        for conversation in self._conversations.values():
+            if conversation.org_id != organisation.id or user.id not in conversation.member_ids:
+                continue
+            state = self._unread.get((user.id, conversation.id), _Unread())
+            threads = self.threads_in(conversation.id)
+            last = threads[-1].created_at if threads else conversation.created_at
+            entries.append(
+                (last, self._dm_response(conversation, user, describe=None, state=state))
+            )
+        for (org_id, user_id, _), legacy in self._dms.items():
+            if org_id != organisation.id or user_id != user.id:
+                continue
+            state = self._unread.get((user.id, legacy.id), _Unread())
+            data = self._dm_payload(legacy, state, "")["data"]
+            data.update(
+                {
+                    "preview_thread": None,
+                    "participants": [],
+                    "created_at": _go_time(None),
+                    "is_favourite": False,
+                    "is_suggested": False,
+                }
+            )
+            entries.append((0.0, data))
+        entries.sort(key=lambda entry: entry[0], reverse=True)
+        return [data for _, data in entries]
+
+    async def _dm_channels(self, request: web.Request) -> web.Response:
+        """``GET /organisations/{org}/dms?page=&limit=``: the DM list, no side effect."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        page, limit = self._paging(request, 50)
+        items = self._dm_list(user, organisation)
+        return self._paged("dm channels retrieved successfully", items, page, limit)
+
+    @property
+    def read_requests(self) -> list[tuple[str, str]]:
+        """The requests of the log that mark something read (events §2.2)."""
+        return [r for r in self._requests if _READ_PATH.fullmatch(r[1])]
+
+    async def _read_channel_threads(self, request: web.Request) -> web.Response:
+        """``GET /threads/channels/{id}``: the threads, **and** the channel is read (§2.2)."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        channel_id = request.match_info["channel_id"]
+        if not _is_uuid(channel_id):
+            return _error(400, "invalid channel id")
+        channel = self._channel_by_id(channel_id)
+        if channel is None or channel.org_id not in user.org_ids:
+            return _error(404, "channel not found")
+        threads = self._mark_read(user, channel.id)
+        update = {
+            "notification_type": "unread_thread_change",
+            "section": "channels_section",
+            "data": self._user_channel(channel, user, read=True),
+            "notification_id": str(uuid.uuid4()),
+        }
+        await self._publish_read(user, channel.org_id, channel.id, update)
+        page, limit = self._paging(request, 30)
+        return self._paged("threads retrieved successfully", threads, page, limit)
+
+    async def _read_dm_threads(self, request: web.Request) -> web.Response:
+        """``GET /dms/channels/{id}/threads`` (and ``/group-dms/…``): threads, and it is read."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        channel_id = request.match_info["channel_id"]
+        if not _is_uuid(channel_id):
+            return _error(400, "invalid channel id")
+        conversation = self._conversations.get(channel_id)
+        legacy = next(
+            (d for (_, uid, _), d in self._dms.items() if d.id == channel_id and uid == user.id),
+            None,
+        )
+        if conversation is not None and user.id in conversation.member_ids:
+            threads = self._mark_read(user, conversation.id)
+            state = self._unread[(user.id, conversation.id)]
+            data = self._dm_response(conversation, user, describe=None, state=state)
+            data.update({"preview_message": "", "preview_thread": None})
+            update = {
+                "notification_type": "unread_thread_change",
+                "section": "dm_channels_section",
+                "data": data,
+                "notification_id": str(uuid.uuid4()),
+            }
+            org_id = conversation.org_id
+        elif legacy is not None:
+            threads = self._mark_read(user, legacy.id)
+            update = self._dm_payload(legacy, self._unread[(user.id, legacy.id)], "")
+            org_id = legacy.org_id
+        else:
+            return _error(404, "dm channel not found")
+        await self._publish_read(user, org_id, channel_id, update)
+        page, limit = self._paging(request, 30)
+        return self._paged("threads retrieved successfully", threads, page, limit)
+
+    def _mark_read(self, user: SimUser, conversation_id: str) -> list[JSON]:
+        """``GetAllChannelThreads``: counts to 0, last read = the newest thread; its threads."""
+        threads = self.threads_in(conversation_id)
+        state = self._unread.setdefault((user.id, conversation_id), _Unread())
+        state.thread_count = state.mention_count = 0
+        state.last_read_at = time.time()
+        if threads:
+            state.last_thread_id = threads[-1].id
+        return [self._thread_item(t) for t in reversed(threads)]
+
+    async def _publish_read(
+        self, user: SimUser, org_id: str, conversation_id: str, update: JSON
+    ) -> None:
+        """The Read unread_thread_change, then the sidebar refresh (events §1.8), to the reader."""
+        trigger = {
+            "notification_type": "trigger_notification",
+            "section": update["section"],
+            "modification_ids": {
+                "org_id": org_id,
+                "channel_id": conversation_id,
+                "user_id": user.id,
+            },
+            "data": {"trigger_action": "refresh", "target_component": "sidebar"},
+            "notification_id": str(uuid.uuid4()),
+        }
+        channel = f"{org_id}/{user.id}"
+        try:
+            await self._publish(channel, update)
+            await self._publish(channel, trigger)
+        except PublishError as exc:  # the BE answers the read even when Centrifugo is away
+            logger.warning("Read of %s not published: %s", conversation_id, exc)
+
+    def preferences(self, email: str, org: str, device_type: str = "desktop") -> JSON:
+        """The org-level notification preference (created with the defaults on first use)."""
+        if device_type not in _DEVICE_TYPES:
+            raise SimulatorError(f"device_type must be one of {_DEVICE_TYPES}")
+        user, organisation = self._member(email, org)
+        return self._preferences.setdefault(
+            (user.id, organisation.id, device_type),
+            {"notify_about": "all_new_messages", "send_mail": False, "time_range": _ALL_DAY},
+        )
+
+    def set_preferences(
+        self,
+        email: str,
+        org: str,
+        device_type: str = "desktop",
+        *,
+        notify_about: str | None = None,
+        send_mail: bool | None = None,
+        time_range: str | None = None,
+    ) -> JSON:
+        if notify_about is not None and notify_about not in _NOTIFY_ABOUT:
+            raise SimulatorError(f"notify_about must be one of {_NOTIFY_ABOUT}")
+        current = self.preferences(email, org, device_type)
+        if notify_about is not None:
+            current["notify_about"] = notify_about
+        if send_mail is not None:
+            current["send_mail"] = send_mail
+        if time_range is not None:
+            current["time_range"] = time_range
+        return dict(current)
+
+    def channel_preferences(
+        self, email: str, org: str, channel_name: str, device_type: str = "desktop"
+    ) -> JSON:
+        """A channel's notification preference (the defaults until set)."""
+        if device_type not in _DEVICE_TYPES:
+            raise SimulatorError(f"device_type must be one of {_DEVICE_TYPES}")
+        user, organisation = self._member(email, org)
+        channel = self.add_channel(organisation.id, channel_name)
+        return self._channel_preference(user, channel, device_type)
+
+    def _channel_preference(self, user: SimUser, channel: SimChannel, device_type: str) -> JSON:
+        return self._channel_preferences.setdefault(
+            (user.id, channel.id, device_type),
+            {
+                "muted": False,
+                "at_mentions": True,
+                "at_channel": True,
+                "notify_about": "all_new_messages",
+            },
+        )
+
+    def set_channel_preferences(
+        self,
+        email: str,
+        org: str,
+        channel_name: str,
+        device_type: str = "desktop",
+        *,
+        muted: bool | None = None,
+        at_mentions: bool | None = None,
+        at_channel: bool | None = None,
+    ) -> JSON:
+        current = self.channel_preferences(email, org, channel_name, device_type)
+        for name, value in (
+            ("muted", muted),
+            ("at_mentions", at_mentions),
+            ("at_channel", at_channel),
+        ):
+            if value is not None:
+                current[name] = value
+        return dict(current)
+
+    async def _channel_notification_preference(self, request: web.Request) -> web.Response:
+        """``GET``/``POST /channels/{id}/notification-preference?device_type=``."""
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        user = self._users_by_id[session.user_id]
+        channel = self._channel_by_id(request.match_info["channel_id"])
+        if channel is None or channel.org_id not in user.org_ids:
+            return _error(404, "channel not found")
+        device_type = request.query.get("device_type", "")
+        body: JSON = {}
+        if request.method == "POST":
+            parsed = await _read_json_object(request, "ChannelNotificationPreference", ())
+            if isinstance(parsed, str):
+                return _error(400, "Failed to parse request body")
+            body = parsed
+            device_type = device_type or str(body.get("device_type") or "")
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        current = self._channel_preference(user, channel, device_type)
+        if request.method == "GET":
+            return _json(envelope_success("notification preference retrieved", current), 200)
+        for name in ("muted", "at_mentions", "at_channel"):
+            if isinstance(body.get(name), bool):
+                current[name] = body[name]
+        return _json(envelope_success("notification preference updated", current), 200)
+
+    async def _muted_channels(self, request: web.Request) -> web.Response:
+        """``GET /organisations/{org}/channels/notification-preference?device_type=``."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        device_type = request.query.get("device_type", "")
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        data = [
+            {
+                "channels_id": channel.id,
+                "channel_name": channel.name,
+                "muted": bool(self._channel_preference(user, channel, device_type)["muted"]),
+            }
+            for channel in self.channels_of(organisation.id)
+        ]
+        return _json(envelope_success("notification preferences retrieved", data), 200)
+
+    def profile(self, email: str) -> JSON:
+        """``GET /profile``'s data: the user, ``pause_notification`` and ``timezone``."""
+        user = self.user(email)
+        extra = self._profiles.get(user.id, {})
+        return {
+            "id": user.id,
+            "user_id": user.id,
+            "email": user.email,
+            "username": user.username,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "full_name": user.fullname,
+            "display_name": user.fullname,
+            "phone": "",
+            "avatar_url": "",
+            "default_avatar_url": default_avatar_url(user.id),
+            "timezone": extra.get("timezone", "UTC"),
+            "pause_notification": bool(extra.get("pause_notification", False)),
+            "status": {"icon": "", "text": "", "online": True},
+        }
+
+    def set_profile(
+        self, email: str, *, pause_notification: bool | None = None, timezone: str | None = None
+    ) -> JSON:
+        extra = self._profiles.setdefault(self.user(email).id, {})
+        if pause_notification is not None:
+            extra["pause_notification"] = pause_notification
+        if timezone is not None:
+            extra["timezone"] = timezone
+        return self.profile(email)
+
+    async def _notification_preference(self, request: web.Request) -> web.Response:
+        """``GET``/``POST /organisations/{org}/notification-preference?device_type=``."""
+        found = self._session_org(request)
+        if isinstance(found, web.Response):
+            return found
+        user, organisation = found
+        device_type = request.query.get("device_type", "")
+        if request.method == "POST":
+            return await self._post_preference(request, user, organisation, device_type)
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        data = self.preferences(user.email, organisation.id, device_type)
+        return _json(envelope_success("notification preference retrieved", data), 200)
+
+    async def _post_preference(
+        self, request: web.Request, user: SimUser, organisation: SimOrganisation, device_type: str
+    ) -> web.Response:
+        body = await _read_json_object(
+            request, "NotificationPreference", ("notify_about", "time_range", "device_type")
+        )
+        if isinstance(body, str) or not isinstance(body.get("send_mail", False), bool):
+            return _error(400, "Failed to parse request body")
+        device_type = device_type or str(body.get("device_type") or "")
+        if device_type not in _DEVICE_TYPES:
+            return _error(400, "invalid device type")
+        if body.get("notify_about") not in _NOTIFY_ABOUT:
+            allowed = " ".join(_NOTIFY_ABOUT)
+            error = {"NotificationPreference.NotifyAbout": f"NotifyAbout must be one of {allowed}"}
+            return _error(422, "Validation failed", error)
+        data = self.set_preferences(
+            user.email,
+            organisation.id,
+            device_type,
+            notify_about=str(body["notify_about"]),
+            send_mail=bool(body.get("send_mail", False)),
+            time_range=str(body.get("time_range") or _ALL_DAY),
+        )
+        return _json(envelope_success("notification preference updated", data), 200)
+
+    async def _profile(self, request: web.Request) -> web.Response:
+        session = self._authorize(request)
+        if isinstance(session, web.Response):
+            return session
+        data = self.profile(self._users_by_id[session.user_id].email)
+        return _json(envelope_success("profile retrieved successfully", data), 200)
 
     # -- auth -------------------------------------------------------------------------------
 
@@ -1197,6 +2316,92 @@ class TelexApiSimulator:
             dm_from=str(body["dm_from"]) if body.get("dm_from") else None,
         )
         return web.json_response(payload)
+
+    async def _admin_send_message(self, request: web.Request) -> web.Response:
+        """Mirrors :meth:`send_message`: ``email`` (the sender), ``org_id``, ``text`` and one of
+        ``channel``/``dm_to``/``reply_to``; optional ``mentions`` and ``media``."""
+        body = await self._admin_body(request)
+        dm_to = body.get("dm_to")
+        sent = await self.send_message(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body.get("text", "")),
+            channel=str(body["channel"]) if body.get("channel") else None,
+            dm_to=dm_to if isinstance(dm_to, list) else (str(dm_to) if dm_to else None),
+            reply_to=str(body["reply_to"]) if body.get("reply_to") else None,
+            mentions=[str(m) for m in body.get("mentions", [])],
+            media=list(body.get("media", [])),
+        )
+        return web.json_response(sent.as_json())
+
+    async def _admin_send_agent_message(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        sent = await self.send_agent_message(
+            str(body["agent_id"]), str(body["email"]), str(body.get("text", ""))
+        )
+        return web.json_response(sent.as_json())
+
+    async def _admin_add_member(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        member = self.add_member(
+            str(body["org_id"]),
+            str(body["full_name"]),
+            email=str(body["email"]) if body.get("email") else None,
+            username=str(body["username"]) if body.get("username") else None,
+        )
+        return web.json_response(
+            {"id": member.id, "email": member.email, "username": member.username}
+        )
+
+    async def _admin_add_agent(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        agent = self.add_agent(
+            str(body["org_id"]),
+            str(body["name"]),
+            title=str(body.get("title", "")),
+            description=str(body.get("description", "")),
+        )
+        return web.json_response({"id": agent.id, "name": agent.name})
+
+    async def _admin_preferences(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        send_mail = body.get("send_mail")
+        data = self.set_preferences(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body.get("device_type", "desktop")),
+            notify_about=str(body["notify_about"]) if body.get("notify_about") else None,
+            send_mail=bool(send_mail) if send_mail is not None else None,
+            time_range=str(body["time_range"]) if body.get("time_range") else None,
+        )
+        return web.json_response(data)
+
+    async def _admin_channel_preferences(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+
+        def flag(name: str) -> bool | None:
+            return bool(body[name]) if body.get(name) is not None else None
+
+        data = self.set_channel_preferences(
+            str(body["email"]),
+            str(body["org_id"]),
+            str(body["channel"]),
+            str(body.get("device_type", "desktop")),
+            muted=flag("muted"),
+            at_mentions=flag("at_mentions"),
+            at_channel=flag("at_channel"),
+        )
+        return web.json_response(data)
+
+    async def _admin_profile(self, request: web.Request) -> web.Response:
+        body = await self._admin_body(request)
+        pause = body.get("pause_notification")
+        data = self.set_profile(
+            str(body["email"]),
+            pause_notification=bool(pause) if pause is not None else None,
+            timezone=str(body["timezone"]) if body.get("timezone") else None,
+        )
+        return web.json_response(data)
 
     async def _admin_read_channel(self, request: web.Request) -> web.Response:
         body = await self._admin_body(request)

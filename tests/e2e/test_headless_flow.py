@@ -272,3 +272,72 @@ async def test_the_api_url_alone_finds_the_push_server_on_the_same_host(
     await stack.local.simulator.post_message(stack.local.account.email, stack.org_id, "general")
     await app.wait_line("#general")
     assert await app.stop() == 0
+
+
+@pytest.mark.desktop
+async def test_who_wrote_what_once_per_message_and_never_the_users_own(
+    stack: Stack, launch: Launch, notifications: NotificationView
+):
+    """The backend's own sequences (a mention is a count change and a channel_mention, a reply
+    a count change and a thread_reply, a DM one change with its preview): one notification per
+    message, with the sender and the plain text; the user's own message: none."""
+    sim, email = stack.local.simulator, stack.local.account.email
+    me = sim.user(email)
+    ada = sim.add_member(stack.org_id, "Ada Obi")
+    sam = sim.add_member(stack.org_id, "Sam Ito")
+    app = await launch(
+        *app_args(stack, "--notifier", "desktop"),
+        stdin=stack.local.account.password + "\n",
+        env={"TELEX_SUMMARY_THRESHOLD": "1000"},  # one conversation after another: no summary
+    )
+    await app.wait_line("State: connected")
+    await app.wait_line("2 of 2 channel(s) live")
+    two_orgs = len(sim.orgs_of(email)) > 1
+    org = f" · {sim.org(stack.org_id).name}" if two_orgs else ""
+
+    def shown_since(mark: int) -> list[tuple[str, str]]:
+        """What is on screen from the Notify calls since ``mark``: one the app withdrew
+        (CloseNotification, reason 3: it was replaced by a newer one) is not there."""
+        withdrawn = {
+            s.args[0]
+            for s in notifications.recorder.signals()
+            if s.member == "NotificationClosed" and s.args[1:2] == [3]
+        }
+        return [(n.summary, n.body) for n in notifications.all()[mark:] if n.id not in withdrawn]
+
+    async def settle_and_read(mark: int, marker_channel: str) -> list[tuple[str, str]]:
+        """What showed since ``mark``, up to a count-only marker posted after it."""
+        await sim.post_message(email, stack.org_id, marker_channel)
+        await asyncio.to_thread(notifications.wait_for, lambda n: marker_channel in n.summary, 5)
+        return [s for s in shown_since(mark) if marker_channel not in s[0]]
+
+    mark = len(notifications.all())
+    published = time.monotonic()
+    await sim.send_message(
+        ada.email, stack.org_id, f"@{me.username} the deploy is <done> & live", channel="general"
+    )
+    mention = await asyncio.to_thread(
+        notifications.wait_for, lambda n: n.body.startswith("Ada Obi:"), 5
+    )
+    assert mention.at - published < 1.0, f"took {mention.at - published:.2f} s"
+    assert mention.summary == f"#general{org}"
+    # plain text: what the sender typed as a tag cannot open one (U+2039), and D-Bus servers
+    # that read markup get the rest escaped
+    assert mention.body == f"Ada Obi: @{me.username} the deploy is \u2039done&gt; &amp; live"
+    assert await settle_and_read(mark, "m1") == [(f"#general{org}", mention.body)]
+
+    mark = len(notifications.all())
+    thread = await sim.send_message(email, stack.org_id, "who takes the release?", channel="design")
+    await sim.send_message(sam.email, stack.org_id, "I can", reply_to=thread.thread_id)
+    assert await settle_and_read(mark, "m2") == [(f"#design{org}", "Sam Ito: I can")]
+
+    mark = len(notifications.all())
+    await sim.send_message(ada.email, stack.org_id, "lunch at 1?", dm_to=email)
+    assert await settle_and_read(mark, "m3") == [(f"Ada Obi{org}", "lunch at 1?")]
+
+    mark = len(notifications.all())
+    await sim.send_message(email, stack.org_id, f"thanks @{ada.username}", channel="general")
+    await sim.send_message(email, stack.org_id, "see you", dm_to=ada.email)
+    own_reply = await sim.send_message(email, stack.org_id, "done", reply_to=thread.thread_id)
+    assert "thread_reply" in own_reply.kinds_to(email)  # the backend tells the author anyway
+    assert await settle_and_read(mark, "m4") == []

@@ -59,6 +59,14 @@ class Notified:
 
 
 @dataclass(frozen=True)
+class ConversationRead:
+    """The user read a conversation in another Telex client (its counts dropped to 0): its
+    notifications are withdrawn and its part of the unread mark goes."""
+
+    key: str  # the conversation's ``Notice.key``
+
+
+@dataclass(frozen=True)
 class NotificationClicked:
     notice: Notice
 
@@ -114,6 +122,7 @@ UiEvent = (
     | LoginRequired
     | ShowError
     | Notified
+    | ConversationRead
     | NotificationClicked
     | PauseChanged
     | UpdateAvailable

@@ -14,6 +14,8 @@
   The end is read from the wall clock, so a suspend or a clock change neither stretches nor
   loses it.
 * Mute: notices of muted organisations are dropped everywhere, summaries included.
+* Read elsewhere: a conversation read in another client is dropped from whatever waits and
+  withdrawn from the screen (:meth:`Delivery.read_elsewhere`).
 * Upgrades (the second event of one message, see :mod:`app.core.policy`): replace the
   notification of that message at once, and count as no new message.
 * Bounds: what a pause held back is kept for at most ``conversations_kept`` conversations
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app.config import Settings
-from app.events import Notified, PauseChanged, UiEvent
+from app.events import ConversationRead, Notified, PauseChanged, UiEvent
 from app.models import Notice, NoticeKind, Quiet
 from app.notify.base import Notifier
 from app.untrusted import own_title
@@ -152,6 +154,11 @@ def pause_summary(missed: Sequence[_Missed]) -> Notice:
     )
 
 
+@dataclass(frozen=True)
+class _Withdraw:
+    key: str
+
+
 @dataclass
 class _Window:
     """A conversation that popped recently: what came since waits for the window's end."""
@@ -175,7 +182,8 @@ class Delivery:
         self._emit = emit
         self._options = options
         self._wall = wall
-        self._queue: asyncio.Queue[Notice] = asyncio.Queue()
+        # What the one sender does next, in order: show a notice, or withdraw a conversation's.
+        self._queue: asyncio.Queue[Notice | _Withdraw] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
         self._windows: dict[str, _Window] = {}
         self._recent: deque[tuple[float, str]] = deque()  # (loop time, key) of what popped
@@ -220,6 +228,18 @@ class Delivery:
         self._recent_keys.clear()
 
     # -- what comes in -----------------------------------------------------------------------
+
+    def read_elsewhere(self, key: str) -> None:
+        """The conversation ``key`` was read in another client: nothing of it is shown any
+        more — what waits (a coalescing window, a flood, a backlog round, a pause) is dropped,
+        what is on screen withdrawn (after any send of it still queued), and the tray told."""
+        window = self._windows.get(key)
+        if window is not None:
+            window.held.clear()
+        self._overflow.pop(key, None)
+        self._round = [n for n in self._round if n.key != key]
+        self._missed.pop(key, None)
+        self._queue.put_nowait(_Withdraw(key))
 
     def live(self, notice: Notice) -> None:
         """News as it happens."""
@@ -426,6 +446,9 @@ class Delivery:
         """One sender, so a slow notification service never holds up the WebSocket reader."""
         while True:
             notice = await self._queue.get()
+            if isinstance(notice, _Withdraw):
+                await self._withdraw(notice.key)
+                continue
             try:
                 async with asyncio.timeout(self._options.send_timeout):
                     delivered = await self._notifier.send(notice)
@@ -434,3 +457,12 @@ class Delivery:
                 delivered = False
             logger.info("Notification %s: %s", "shown" if delivered else "NOT shown", notice.title)
             self._emit(Notified(notice, delivered))
+
+    async def _withdraw(self, key: str) -> None:
+        try:
+            async with asyncio.timeout(self._options.send_timeout):
+                await self._notifier.withdraw(key)
+        except TimeoutError:
+            logger.warning("The notification service did not answer in time")
+        logger.info("Read elsewhere: %s", key)
+        self._emit(ConversationRead(key))

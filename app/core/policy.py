@@ -3,7 +3,8 @@ the user's own messages, never twice for one message.
 
 ``unread_thread_change`` fires both when someone posts (counts go up) and when the user reads the
 channel in another client (counts drop to 0). We notify only when a count rises above the last
-value seen for that conversation; drops update the state silently.
+value seen for that conversation; a drop to 0 of a conversation with unread news is "read
+elsewhere" (:class:`~app.events.ConversationRead`); other drops update the state silently.
 
 ``channel_mention`` and ``thread_reply`` carry the message itself (who wrote what); a DM's
 ``unread_thread_change`` carries it in ``preview_thread[0]``. Those notices say ``Sender: text``
@@ -31,10 +32,14 @@ from typing import Any
 
 from app.config import Settings
 from app.core.text import TEXT_SHOWN, message_body, message_text
+from app.events import ConversationRead
 from app.models import Notice, Organisation, User
 from app.untrusted import is_plain_id, organisation_labels, server_title, shown
 
 logger = logging.getLogger(__name__)
+
+#: What the policy makes of a push: something to show, a conversation read elsewhere, nothing.
+Decision = Notice | ConversationRead | None
 
 UNREAD_THREAD_CHANGE = "unread_thread_change"
 #: The events that carry the message (``FeedMessageRequest``): sender, text, ids.
@@ -108,7 +113,7 @@ class NotificationPolicy:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._warned: set[str] = set()
 
-    def decide(self, payload: Any, *, org_id: str) -> Notice | None:
+    def decide(self, payload: Any, *, org_id: str) -> Decision:
         """A notice for news on ``org_id``'s channel, or None for everything else (resets,
         other types, garbage, a payload that claims another organisation, the user's own
         message, the second event of a message that already notified)."""
@@ -116,7 +121,7 @@ class NotificationPolicy:
             return self._message(payload, org_id)
         return self._count_change(payload, org_id)
 
-    def _count_change(self, payload: Any, org_id: str) -> Notice | None:
+    def _count_change(self, payload: Any, org_id: str) -> Decision:
         """An ``unread_thread_change``: news when a count rose."""
         change = self._parse(payload)
         if change is None:
@@ -137,8 +142,26 @@ class NotificationPolicy:
         if name and section != DM_SECTION:
             _remember(self._names, key, name, self._kept)
         more_mentions = now.mentions > before.mentions
+        if now == _NO_COUNTS and before != _NO_COUNTS:
+            self._last.pop(key, None)
+            return ConversationRead(key)  # read in another client
         if not (now.threads > before.threads or more_mentions):
             return None
+        return self._news(section, data, org_id, conversation, now=now, mentioned=more_mentions)
+
+    def _news(
+        self,
+        section: str,
+        data: Mapping[str, Any],
+        org_id: str,
+        conversation: str,
+        *,
+        now: _Counts,
+        mentioned: bool,
+    ) -> Notice | None:
+        """The notice for a count that rose: who wrote what when the change carries the
+        message (a DM's preview), else the counts."""
+        key = f"{org_id}/{conversation}"
         latest = _latest_message(data) if section == DM_SECTION else None
         if latest is not None and self._me and latest.get("user_id") == self._me:
             logger.debug("Not notifying about the user's own message in %s", key)
@@ -150,17 +173,17 @@ class NotificationPolicy:
             title, body = sender, _text_of(latest) or self._body(section, data, now, False)
         else:
             title = self._title(section, data, org_id)
-            body = self._body(section, data, now, more_mentions)
+            body = self._body(section, data, now, mentioned)
         return Notice(
             key=key,
             title=self._with_organisation(title, org_id) if latest else title,
             body=body,
             org_id=org_id,
             channel_id=conversation,
-            mentioned=more_mentions,
+            mentioned=mentioned,
         )
 
-    def _message(self, payload: dict[str, Any], org_id: str) -> Notice | None:
+    def _message(self, payload: dict[str, Any], org_id: str) -> Decision:
         """A ``channel_mention`` or ``thread_reply``: who wrote what, in plain text."""
         kind = payload["notification_type"]
         data = payload.get("data")

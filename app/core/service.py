@@ -31,6 +31,7 @@ from app.core.realtime.client import ChannelPublication, RealtimeClient, Realtim
 from app.errors import AuthError, NoOrganisations, RealtimeError, TelexError
 from app.events import (
     ConnectionPhase,
+    ConversationRead,
     LoginRequired,
     Notified,
     ShowError,
@@ -265,15 +266,22 @@ class TelexService:
 
     def _on_publications(self, batch: Sequence[ChannelPublication]) -> None:
         """The junction of the flow: one channel's publications become notices (the policy
-        decides what is news) and go to delivery, live or as a recovered backlog."""
+        decides what is news) and go to delivery, live or as a recovered backlog; a
+        conversation read elsewhere is taken off the screen."""
         policy = self._policy
         assert policy is not None, "publications come only while a session is connected"
-        notices = [
-            notice
-            for pub in batch
-            if (notice := policy.decide(pub.data, org_id=org_of_channel(pub.channel))) is not None
-        ]
-        if any(pub.from_backlog for pub in batch):
+        from_backlog = any(pub.from_backlog for pub in batch)
+        notices: list[Notice] = []
+        for pub in batch:
+            decision = policy.decide(pub.data, org_id=org_of_channel(pub.channel))
+            if isinstance(decision, ConversationRead):
+                if from_backlog:  # what the round collected before the read goes with it
+                    self._delivery.backlog(notices)
+                    notices = []
+                self._delivery.read_elsewhere(decision.key)
+            elif decision is not None:
+                notices.append(decision)
+        if from_backlog:
             logger.info(
                 "%d missed update(s) on %s: %d notice(s)",
                 len(batch),

@@ -75,5 +75,8 @@ class TrayBalloonNotifier:
             logger.warning("The tray cannot show balloons here")
         return shown
 
+    async def withdraw(self, key: str) -> None:
+        """A tray balloon cannot be taken back; it fades by itself."""
+
     async def close(self) -> None:
         return None

@@ -35,6 +35,11 @@ class Notifier(Protocol):
 
     async def send(self, notice: Notice) -> bool: ...
 
+    async def withdraw(self, key: str) -> None:
+        """Take what is on screen for the conversation ``key`` away, where the backend can
+        (read elsewhere); never raises."""
+        ...
+
     async def close(self) -> None: ...
 
 

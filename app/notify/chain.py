@@ -113,6 +113,17 @@ class NotifierChain:
             )
         return False
 
+    async def withdraw(self, key: str) -> None:
+        """From every backend that may show it (the one that did may have been a fallback)."""
+        for candidate in self._candidates:
+            backend = candidate.backend
+            if backend is None:
+                continue
+            try:
+                await backend.withdraw(key)
+            except Exception:
+                logger.warning("The %s notifier failed to withdraw", backend.name, exc_info=True)
+
     async def close(self) -> None:
         for candidate in self._candidates:
             backend, candidate.backend = candidate.backend, None

@@ -176,6 +176,15 @@ class DesktopNotifierBackend:
             logger.debug("Could not read the notification permission: %s", _text(exc))
             return True
 
+    async def withdraw(self, key: str) -> None:
+        previous = self._shown.pop(key, None)
+        if previous is None:
+            return
+        try:
+            await self._notifier.clear(previous)
+        except Exception as exc:  # gone already (dismissed, server restarted)
+            logger.debug("Could not withdraw a notification: %s", _text(exc))
+
     def _clicked(self, notice: Notice) -> None:
         self._forget(notice.key)
         if self._on_clicked is not None:

@@ -18,5 +18,8 @@ class LogNotifier:
         events_log.info("Notification: %s — %s", notice.title, notice.body)
         return True
 
+    async def withdraw(self, key: str) -> None:
+        """Nothing to take away from a log."""
+
     async def close(self) -> None:
         return None

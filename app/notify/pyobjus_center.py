@@ -81,6 +81,9 @@ class PyobjusNotifier:
         if notice is not None and self._on_clicked is not None:
             self._on_clicked(notice)
 
+    async def withdraw(self, key: str) -> None:
+        """Not taken back: NSUserNotificationCenter's delivered notices stay until dismissed."""
+
     async def close(self) -> None:
         self._notices.clear()
 

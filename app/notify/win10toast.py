@@ -80,5 +80,8 @@ class Win10ToastNotifier:
             logger.warning("win10toast-click is still showing the previous balloon")
         return bool(shown)
 
+    async def withdraw(self, key: str) -> None:
+        """win10toast-click's balloons cannot be taken back; they fade by themselves."""
+
     async def close(self) -> None:
         return None

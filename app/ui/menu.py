@@ -16,6 +16,7 @@ from typing import Any
 from app.constants import APP_NAME
 from app.events import (
     ConnectionPhase,
+    ConversationRead,
     NotificationClicked,
     Notified,
     PauseChanged,
@@ -127,13 +128,19 @@ class TrayState:
     phase: ConnectionPhase = ConnectionPhase.SIGNED_OUT
     email: str | None = None
     retry_in: float | None = None
-    unread: int = 0  # notifications shown since the main app was last opened
+    # One key per notification shown since the main app was last opened (a conversation read
+    # elsewhere takes its own out)
+    unread_keys: tuple[str, ...] = ()
     start_at_login: bool = False  # what the OS login item says, not a wish
     organisations: tuple[Organisation, ...] = ()  # of the signed-in user
     muted: frozenset[str] = frozenset()  # organisation ids that do not notify
     paused: str | None = None  # "until 14:30" while notifications are paused
     check_for_updates: bool = True  # the user's choice (preferences)
     update: UpdateAvailable | None = None  # a newer release, while checking is on
+
+    @property
+    def unread(self) -> int:
+        return len(self.unread_keys)
 
     @property
     def signed_in(self) -> bool:
@@ -146,12 +153,16 @@ def apply_event(state: TrayState, event: UiEvent) -> TrayState:
     if isinstance(event, StateChanged):
         return _state_changed(state, event)
     if isinstance(event, SignedIn):
-        changes = {"email": event.email, "unread": 0, "organisations": event.organisations}
+        changes = {"email": event.email, "unread_keys": (), "organisations": event.organisations}
     elif isinstance(event, Notified) and event.delivered and _is_news(event):
         # An upgrade is the same message as the notification before it: no new one.
-        changes = {} if event.notice.upgrade else {"unread": state.unread + 1}
+        changes = (
+            {} if event.notice.upgrade else {"unread_keys": (*state.unread_keys, event.notice.key)}
+        )
     elif isinstance(event, NotificationClicked):  # the user is on their way to Telex
-        changes = {"unread": 0}
+        changes = {"unread_keys": ()}
+    elif isinstance(event, ConversationRead):
+        changes = {"unread_keys": tuple(k for k in state.unread_keys if k != event.key)}
     elif isinstance(event, PauseChanged):
         changes = {"paused": pause_text(event.until, event.at) if event.paused else None}
     elif isinstance(event, UpdateAvailable) and state.check_for_updates:
@@ -197,7 +208,7 @@ def start_at_login_set(state: TrayState, enabled: bool) -> TrayState:
 
 def main_app_opened(state: TrayState) -> TrayState:
     """The user is looking at Telex now: nothing is unread any more."""
-    return dataclasses.replace(state, unread=0)
+    return dataclasses.replace(state, unread_keys=())
 
 
 def connection_text(state: TrayState) -> str:

@@ -96,6 +96,9 @@ class LatencyProbeNotifier:
         self._record.changed.set()
         return True
 
+    async def withdraw(self, key: str) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
@@ -104,10 +107,10 @@ def _probe_policy(record: Record) -> None:
     """Note each decision of the notification policy: the burst is processed when every
     publication has been decided on, whether or not it became a notification."""
     import app.core.service
-    from app.core.policy import NotificationPolicy
+    from app.core.policy import Decision, NotificationPolicy
 
     class ProbedPolicy(NotificationPolicy):
-        def decide(self, payload: Any, *, org_id: str) -> Notice | None:
+        def decide(self, payload: Any, *, org_id: str) -> Decision:
             notice = super().decide(payload, org_id=org_id)
             record.decided.append(now_ns())
             record.changed.set()

@@ -326,6 +326,14 @@ async def test_who_wrote_what_once_per_message_and_never_the_users_own(
     assert mention.body == f"Ada Obi: @{me.username} the deploy is \u2039done&gt; &amp; live"
     assert await settle_and_read(mark, "m1") == [(f"#general{org}", mention.body)]
 
+    # read in another client: the notification is withdrawn (the app calls CloseNotification)
+    assert mention.id is not None
+    await sim.read_channel(email, stack.org_id, "general")
+    closed = await asyncio.to_thread(
+        notifications.recorder.wait_for_signal, "NotificationClosed", mention.id, 5
+    )
+    assert closed.args[1] == 3  # closed by a call, not expired or dismissed
+
     mark = len(notifications.all())
     thread = await sim.send_message(email, stack.org_id, "who takes the release?", channel="design")
     await sim.send_message(sam.email, stack.org_id, "I can", reply_to=thread.thread_id)

@@ -109,7 +109,7 @@ def test_no_server_input_produces_a_title_of_the_apps_own(
 ):
     policy = NotificationPolicy({o.id: o for o in orgs})
     notice = policy.decide(payload, org_id=orgs[0].id)
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert not folded(notice.title).startswith(folded(APP_NAME)), notice.title
     assert is_clean(notice.title)
     assert is_clean(notice.body)
@@ -170,7 +170,7 @@ def test_policy_state_holds_plain_ids_only_and_stays_bounded(
             data["organisation_id"] = claimed
         payload = {"notification_type": "unread_thread_change", "data": data}
         notice = policy.decide(payload, org_id="org-1")
-        if notice is not None:
+        if isinstance(notice, Notice):
             assert notice.org_id == "org-1"
             assert is_plain_id(notice.channel_id)
             assert claimed in ("", "org-1") or claimed is None

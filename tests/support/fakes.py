@@ -37,6 +37,7 @@ class RecordingNotifier:
         self.outcome = outcome
         self.clock = clock
         self.timed: list[tuple[float, Notice]] = []
+        self.withdrawn: list[str] = []
         self.closed = False
 
     @property
@@ -46,6 +47,9 @@ class RecordingNotifier:
     async def send(self, notice: Notice) -> bool:
         self.timed.append((self.clock(), notice))
         return self.outcome()
+
+    async def withdraw(self, key: str) -> None:
+        self.withdrawn.append(key)
 
     async def close(self) -> None:
         self.closed = True

@@ -9,6 +9,7 @@ import pytest
 
 from app.events import (
     ConnectionPhase,
+    ConversationRead,
     LoginRequired,
     NotificationClicked,
     Notified,
@@ -45,6 +46,7 @@ from app.ui.menu import (
     update_checks_set,
 )
 
+UNREAD = ("acme/general",)  # one notification of one conversation
 EMAIL = "ada@example.com"
 ORG_NOTICE = Notice(key="c1", title="general", body="3 unread threads", org_id="org-1")
 TEST_NOTICE = Notice(key="test", title="Telex Start", body="Notifications are working.")
@@ -164,10 +166,10 @@ def test_menu_order_labels_and_the_default_action() -> None:
         (state(ConnectionPhase.CONNECTED), IconKind.CONNECTED),
         (state(ConnectionPhase.RECONNECTING, retry_in=3), IconKind.OFFLINE),
         (state(ConnectionPhase.GAVE_UP), IconKind.OFFLINE),
-        (state(ConnectionPhase.CONNECTED, unread=2), IconKind.UNREAD),
-        (state(ConnectionPhase.CONNECTING, unread=1), IconKind.UNREAD),
+        (state(ConnectionPhase.CONNECTED, unread_keys=UNREAD * 2), IconKind.UNREAD),
+        (state(ConnectionPhase.CONNECTING, unread_keys=UNREAD * 1), IconKind.UNREAD),
         # a broken connection outranks news: no more news can arrive
-        (state(ConnectionPhase.RECONNECTING, unread=1), IconKind.OFFLINE),
+        (state(ConnectionPhase.RECONNECTING, unread_keys=UNREAD * 1), IconKind.OFFLINE),
     ],
 )
 def test_icon_kind(tray_state: TrayState, kind: IconKind) -> None:
@@ -176,10 +178,12 @@ def test_icon_kind(tray_state: TrayState, kind: IconKind) -> None:
 
 def test_tooltip_names_the_app_the_state_and_unread_count() -> None:
     assert tooltip(TrayState()) == "Telex Start: Signed out"
-    assert tooltip(state(ConnectionPhase.CONNECTED, unread=1)) == (
+    assert tooltip(state(ConnectionPhase.CONNECTED, unread_keys=UNREAD * 1)) == (
         f"Telex Start: Signed in as {EMAIL} — connected (1 new notification)"
     )
-    assert tooltip(state(ConnectionPhase.CONNECTED, unread=3)).endswith("(3 new notifications)")
+    assert tooltip(state(ConnectionPhase.CONNECTED, unread_keys=UNREAD * 3)).endswith(
+        "(3 new notifications)"
+    )
 
 
 def test_tooltip_fits_windows_limit() -> None:
@@ -207,7 +211,7 @@ def test_sign_in_sequence_of_events() -> None:
 
 
 def test_signed_out_forgets_everything() -> None:
-    s = state(ConnectionPhase.CONNECTED, unread=4)
+    s = state(ConnectionPhase.CONNECTED, unread_keys=UNREAD * 4)
     assert apply_event(s, StateChanged(ConnectionPhase.SIGNED_OUT, "signed out")) == TrayState()
 
 
@@ -246,7 +250,7 @@ def test_opening_the_main_app_clears_unread() -> None:
 
 
 def test_events_the_tray_does_not_show_leave_the_state_alone() -> None:
-    s = state(ConnectionPhase.CONNECTED, unread=1)
+    s = state(ConnectionPhase.CONNECTED, unread_keys=UNREAD * 1)
     assert apply_event(s, ShowError("t", "m")) is s
     assert apply_event(s, LoginRequired("expired", EMAIL)) is s
 
@@ -256,7 +260,7 @@ def test_views_compare_by_value() -> None:
         state(ConnectionPhase.CONNECTED)
     )
     assert tray_view(state(ConnectionPhase.CONNECTED)) != tray_view(
-        state(ConnectionPhase.CONNECTED, unread=1)
+        state(ConnectionPhase.CONNECTED, unread_keys=UNREAD * 1)
     )
 
 
@@ -270,7 +274,7 @@ def test_start_at_login_is_a_check_item_that_shows_the_os_state() -> None:
 
 
 def test_signing_out_keeps_start_at_login() -> None:
-    on = start_at_login_set(state(ConnectionPhase.CONNECTED, unread=2), True)
+    on = start_at_login_set(state(ConnectionPhase.CONNECTED, unread_keys=UNREAD * 2), True)
     assert apply_event(on, StateChanged(ConnectionPhase.SIGNED_OUT, "signed out")) == TrayState(
         start_at_login=True
     )
@@ -496,3 +500,20 @@ def test_summaries_count_as_unread_and_info_notices_do_not() -> None:
 def test_clicking_a_notification_clears_unread() -> None:
     s = apply_event(state(ConnectionPhase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
     assert apply_event(s, NotificationClicked(ORG_NOTICE)).unread == 0
+
+
+def test_a_conversation_read_elsewhere_takes_its_part_of_the_unread_mark() -> None:
+    s = state(ConnectionPhase.CONNECTED)
+    for key in ("acme/general", "acme/design", "acme/general"):
+        s = apply_event(s, Notified(dataclasses.replace(ORG_NOTICE, key=key), delivered=True))
+    assert s.unread == 3
+    s = apply_event(s, ConversationRead("acme/general"))
+    assert (s.unread, s.unread_keys) == (1, ("acme/design",))
+    s = apply_event(s, ConversationRead("acme/design"))
+    assert icon_kind(s) is IconKind.CONNECTED
+
+
+def test_an_upgrade_is_no_new_unread_notification() -> None:
+    s = apply_event(state(ConnectionPhase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
+    upgrade = dataclasses.replace(ORG_NOTICE, body="Ada Obi: look", upgrade=True)
+    assert apply_event(s, Notified(upgrade, delivered=True)).unread == 1

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.core.delivery import SUMMARY_KEY, Delivery, DeliveryOptions, fold
-from app.events import Notified, PauseChanged, UiEvent
+from app.events import ConversationRead, Notified, PauseChanged, UiEvent
 from app.models import Notice, NoticeKind, Quiet
 from tests.support.fakes import RecordingNotifier
 from tests.support.options import delivery_options
@@ -573,5 +573,46 @@ def test_every_title_delivery_makes_is_an_own_title() -> None:
             "Telex Start · 6 conversations have new messages",
             "Telex Start · While paused: #one",
         ]
+
+    run(test)
+
+
+def test_read_elsewhere_withdraws_what_is_shown_and_drops_what_waits() -> None:
+    async def test(p: Pipeline) -> None:
+        p.delivery.live(news("general", "1"))
+        p.delivery.live(news("general", "2"))  # held for the window's end
+        p.delivery.live(news("design", "1"))
+        await p.settle(0.1)
+        p.delivery.read_elsewhere("acme/general")
+        await p.settle(5)
+        assert [n.body for n in p.notifier.sent] == ["1", "1"]  # the held "2" never shows
+        assert p.notifier.withdrawn == ["acme/general"]
+        assert [e for e in p.events if isinstance(e, ConversationRead)] == [
+            ConversationRead("acme/general")
+        ]
+
+    run(test)
+
+
+def test_read_elsewhere_while_paused_leaves_it_out_of_the_summary() -> None:
+    async def test(p: Pipeline) -> None:
+        p.delivery.set_quiet(Quiet(paused=True))
+        p.delivery.live(news("general", "1"))
+        p.delivery.live(news("design", "1"))
+        p.delivery.read_elsewhere("acme/general")
+        p.delivery.set_quiet(Quiet())
+        await p.settle(1)
+        assert [n.title for n in p.notifier.sent] == ["Telex Start · While paused: #design"]
+
+    run(test)
+
+
+def test_read_elsewhere_in_a_backlog_round_drops_what_came_before_it() -> None:
+    async def test(p: Pipeline) -> None:
+        p.delivery.backlog([news("general", "1"), news("design", "1")])
+        p.delivery.read_elsewhere("acme/general")
+        p.delivery.end_round()
+        await p.settle(1)
+        assert [n.title for n in p.notifier.sent] == ["#design"]
 
     run(test)

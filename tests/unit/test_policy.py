@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from app.core.policy import PAIR_WINDOW, NotificationPolicy
-from app.models import Organisation, User
+from app.events import ConversationRead
+from app.models import Notice, Organisation, User
 
 ACME = Organisation("org-a", "Acme")
 GLOBEX = Organisation("org-g", "Globex")
@@ -41,7 +42,7 @@ def channel_event(
 def test_new_threads_notify_with_channel_name_as_title():
     policy = NotificationPolicy({ACME.id: ACME})
     notice = policy.decide(channel_event(2), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.title == "#general"
     assert notice.body == "2 unread threads"
     assert (notice.org_id, notice.channel_id) == ("org-a", "ch-1")
@@ -50,7 +51,8 @@ def test_new_threads_notify_with_channel_name_as_title():
 def test_reset_to_zero_is_silent_and_next_rise_notifies_again():
     policy = NotificationPolicy({ACME.id: ACME})
     assert policy.decide(channel_event(1), org_id="org-a") is not None
-    assert policy.decide(channel_event(0), org_id="org-a") is None
+    assert policy.decide(channel_event(0), org_id="org-a") == ConversationRead("org-a/ch-1")
+    assert policy.decide(channel_event(0), org_id="org-a") is None  # already read: nothing
     assert policy.decide(channel_event(1), org_id="org-a") is not None
 
 
@@ -60,7 +62,7 @@ def test_same_or_lower_count_is_silent():
     assert policy.decide(channel_event(3), org_id="org-a") is None
     assert policy.decide(channel_event(2), org_id="org-a") is None
     notice = policy.decide(channel_event(4), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.body == "4 unread threads"
 
 
@@ -68,7 +70,7 @@ def test_mention_rise_notifies_even_without_more_threads():
     policy = NotificationPolicy({ACME.id: ACME})
     policy.decide(channel_event(1), org_id="org-a")
     notice = policy.decide(channel_event(1, 1), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.body == "You were mentioned (1 unread thread)"
 
 
@@ -93,18 +95,18 @@ def test_direct_message_has_no_name_and_uses_username_or_fallback():
         },
     }
     notice = policy.decide(dm, org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert (notice.title, notice.body) == ("bob", "lunch?")
     anonymous = {**dm, "data": {"channel_id": "dm-2", "thread_count": 2}}
     notice = policy.decide(anonymous, org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert (notice.title, notice.body) == ("Direct message", "2 unread messages")
 
 
 def test_organisation_named_when_user_has_several():
     policy = NotificationPolicy({ACME.id: ACME, GLOBEX.id: GLOBEX})
     notice = policy.decide(channel_event(1), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.title == "#general · Acme"
 
 
@@ -151,7 +153,7 @@ def test_other_types_and_malformed_payloads_are_ignored(payload):
 
 def test_missing_name_gets_a_generic_title():
     notice = NotificationPolicy({ACME.id: ACME}).decide(channel_event(1, name=None), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.title == "New activity"
 
 
@@ -177,7 +179,7 @@ def test_a_conversation_id_that_is_not_a_plain_id_is_ignored(conversation: str):
 
 def test_a_plain_id_of_128_characters_is_fine():
     notice = NotificationPolicy({ACME.id: ACME}).decide(unread("a" * 128), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.channel_id == "a" * 128
 
 
@@ -228,7 +230,7 @@ def test_a_push_claiming_another_organisation_than_its_channel_is_dropped(
         assert policy.decide(claims_globex, org_id="org-a") is None
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
     notice = policy.decide(unread("ch-1", organisation_id="org-a"), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert (notice.org_id, notice.title) == ("org-a", "#ch-1 · Acme")
     assert policy.decide(unread("ch-2"), org_id="org-g") is not None  # no claim: the channel's
 
@@ -269,21 +271,21 @@ def dm(username: str, preview: str = "hi") -> dict[str, Any]:
 )
 def test_control_and_format_characters_never_reach_a_title(name: str, title: str):
     notice = NotificationPolicy({ACME.id: ACME}).decide(unread("ch-1", name=name), org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.title == title
 
 
 def test_a_dm_preview_is_one_clean_line():
     payload = dm("ada", "Your session\n\nexpired\u202e. Sign in\u200b again")
     notice = NotificationPolicy({ACME.id: ACME}).decide(payload, org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.body == "Your session expired. Sign in again"
 
 
 def test_long_names_and_previews_are_shortened():
     payload = dm("a" * 5000, "b" * 5000)
     notice = NotificationPolicy({ACME.id: ACME}).decide(payload, org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.title == "a" * 99 + "…"
     assert notice.body == "b" * 199 + "…"
 
@@ -296,7 +298,7 @@ def test_long_names_and_previews_are_shortened():
 def test_a_user_named_like_the_app_cannot_pose_as_the_app(username: str):
     for orgs in ({ACME.id: ACME}, {ACME.id: ACME, GLOBEX.id: GLOBEX}):
         notice = NotificationPolicy(orgs).decide(dm(username), org_id="org-a")
-        assert notice is not None
+        assert isinstance(notice, Notice)
         assert notice.title.startswith("“"), notice.title
         assert not notice.title.casefold().startswith("telex start")
 
@@ -309,8 +311,8 @@ def test_organisations_with_the_same_name_are_told_apart_in_titles():
     policy = NotificationPolicy(twins)
     first = policy.decide(unread("ch-1"), org_id="1f0e9a2b-aaaa")
     second = policy.decide(unread("ch-1"), org_id="9c41d7e3-bbbb")
-    assert first is not None
-    assert second is not None
+    assert isinstance(first, Notice)
+    assert isinstance(second, Notice)
     assert (first.title, second.title) == ("#ch-1 · Acme (1f0e9a)", "#ch-1 · acme (9c41d7)")
 
 
@@ -355,7 +357,7 @@ def test_a_mention_says_who_wrote_what_in_plain_text():
     notice = rich_policy().decide(
         message_event("channel_mention", html, channel_name="general"), org_id="org-a"
     )
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert (notice.title, notice.body) == ("#general", "Ada Obi: hey @Mo, the deploy is & done")
     assert notice.mentioned
     assert (notice.key, notice.channel_id) == ("org-a/ch-1", "ch-1")
@@ -370,7 +372,7 @@ def test_a_reply_without_a_channel_name_takes_it_from_the_channels_last_change()
         ),
         org_id="org-a",
     )
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert (notice.title, notice.body) == ("#design", "sam: on it")
     assert not notice.mentioned
 
@@ -378,7 +380,7 @@ def test_a_reply_without_a_channel_name_takes_it_from_the_channels_last_change()
 def test_a_dm_reply_is_titled_with_its_sender():
     event = message_event("thread_reply", "<p>lunch at 1?</p>", channel_type="dm")
     notice = rich_policy().decide(event, org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert (notice.title, notice.body) == ("Ada Obi", "lunch at 1?")
 
 
@@ -413,16 +415,16 @@ def test_a_dm_is_titled_with_the_sender_of_its_newest_message_not_the_username()
         preview_message="<p>lunch at 1?</p>",
     )
     notice = rich_policy().decide(event, org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert (notice.title, notice.body) == ("Ada Obi", "lunch at 1?")
 
 
 def test_a_dm_without_a_preview_never_shows_the_users_own_name_as_its_sender():
     own = rich_policy().decide(dm_change(1, None, username="Mo Ekwe"), org_id="org-a")
-    assert own is not None
+    assert isinstance(own, Notice)
     assert own.title == "Direct message"
     other = rich_policy().decide(dm_change(1, None, username="ada"), org_id="org-a")
-    assert other is not None
+    assert isinstance(other, Notice)
     assert other.title == "ada"
 
 
@@ -430,19 +432,19 @@ def test_a_mention_and_its_count_change_are_one_notification_whichever_comes_fir
     clock = FakeClock()
     policy = rich_policy(clock)
     rich = message_event("channel_mention", "<p>@Mo look</p>", channel_name="general")
-    assert (first := policy.decide(rich, org_id="org-a")) is not None
+    assert isinstance(first := policy.decide(rich, org_id="org-a"), Notice)
     assert not first.upgrade
     clock.now += 0.05
     assert policy.decide(channel_event(1, 1), org_id="org-a") is None  # absorbed
 
     clock.now += 60  # the next message: count change first, then who wrote it
     plain = policy.decide(channel_event(2, 2), org_id="org-a")
-    assert plain is not None
+    assert isinstance(plain, Notice)
     assert not plain.upgrade
     assert plain.body == "You were mentioned (2 unread threads)"
     clock.now += 0.05
     upgrade = policy.decide(rich | {"notification_id": str(uuid.uuid4())}, org_id="org-a")
-    assert upgrade is not None
+    assert isinstance(upgrade, Notice)
     assert upgrade.upgrade
     assert upgrade.key == plain.key  # replaces it on screen
 
@@ -454,7 +456,7 @@ def test_events_further_apart_than_the_pair_window_are_separate_messages():
     clock.now += PAIR_WINDOW + 0.1
     rich = message_event("channel_mention", "<p>later</p>", channel_name="general")
     later = policy.decide(rich, org_id="org-a")
-    assert later is not None
+    assert isinstance(later, Notice)
     assert not later.upgrade
 
 
@@ -476,5 +478,5 @@ def test_broken_message_events_are_ignored(data: Any):
 def test_a_media_only_message_shows_its_label():
     event = message_event("channel_mention", "", channel_name="general", media=[{"id": "f"}])
     notice = rich_policy().decide(event, org_id="org-a")
-    assert notice is not None
+    assert isinstance(notice, Notice)
     assert notice.body == "Ada Obi: 📎 File"

@@ -219,6 +219,7 @@ class DesktopApp:
         self._signing_in_as = ""
         self._exiting = False
         self._recent_tick: str | None = None  # the Tk timer that ages the Recent list
+        self._recent_tick_ms: int | None = None  # its delay
         root.report_callback_exception = _log_callback_exception
 
     @property
@@ -496,12 +497,16 @@ class DesktopApp:
         self._event(NotificationClicked(notice))
 
     def _keep_recent_ages(self) -> None:
-        """A timer only while the list has entries: an empty list costs nothing."""
+        """A timer only while the list has entries: an empty list costs nothing. A new entry
+        under the slow timer brings the minute timer back."""
         delay = recent_refresh_ms(self._state)
-        if delay is None and self._recent_tick is not None:
+        if delay == self._recent_tick_ms and (delay is None) == (self._recent_tick is None):
+            return
+        if self._recent_tick is not None:
             self._root.after_cancel(self._recent_tick)
             self._recent_tick = None
-        elif delay is not None and self._recent_tick is None and not self._exiting:
+        self._recent_tick_ms = delay
+        if delay is not None and not self._exiting:
             self._recent_tick = self._root.after(delay, self._age_recent)
 
     def _age_recent(self) -> None:

@@ -843,6 +843,9 @@ def test_a_recent_notification_opens_like_a_click_on_it(
         "Clear list",
     ]
     (ticker,) = pending_timers(desktop.root) - before  # one timer ages the list
+    post(Notified(recent("chan-8", "Bob: see you"), delivered=True))  # the same timer
+    desktop.root.update()
+    assert pending_timers(desktop.root) - before == {ticker}
 
     # the menu window lists the same entries; picking one opens its conversation
     desktop.tray.report(NO_MENU)

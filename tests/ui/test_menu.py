@@ -677,7 +677,10 @@ def test_the_ages_are_refreshed_only_while_there_is_something_to_show() -> None:
     assert recent_refresh_ms(s) is None
     s = shown_in_order(s, news("a"))
     assert recent_refresh_ms(s) == RECENT_TICK_MS
-    assert recent_refresh_ms(recent_aged(s, T0 + timedelta(hours=1))) == RECENT_SLOW_TICK_MS
+    later = recent_aged(s, T0 + timedelta(hours=1))
+    assert recent_refresh_ms(later) == RECENT_SLOW_TICK_MS
+    fresh = news("b")
+    assert recent_refresh_ms(notice_shown(later, fresh, T0 + timedelta(hours=1))) == RECENT_TICK_MS
     assert recent_refresh_ms(recent_cleared(s)) is None
 
 

@@ -34,6 +34,7 @@ from app.events import (
     LoginRequired,
     NotificationClicked,
     NotificationReport,
+    Notified,
     ShowError,
     UiEvent,
 )
@@ -57,7 +58,9 @@ from app.ui.dialogs import (
 )
 from app.ui.menu import (
     Action,
+    ClearRecent,
     Command,
+    OpenRecent,
     PauseNotifications,
     ResumeNotifications,
     ToggleOrganisation,
@@ -66,7 +69,12 @@ from app.ui.menu import (
     apply_event,
     main_app_opened,
     muted_set,
+    notice_shown,
     pause_end,
+    recent_aged,
+    recent_cleared,
+    recent_notice,
+    recent_refresh_ms,
     start_at_login_set,
     tray_view,
     update_checks_set,
@@ -210,6 +218,8 @@ class DesktopApp:
         self._sign_in_job: concurrent.futures.Future[None] | None = None
         self._signing_in_as = ""
         self._exiting = False
+        self._recent_tick: str | None = None  # the Tk timer that ages the Recent list
+        self._recent_tick_ms: int | None = None  # its delay
         root.report_callback_exception = _log_callback_exception
 
     @property
@@ -279,6 +289,8 @@ class DesktopApp:
                 self._command(item)
             elif isinstance(item, PauseNotifications | ResumeNotifications | ToggleOrganisation):
                 self._quiet_asked(item)
+            elif isinstance(item, OpenRecent | ClearRecent):
+                self._recent_asked(item)
             elif isinstance(item, JobDone):
                 item.then(item.future)
             elif isinstance(item, TrayStatus):
@@ -289,7 +301,10 @@ class DesktopApp:
             logger.exception("Handling %s failed", item)
 
     def _event(self, event: UiEvent) -> None:
-        self._set_state(apply_event(self._state, event))
+        state = apply_event(self._state, event)
+        if isinstance(event, Notified):  # the Recent list tells its age: stamped here
+            state = notice_shown(state, event, datetime.now().astimezone())
+        self._set_state(state)
         if isinstance(event, LoginRequired):
             self._info.close()  # "Signed in" is no longer true
             self._open_login(email=event.email, message=event.reason)
@@ -466,6 +481,45 @@ class DesktopApp:
                 close_after_ms=SUCCESS_MESSAGE_MS,
             )
 
+    # -- recent notifications ------------------------------------------------------------
+
+    def _recent_asked(self, action: OpenRecent | ClearRecent) -> None:
+        """An entry of the Recent list does what a click on its notification does."""
+        if isinstance(action, ClearRecent):
+            logger.info("Recent notifications cleared")
+            self._set_state(recent_cleared(self._state))
+            return
+        notice = recent_notice(self._state, action.key)
+        if notice is None:  # cleared or signed out since the menu was shown
+            logger.info("Recent notification %s is gone", action.key)
+            return
+        logger.info("Opening recent notification %s", action.key)
+        self._event(NotificationClicked(notice))
+
+    def _keep_recent_ages(self) -> None:
+        """A timer only while the list has entries: an empty list costs nothing. A new entry
+        under the slow timer brings the minute timer back."""
+        delay = recent_refresh_ms(self._state)
+        if delay == self._recent_tick_ms and (delay is None) == (self._recent_tick is None):
+            return
+        if self._recent_tick is not None:
+            self._root.after_cancel(self._recent_tick)
+            self._recent_tick = None
+        self._recent_tick_ms = delay
+        if delay is not None and not self._exiting:
+            self._recent_tick = self._root.after(delay, self._age_recent)
+
+    def _age_recent(self) -> None:
+        self._recent_tick = None
+        if self._exiting:
+            return
+        aged = recent_aged(self._state, datetime.now().astimezone())
+        if tray_view(aged) != tray_view(self._state):
+            self._set_state(aged)
+        else:
+            self._state = aged
+            self._keep_recent_ages()
+
     # -- the other commands ----------------------------------------------------------------
 
     def _quiet_asked(
@@ -572,6 +626,8 @@ class DesktopApp:
             return
         self._exiting = True
         logger.info("Exiting")
+        if self._recent_tick is not None:
+            self._root.after_cancel(self._recent_tick)
         self._tray.stop(TRAY_STOP_TIMEOUT)
         self._login.close()
         self._error.close()
@@ -588,6 +644,7 @@ class DesktopApp:
         view = tray_view(state)
         self._tray.show(view)
         self._menu_window.update(view)
+        self._keep_recent_ages()
 
     def _remember(self, **changes: Any) -> None:
         self._preferences = dataclasses.replace(self._preferences, **changes)

@@ -25,8 +25,8 @@ from app.events import (
     UiEvent,
     UpdateAvailable,
 )
-from app.models import NoticeKind, Organisation
-from app.untrusted import organisation_labels
+from app.models import Notice, NoticeKind, Organisation
+from app.untrusted import organisation_labels, shown
 
 #: Windows truncates tray tooltips at 127 characters (NOTIFYICONDATA.szTip).
 TOOLTIP_MAX = 127
@@ -89,8 +89,28 @@ class ToggleOrganisation:
     org_id: str
 
 
+@dataclass(frozen=True)
+class OpenRecent:
+    """Open a recent notification as a click on it would: carries its key (an id), never its
+    text, so logging the action logs no message."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class ClearRecent:
+    """Empty the list of recent notifications."""
+
+
 #: What a menu entry asks for: a plain command, or one that carries its value.
-Action = Command | PauseNotifications | ResumeNotifications | ToggleOrganisation
+Action = (
+    Command
+    | PauseNotifications
+    | ResumeNotifications
+    | ToggleOrganisation
+    | OpenRecent
+    | ClearRecent
+)
 
 
 def pause_end(choice: PauseChoice, now: datetime) -> datetime | None:
@@ -123,6 +143,35 @@ def pause_text(until: datetime | None, at: datetime) -> str:
     return f"until {local:%a} {local.day} {local:%b %H:%M}"
 
 
+#: The Recent notifications submenu lists this many, newest first.
+RECENT_MAX = 10
+#: Characters of a notification's title and text in a Recent entry; its age follows, never cut.
+RECENT_SHOWN = 60
+RECENT_TITLE_SHOWN = 36
+#: Below this many characters left for the text, an entry shows the title alone.
+RECENT_BODY_MIN = 12
+#: How often the ages are refreshed while the list has entries: each minute while the newest
+#: is less than an hour old, then every ten minutes (ages count in hours by then).
+RECENT_TICK_MS = 60_000
+RECENT_SLOW_TICK_MS = 600_000
+
+
+@dataclass(frozen=True)
+class RecentNotice:
+    """A notification that was shown, and when (wall clock, timezone-aware: stamped by the Tk
+    thread as it takes the event). In memory only; its repr leaves out the message."""
+
+    notice: Notice
+    at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.notice.key
+
+    def __repr__(self) -> str:
+        return f"RecentNotice(key={self.key!r}, at={self.at.isoformat()})"
+
+
 @dataclass(frozen=True)
 class TrayState:
     phase: ConnectionPhase = ConnectionPhase.SIGNED_OUT
@@ -137,6 +186,8 @@ class TrayState:
     paused: str | None = None  # "until 14:30" while notifications are paused
     check_for_updates: bool = True  # the user's choice (preferences)
     update: UpdateAvailable | None = None  # a newer release, while checking is on
+    recent: tuple[RecentNotice, ...] = ()  # shown notifications, newest first (memory only)
+    now: datetime | None = None  # the wall-clock time the ages of ``recent`` are told from
 
     @property
     def unread(self) -> int:
@@ -153,7 +204,12 @@ def apply_event(state: TrayState, event: UiEvent) -> TrayState:
     if isinstance(event, StateChanged):
         return _state_changed(state, event)
     if isinstance(event, SignedIn):
-        changes = {"email": event.email, "unread_keys": (), "organisations": event.organisations}
+        changes = {
+            "email": event.email,
+            "unread_keys": (),
+            "organisations": event.organisations,
+            "recent": (),  # a new session starts a new list
+        }
     elif isinstance(event, Notified) and event.delivered and _is_news(event):
         # An upgrade is the same message as the notification before it: no new one.
         changes = (
@@ -189,6 +245,92 @@ def _is_news(event: Notified) -> bool:
     return kind is NoticeKind.SUMMARY or (
         kind is NoticeKind.NEWS and event.notice.org_id is not None
     )
+
+
+def notice_shown(state: TrayState, event: Notified, at: datetime) -> TrayState:
+    """The Recent list after ``event``, taken at ``at`` (wall clock, timezone-aware).
+
+    Only what reached the screen and concerns the user's news: a conversation's notification or
+    a summary (it opens the main app, or its one conversation, as its click does); never a test
+    or another notice about the app itself. One entry per ``key`` (one per conversation; the
+    summaries share one): newer news moves the conversation to the top with its new text and
+    time, an upgrade (the same message, now with who wrote what) replaces its entry where it
+    is and keeps its time. At most :data:`RECENT_MAX`, the oldest dropped."""
+    if not (event.delivered and _is_news(event)):
+        return state
+    notice = event.notice
+    if notice.upgrade:
+        for index, entry in enumerate(state.recent):
+            if entry.key == notice.key:
+                replaced = RecentNotice(notice, entry.at)
+                recent = (*state.recent[:index], replaced, *state.recent[index + 1 :])
+                return dataclasses.replace(state, recent=recent, now=at)
+    others = tuple(entry for entry in state.recent if entry.key != notice.key)
+    recent = (RecentNotice(notice, at), *others)[:RECENT_MAX]
+    return dataclasses.replace(state, recent=recent, now=at)
+
+
+def recent_aged(state: TrayState, now: datetime) -> TrayState:
+    """The same list, its ages told from ``now``."""
+    return dataclasses.replace(state, now=now)
+
+
+def recent_cleared(state: TrayState) -> TrayState:
+    return dataclasses.replace(state, recent=())
+
+
+def recent_notice(state: TrayState, key: str) -> Notice | None:
+    """The notice of the Recent entry ``key``; None when it is gone (cleared, signed out)."""
+    return next((entry.notice for entry in state.recent if entry.key == key), None)
+
+
+def recent_refresh_ms(state: TrayState) -> int | None:
+    """When the ages next need a look; None: nothing to show, so no timer at all."""
+    if not state.recent:
+        return None
+    newest, now = state.recent[0].at, state.now
+    if now is not None and now - newest >= timedelta(hours=1):
+        return RECENT_SLOW_TICK_MS
+    return RECENT_TICK_MS
+
+
+def age_text(at: datetime, now: datetime) -> str:
+    """``just now``, ``5 min ago``, ``2 h ago``, ``yesterday``, ``3 days ago``: how long ago
+    ``at`` was at ``now`` (calendar days in the local time of ``now``). A clock set back says
+    ``just now``."""
+    age = now - at
+    if age < timedelta(minutes=1):
+        return "just now"
+    if age < timedelta(hours=1):
+        return f"{age // timedelta(minutes=1)} min ago"
+    days = (now.date() - at.astimezone(now.tzinfo).date()).days
+    if days == 0 or age < timedelta(hours=6):
+        return f"{age // timedelta(hours=1)} h ago"
+    if days == 1:
+        return "yesterday"
+    return f"{days} days ago"
+
+
+def recent_label(entry: RecentNotice, now: datetime | None) -> str:
+    """``<title>: <text> — <age>``. Title and text are the server's (cleaned by the policy):
+    cleaned and cut again here, so an entry is one short line; every entry ends in its age,
+    which no command of the app's does, so none can pass for one."""
+    notice = entry.notice
+    text = shown(notice.title, RECENT_TITLE_SHOWN) or "Notification"
+    room = RECENT_SHOWN - len(text) - 2
+    body = shown(notice.body, room) if room >= RECENT_BODY_MIN else ""
+    if body:
+        text = f"{text}: {body}"
+    return f"{text} — {age_text(entry.at, now or entry.at)}"
+
+
+def recent_menu(state: TrayState) -> tuple[MenuEntry, ...]:
+    """The Recent notifications submenu: one entry per notification, newest first, then
+    "Clear list"."""
+    entries = tuple(
+        MenuEntry(recent_label(entry, state.now), OpenRecent(entry.key)) for entry in state.recent
+    )
+    return (*entries, MenuEntry("Clear list", ClearRecent())) if entries else ()
 
 
 def muted_set(state: TrayState, muted: frozenset[str]) -> TrayState:
@@ -329,6 +471,7 @@ def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
         Separator(),
         MenuEntry("Open Main App", Command.OPEN_MAIN_APP, default=True),
         MenuEntry("Close Main App", Command.CLOSE_MAIN_APP),
+        MenuEntry("Recent notifications", submenu=recent_menu(state), visible=bool(state.recent)),
         Separator(),
         MenuEntry("Pause notifications", submenu=pause_menu()),
         MenuEntry(

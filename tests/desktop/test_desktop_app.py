@@ -50,9 +50,11 @@ from app.system.launcher import MainApp
 from app.ui.desktop import DesktopApp, InboxItem, JobDone
 from app.ui.dialogs import LOGIN_TITLE, apply_theme
 from app.ui.menu import (
+    ClearRecent,
     Command,
     IconKind,
     MenuEntry,
+    OpenRecent,
     PauseChoice,
     PauseNotifications,
     ResumeNotifications,
@@ -726,7 +728,11 @@ def test_the_menu_window_offers_the_pause_submenu(desktop: Desktop) -> None:
     desktop.tray.report(NO_HOST)
     window = desktop.wait_window(MENU_TITLE)
     buttons = {str(b.cget("text")): b for b in widgets(window, ttk.Menubutton)}
-    assert set(buttons) == {"Pause notifications", "Notify for organisations"}
+    assert set(buttons) == {
+        "Recent notifications",
+        "Pause notifications",
+        "Notify for organisations",
+    }
     menu = buttons["Pause notifications"].nametowidget(
         str(buttons["Pause notifications"].cget("menu"))
     )
@@ -786,3 +792,107 @@ def test_switching_update_checks_off_is_remembered_and_withdraws_the_offer(
     desktop.pump(lambda: desktop.service.update_checks[-1] is True, "checks back on")
     config = json.loads((desktop.settings.config_dir / "config.json").read_text())
     assert "check_for_updates" not in config["preferences"]
+
+
+# -- recent notifications ----------------------------------------------------------------------
+
+SECRET = "lunch at the secret place"
+
+
+def recent(conversation: str, body: str) -> Notice:
+    return Notice(
+        key=f"org-1/{conversation}",
+        title=f"#{conversation} · Acme",
+        body=body,
+        org_id="org-1",
+        channel_id=conversation,
+    )
+
+
+def dropdown(window: tk.Misc, label: str) -> tuple[tk.Menu, list[str]]:
+    buttons = {str(b.cget("text")): b for b in widgets(window, ttk.Menubutton)}
+    menu = buttons[label].nametowidget(str(buttons[label].cget("menu")))
+    assert isinstance(menu, tk.Menu)
+    return menu, [menu.entrycget(i, "label") for i in range(int(menu.index(tk.END) or 0) + 1)]
+
+
+def pending_timers(root: tk.Tk) -> set[str]:
+    return set(root.tk.splitlist(root.tk.call("after", "info")))
+
+
+def test_a_recent_notification_opens_like_a_click_on_it(
+    desktop: Desktop, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    post = desktop.inbox.post
+    post(SignedIn(EMAIL, "Ada", ORGS))
+    post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
+    before = pending_timers(desktop.root)
+    post(Notified(recent("chan-7", f"Ada: {SECRET}"), delivered=True))
+    post(Notified(recent("chan-8", "Bob: see you"), delivered=True))
+    desktop.pump(lambda: len(desktop.app.state.recent) == 2, "the recent list")
+    (submenu,) = [
+        line
+        for line in desktop.tray.views[-1].menu
+        if isinstance(line, MenuEntry) and line.label == "Recent notifications"
+    ]
+    assert [e.label for e in submenu.submenu or ()] == [
+        "#chan-8 · Acme: Bob: see you — just now",
+        f"#chan-7 · Acme: Ada: {SECRET} — just now",
+        "Clear list",
+    ]
+    (ticker,) = pending_timers(desktop.root) - before  # one timer ages the list
+    post(Notified(recent("chan-8", "Bob: see you"), delivered=True))  # the same timer
+    desktop.root.update()
+    assert pending_timers(desktop.root) - before == {ticker}
+
+    # the menu window lists the same entries; picking one opens its conversation
+    desktop.tray.report(NO_MENU)
+    window = desktop.wait_window(MENU_TITLE)
+    menu, labels = dropdown(window, "Recent notifications")
+    assert labels == [e.label for e in submenu.submenu or ()]
+    (opener,) = [
+        b for b in widgets(window, ttk.Menubutton) if b.cget("text") == "Recent notifications"
+    ]
+    menu.post(opener.winfo_rootx(), opener.winfo_rooty() + opener.winfo_height())
+    desktop.root.update()
+    screenshot("desktop-app-recent-notifications")
+    menu.unpost()
+    menu.invoke(labels.index(f"#chan-7 · Acme: Ada: {SECRET} — just now"))
+    desktop.wait_started()
+    assert desktop.main_app.arguments() == [["--channel=chan-7"]]
+    desktop.pump(lambda: desktop.app.state.unread == 0, "unread cleared, as by a click")
+    assert len(desktop.app.state.recent) == 2, "opening one keeps the list"
+
+    # in memory only: not in what the app saves, nor in its log
+    desktop.tray.report(ToggleOrganisation("org-2"))  # something that saves the preferences
+    desktop.pump(lambda: desktop.service.quiet, "the preferences to be saved")
+    config = (desktop.settings.config_dir / "config.json").read_text()
+    assert "muted_organisations" in config
+    assert SECRET not in config
+    assert "chan-7" not in config
+    assert SECRET not in caplog.text
+    assert "org-1/chan-7" in caplog.text, "the log names the entry by its id"
+
+    # Clear empties it, and with nothing to show no timer runs
+    desktop.tray.report(ClearRecent())
+    desktop.pump(lambda: not desktop.app.state.recent, "the list cleared")
+    assert not any(
+        isinstance(line, MenuEntry) and line.label == "Recent notifications" and line.visible
+        for line in desktop.tray.views[-1].menu
+    )
+    assert ticker not in pending_timers(desktop.root)
+    desktop.tray.report(OpenRecent("org-1/chan-8"))  # a menu shown before the clear: nothing
+    desktop.root.update()
+    assert len(desktop.main_app.pids()) == 1
+
+
+def test_signing_out_forgets_the_recent_notifications(desktop: Desktop) -> None:
+    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
+    post = desktop.inbox.post
+    post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
+    post(Notified(recent("chan-7", SECRET), delivered=True))
+    desktop.pump(lambda: desktop.app.state.recent, "the recent list")
+    post(StateChanged(ConnectionPhase.SIGNED_OUT, "signed out"))
+    desktop.pump(lambda: not desktop.app.state.recent, "the list gone at sign-out")

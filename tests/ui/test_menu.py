@@ -21,24 +21,36 @@ from app.events import (
 )
 from app.models import Notice, NoticeKind, Organisation
 from app.ui.menu import (
+    RECENT_MAX,
+    RECENT_SHOWN,
+    RECENT_SLOW_TICK_MS,
+    RECENT_TICK_MS,
     TOOLTIP_MAX,
     Action,
+    ClearRecent,
     Command,
     IconKind,
     MenuEntry,
+    OpenRecent,
     PauseChoice,
     PauseNotifications,
     ResumeNotifications,
     Separator,
     ToggleOrganisation,
     TrayState,
+    age_text,
     apply_event,
     icon_kind,
     main_app_opened,
     menu_entries,
     muted_set,
+    notice_shown,
     pause_end,
     pause_text,
+    recent_aged,
+    recent_cleared,
+    recent_notice,
+    recent_refresh_ms,
     start_at_login_set,
     status_line,
     tooltip,
@@ -140,6 +152,7 @@ def test_menu_order_labels_and_the_default_action() -> None:
         "---",
         "Open Main App",
         "Close Main App",
+        "Recent notifications",
         "---",
         "Pause notifications",
         "Resume notifications",
@@ -517,3 +530,182 @@ def test_an_upgrade_is_no_new_unread_notification() -> None:
     s = apply_event(state(ConnectionPhase.CONNECTED), Notified(ORG_NOTICE, delivered=True))
     upgrade = dataclasses.replace(ORG_NOTICE, body="Ada Obi: look", upgrade=True)
     assert apply_event(s, Notified(upgrade, delivered=True)).unread == 1
+
+
+# -- recent notifications ---------------------------------------------------------------------
+
+T0 = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+
+
+def news(conversation: str, body: str = "hi", *, upgrade: bool = False) -> Notified:
+    notice = Notice(
+        key=f"org-1/{conversation}",
+        title=f"#{conversation} · Acme",
+        body=body,
+        org_id="org-1",
+        channel_id=conversation,
+        upgrade=upgrade,
+    )
+    return Notified(notice, delivered=True)
+
+
+def shown_in_order(
+    s: TrayState, *events: Notified, step: timedelta = timedelta(minutes=1)
+) -> TrayState:
+    for index, event in enumerate(events):
+        s = notice_shown(apply_event(s, event), event, T0 + index * step)
+    return s
+
+
+def recent_submenu(s: TrayState) -> MenuEntry:
+    (entry,) = [
+        e for e in menu_entries(s) if isinstance(e, MenuEntry) and e.label == "Recent notifications"
+    ]
+    return entry
+
+
+def test_recent_notifications_are_listed_newest_first_and_open_by_key() -> None:
+    s = shown_in_order(state(ConnectionPhase.CONNECTED), news("a"), news("b"), news("c"))
+    assert [e.key for e in s.recent] == ["org-1/c", "org-1/b", "org-1/a"]
+    submenu = recent_submenu(s)
+    assert submenu.visible
+    assert [e.command for e in submenu.submenu or ()] == [
+        OpenRecent("org-1/c"),
+        OpenRecent("org-1/b"),
+        OpenRecent("org-1/a"),
+        ClearRecent(),
+    ]
+    assert (submenu.submenu or ())[-1].label == "Clear list"
+    assert recent_notice(s, "org-1/b") == news("b").notice
+    assert recent_notice(s, "org-1/gone") is None
+
+
+def test_the_recent_list_keeps_the_last_ten() -> None:
+    events = [news(f"c{i}") for i in range(RECENT_MAX + 3)]
+    s = shown_in_order(state(ConnectionPhase.CONNECTED), *events)
+    assert len(s.recent) == RECENT_MAX
+    assert [e.key for e in s.recent] == [f"org-1/c{i}" for i in range(12, 2, -1)]
+
+
+def test_newer_news_moves_its_conversation_to_the_top_with_its_new_text_and_time() -> None:
+    s = shown_in_order(
+        state(ConnectionPhase.CONNECTED), news("a", "first"), news("b"), news("a", "second")
+    )
+    assert [e.key for e in s.recent] == ["org-1/a", "org-1/b"]
+    assert s.recent[0].notice.body == "second"
+    assert s.recent[0].at == T0 + timedelta(minutes=2)
+
+
+def test_an_upgrade_replaces_its_entry_in_place_and_keeps_its_time() -> None:
+    s = shown_in_order(
+        state(ConnectionPhase.CONNECTED),
+        news("a", "1 new message"),
+        news("b"),
+        news("a", "Ada: lunch?", upgrade=True),
+    )
+    assert [e.key for e in s.recent] == ["org-1/b", "org-1/a"]
+    assert s.recent[1].notice.body == "Ada: lunch?"
+    assert s.recent[1].at == T0
+    assert s.unread == 2, "an upgrade is no new notification"
+    # an upgrade whose entry is gone (cleared meanwhile) is listed as new
+    s = notice_shown(recent_cleared(s), news("a", "x", upgrade=True), T0)
+    assert [e.key for e in s.recent] == ["org-1/a"]
+
+
+def test_only_shown_news_and_summaries_are_listed() -> None:
+    summary = Notice(
+        key="summary", title="Telex Start · 5 conversations", body="", kind=NoticeKind.SUMMARY
+    )
+    s = state(ConnectionPhase.CONNECTED)
+    for event in (
+        Notified(TEST_NOTICE, delivered=True),
+        Notified(ORG_NOTICE, delivered=False),
+        Notified(dataclasses.replace(ORG_NOTICE, kind=NoticeKind.INFO), delivered=True),
+    ):
+        s = notice_shown(s, event, T0)
+    assert s.recent == ()
+    assert not recent_submenu(s).visible, "no entries: no submenu"
+    s = notice_shown(s, Notified(summary, delivered=True), T0)
+    assert [e.key for e in s.recent] == ["summary"]
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (T0, "just now"),
+        (T0 - timedelta(seconds=59), "just now"),
+        (T0 + timedelta(seconds=30), "just now"),  # a clock set back
+        (T0 - timedelta(minutes=5), "5 min ago"),
+        (T0 - timedelta(minutes=59, seconds=59), "59 min ago"),
+        (T0 - timedelta(hours=2, minutes=50), "2 h ago"),
+        (T0 - timedelta(hours=14, minutes=59), "14 h ago"),  # 00:01 today
+        (T0 - timedelta(hours=15, minutes=1), "yesterday"),  # 23:59 yesterday
+        (T0 - timedelta(days=3), "3 days ago"),
+    ],
+)
+def test_age_text(at: datetime, expected: str) -> None:
+    assert age_text(at, T0) == expected
+
+
+def test_late_at_night_a_few_hours_are_not_yesterday() -> None:
+    night = datetime(2026, 12, 3, 1, 0, tzinfo=UTC)
+    assert age_text(night - timedelta(hours=3), night) == "3 h ago"
+    assert age_text(night - timedelta(hours=7), night) == "yesterday"
+
+
+def test_recent_labels_say_who_what_and_how_long_ago_as_of_the_states_time() -> None:
+    s = shown_in_order(
+        state(ConnectionPhase.CONNECTED), news("a", "Ada: lunch?"), news("b", "Bob: ok")
+    )
+    s = recent_aged(s, T0 + timedelta(minutes=6))
+    assert [e.label for e in recent_submenu(s).submenu or ()] == [
+        "#b · Acme: Bob: ok — 5 min ago",
+        "#a · Acme: Ada: lunch? — 6 min ago",
+        "Clear list",
+    ]
+
+
+def test_recent_labels_are_one_short_line_that_always_ends_in_its_age() -> None:
+    long = Notice(
+        key="o/c",
+        title="A very long conversation name that goes on and on\nExit",
+        body="line one\nline two \u202e" + "word " * 100,
+        org_id="o",
+    )
+    s = notice_shown(state(ConnectionPhase.CONNECTED), Notified(long, delivered=True), T0)
+    (entry, _clear) = recent_submenu(s).submenu or ()
+    assert "\n" not in entry.label
+    assert "\u202e" not in entry.label
+    text, age = entry.label.rsplit(" — ", 1)
+    assert age == "just now"
+    assert len(text) <= RECENT_SHOWN
+    # a notification named like a command still reads as a notification
+    exit_like = Notice(key="o/x", title="Exit", body="", org_id="o")
+    s = notice_shown(s, Notified(exit_like, delivered=True), T0)
+    labels = [e.label for e in recent_submenu(s).submenu or ()]
+    assert labels[0] == "Exit — just now"
+
+
+def test_signing_out_or_in_again_forgets_the_recent_list_and_clear_empties_it() -> None:
+    s = shown_in_order(state(ConnectionPhase.CONNECTED), news("a"), news("b"))
+    assert recent_cleared(s).recent == ()
+    assert apply_event(s, StateChanged(ConnectionPhase.SIGNED_OUT, "signed out")) == TrayState()
+    assert apply_event(s, SignedIn(EMAIL, "Ada", ())).recent == ()
+
+
+def test_the_ages_are_refreshed_only_while_there_is_something_to_show() -> None:
+    s = state(ConnectionPhase.CONNECTED)
+    assert recent_refresh_ms(s) is None
+    s = shown_in_order(s, news("a"))
+    assert recent_refresh_ms(s) == RECENT_TICK_MS
+    later = recent_aged(s, T0 + timedelta(hours=1))
+    assert recent_refresh_ms(later) == RECENT_SLOW_TICK_MS
+    fresh = news("b")
+    assert recent_refresh_ms(notice_shown(later, fresh, T0 + timedelta(hours=1))) == RECENT_TICK_MS
+    assert recent_refresh_ms(recent_cleared(s)) is None
+
+
+def test_the_recent_list_keeps_message_text_out_of_reprs() -> None:
+    s = shown_in_order(state(ConnectionPhase.CONNECTED), news("a", "secret lunch plans"))
+    assert "secret" not in repr(s)
+    assert "secret" not in repr(OpenRecent(s.recent[0].key))

@@ -4,14 +4,17 @@ the menu-less variant, and what the tray status says."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from app.events import ConnectionPhase, SignedIn
-from app.models import Organisation
+from app.events import ConnectionPhase, Notified, SignedIn
+from app.models import Notice, Organisation
 from app.ui.menu import (
+    ClearRecent,
     Command,
+    OpenRecent,
     PauseChoice,
     PauseNotifications,
     ToggleOrganisation,
@@ -19,6 +22,7 @@ from app.ui.menu import (
     apply_event,
     menu_entries,
     muted_set,
+    notice_shown,
 )
 from app.ui.tray import TrayMessage, build_menu, tray_status
 
@@ -60,6 +64,7 @@ def test_the_menu_mirrors_the_model(pystray_dummy: Any) -> None:
         "Log out",
         "Open Main App",
         "Close Main App",
+        "Recent notifications",
         "Pause notifications",
         "Resume notifications",
         "Notify for organisations",
@@ -131,6 +136,24 @@ def test_submenus_are_nested_menus_that_post_typed_actions(pystray_dummy: Any) -
     pause.items[2](icon)
     organisations.items[1](icon)
     assert posted == [PauseNotifications(PauseChoice.TOMORROW), ToggleOrganisation("o2")]
+
+
+def test_recent_notifications_are_a_submenu_that_posts_their_key(pystray_dummy: Any) -> None:
+    state = TrayState(phase=ConnectionPhase.CONNECTED, email=EMAIL)
+    menu, _ = menu_for(pystray_dummy, state)
+    assert not {item.text: item for item in menu.items}["Recent notifications"].visible
+    notice = Notice(key="o1/c1", title="#general · Acme", body="Ada: hi", org_id="o1")
+    at = datetime(2026, 12, 2, 15, 0, tzinfo=UTC)
+    menu, posted = menu_for(pystray_dummy, notice_shown(state, Notified(notice, True), at))
+    recent = {item.text: item for item in menu.items}["Recent notifications"]
+    assert recent.visible
+    assert [item.text for item in recent.submenu.items] == [
+        "#general · Acme: Ada: hi — just now",
+        "Clear list",
+    ]
+    for item in recent.submenu.items:
+        item(object())
+    assert posted == [OpenRecent("o1/c1"), ClearRecent()]
 
 
 def test_the_default_action_opens_the_main_app(pystray_dummy: Any) -> None:

@@ -49,6 +49,7 @@ class Command(Enum):
     LOGOUT = "logout"
     OPEN_MAIN_APP = "open main app"
     CLOSE_MAIN_APP = "close main app"
+    OPEN_IN_DESKTOP_APP = "open in desktop app"  # toggles where a click lands
     TEST_NOTIFICATION = "test notification"
     START_AT_LOGIN = "start at login"  # toggles
     OPEN_LOG_FOLDER = "open log folder"
@@ -134,6 +135,7 @@ class TrayState:
     paused: str | None = None  # "until 14:30" while notifications are paused
     check_for_updates: bool = True  # the user's choice (preferences)
     update: UpdateAvailable | None = None  # a newer release, while checking is on
+    open_in_desktop_app: bool = False  # the user's choice (preferences): clicks open the client
 
     @property
     def signed_in(self) -> bool:
@@ -318,6 +320,11 @@ def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
         Separator(),
         MenuEntry("Open Main App", Command.OPEN_MAIN_APP, default=True),
         MenuEntry("Close Main App", Command.CLOSE_MAIN_APP),
+        MenuEntry(
+            "Clicks open the desktop app",
+            Command.OPEN_IN_DESKTOP_APP,
+            checked=state.open_in_desktop_app,
+        ),
         Separator(),
         MenuEntry("Pause notifications", submenu=pause_menu()),
         MenuEntry(

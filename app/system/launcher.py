@@ -91,7 +91,7 @@ def zedu_handler_command(registry: ModuleType | None = None) -> str | None:
         return None
     if kind not in (registry.REG_SZ, registry.REG_EXPAND_SZ) or not isinstance(value, str):
         return None
-    return os.path.expandvars(value) if kind == registry.REG_EXPAND_SZ else value
+    return registry.ExpandEnvironmentStrings(value) if kind == registry.REG_EXPAND_SZ else value
 
 
 def handler_program(command: str | None) -> Path | None:

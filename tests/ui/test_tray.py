@@ -60,6 +60,7 @@ def test_the_menu_mirrors_the_model(pystray_dummy: Any) -> None:
         "Log out",
         "Open Main App",
         "Close Main App",
+        "Clicks open the desktop app",
         "Pause notifications",
         "Resume notifications",
         "Notify for organisations",

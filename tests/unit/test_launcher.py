@@ -392,10 +392,11 @@ def test_a_started_main_app_gets_no_arguments(tmp_path: Path, monkeypatch) -> No
         def poll(self) -> None:
             return None
 
-    monkeypatch.setattr(
-        launcher, "launch_detached", lambda command: started.append(command) or Child()
-    )
-    monkeypatch.setattr(launcher, "running_processes", lambda: [])
-    monkeypatch.setattr(launcher.sys, "platform", "linux")
+    def launch(command: tuple[str, ...]) -> Child:
+        started.append(command)
+        return Child()
+
+    monkeypatch.setattr(launcher, "launch_detached", launch)
+    monkeypatch.setattr(launcher, "running_processes", list)
     assert MainApp(program).open() is Opened.STARTED
     assert started == [(str(program),)]

@@ -10,7 +10,6 @@ import ipaddress
 import json
 import math
 import os
-import shlex
 import ssl
 import stat
 from collections.abc import Mapping
@@ -35,6 +34,9 @@ class Settings:
     env: str = "production"
     api_url: str = ENVIRONMENTS["production"][0]
     ws_url: str = ENVIRONMENTS["production"][1]
+    # The web app's origin: a clicked notification opens its conversation's permalink here
+    # (app.permalink); only this origin is ever opened.
+    web_url: str = ENVIRONMENTS["production"][2]
     ca_file: Path | None = None
     notifier: str = "auto"
     main_app: Path | None = None
@@ -62,9 +64,6 @@ class Settings:
     # many conversations; the least recent ones are forgotten first (app.core.policy and
     # app.core.delivery).
     conversations_kept: int = 10_000
-    # How a click passes its conversation to a main app that is not running yet: arguments
-    # (split like a shell) with {channel} and {organisation} filled in; "" passes nothing.
-    main_app_conversation_args: str = "--channel={channel}"
     # The newest release is looked up here about once a day (app.core.updates); "" never checks.
     update_url: str = RELEASES_URL
     config_dir: Path = Path(platformdirs.user_config_dir(APP_SLUG, APP_AUTHOR))
@@ -227,17 +226,17 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     return value
 
 
-def conversation_args(template: str, channel: str, organisation: str) -> tuple[str, ...]:
-    """The main app's arguments that open one conversation (``main_app_conversation_args``)."""
-    try:
-        parts = shlex.split(template)
-        return tuple(part.format(channel=channel, organisation=organisation) for part in parts)
-    except (ValueError, KeyError, IndexError) as exc:
-        why = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else str(exc)
+def check_web_origin(url: str) -> str:
+    """The web app's origin (``web_url``): https (http for loopback only), nothing after the
+    host and port; returned without a trailing ``/``."""
+    url = check_secure_url("Web URL", url.rstrip("/"), "https", "http")
+    parts = URL(url)
+    if parts.raw_path not in ("", "/"):
         raise ConfigError(
-            f"main_app_conversation_args {template!r} is not usable ({why}); write arguments "
-            "with {channel} and {organisation} where the conversation goes."
-        ) from None
+            f"Web URL {url!r} must be an origin only (scheme, host and port, e.g. "
+            "https://telex.im), without a path."
+        )
+    return str(parts.origin())
 
 
 def load_settings(
@@ -274,7 +273,7 @@ def load_config(
             merged[name] = _coerce(
                 name, raw, source if source != "environment" else f"{ENV_PREFIX}{name.upper()}"
             )
-            if name in ("api_url", "ws_url"):
+            if name in ("api_url", "ws_url", "web_url"):
                 explicit_urls.add(name)
     merged["config_dir"] = config_dir
     return _validate(merged, explicit_urls), document
@@ -284,7 +283,7 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
     env = values.get("env", Settings.env)
     if env not in ENVIRONMENTS:
         raise ConfigError(f"Unknown environment {env!r}; choose one of {', '.join(ENVIRONMENTS)}.")
-    api_default, ws_default = ENVIRONMENTS[env]
+    api_default, ws_default, web_default = ENVIRONMENTS[env]
     api_url = check_secure_url(
         "API URL", values.get("api_url", api_default).rstrip("/"), "https", "http"
     )
@@ -296,6 +295,9 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
         ws_url = ws_default
     values["api_url"] = check_secure_url("API URL", api_url, "https", "http")
     values["ws_url"] = check_secure_url("WebSocket URL", ws_url, "wss", "ws")
+    values["web_url"] = check_web_origin(
+        values["web_url"] if "web_url" in explicit_urls else web_default
+    )
     level = str(values.get("log_level", Settings.log_level)).upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"Unknown log level {level!r}; choose one of {', '.join(LOG_LEVELS)}.")
@@ -305,8 +307,6 @@ def _validate(values: dict[str, Any], explicit_urls: set[str]) -> Settings:
     reconnect_min = values.get("reconnect_min_delay", Settings.reconnect_min_delay)
     if reconnect_min > values.get("reconnect_max_delay", Settings.reconnect_max_delay):
         raise ConfigError("reconnect_min_delay must not exceed reconnect_max_delay.")
-    template = values.get("main_app_conversation_args", Settings.main_app_conversation_args)
-    conversation_args(template, "c", "o")  # checks it
     if update_url := values.get("update_url"):
         values["update_url"] = check_secure_url("Update URL", update_url, "https", "http")
     values = {k: v for k, v in values.items() if v is not None or k in ("ca_file", "main_app")}

@@ -12,14 +12,19 @@ APP_AUTHOR: Final = "Telex"
 APP_ID: Final = "im.telex.start"  # macOS bundle id (Windows toasts use APP_NAME as AppUserModelID)
 CLIENT_NAME: Final = "telex-start"  # sent to Centrifugo in connect
 
+#: Per environment: the REST API, the push WebSocket and the web app's origin (where a clicked
+#: notification's permalink opens; the Telex web origin is inferred, not confirmed: setting
+#: ``web_url``).
 ENVIRONMENTS: Final = {
     "production": (
         "https://api.telex.im/api/v1",
         "wss://api.telex.im/centrifugo/connection/websocket",
+        "https://telex.im",
     ),
     "staging": (
         "https://api.staging.telex.im/api/v1",
         "wss://api.staging.telex.im/centrifugo/connection/websocket",
+        "https://staging.telex.im",
     ),
 }
 

@@ -31,6 +31,9 @@ class Session:
 class Organisation:
     id: str
     name: str
+    # The web app's name for it in links, when the server sends one (checked at the edge, in
+    # app.core.api); "" means the name made into one (app.permalink.org_slug).
+    slug: str = ""
 
     def channel_for(self, user_id: str) -> str:
         """The personal push channel of ``user_id`` in this organisation (``<org>/<user>``);
@@ -63,6 +66,10 @@ class Notice:
     # The second event of a message already shown (its count change, then who wrote what):
     # it replaces that notification at once and is no new notification of its own.
     upgrade: bool = False
+    # Where a click lands in the web app (app.permalink): the thread of the message, when the
+    # push says, and whether the conversation is a (group) DM.
+    thread_id: str | None = None
+    dm: bool = False
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ OPTIONAL_KEYS = (
     "notifications_paused",
     "notifications_paused_until",
     "muted_organisations",
+    "open_in_desktop_app",
 )
 
 
@@ -45,6 +46,8 @@ class Preferences:
     menu_window_introduced: bool = False  # shown once where the tray has no menu
     quiet: Quiet = field(default_factory=Quiet)  # paused notifications, muted organisations
     check_for_updates: bool = True  # the once-a-day look for a newer release (app.core.updates)
+    # A click starts or brings forward the desktop client instead of opening the web link.
+    open_in_desktop_app: bool = False
 
     @classmethod
     def from_json(cls, data: object) -> Preferences:
@@ -60,6 +63,7 @@ class Preferences:
             menu_window_introduced=introduced is True,
             quiet=_quiet_from_json(data),
             check_for_updates=data.get("check_for_updates") is not False,
+            open_in_desktop_app=data.get("open_in_desktop_app") is True,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -71,6 +75,8 @@ class Preferences:
             document["menu_window_introduced"] = True
         if not self.check_for_updates:
             document["check_for_updates"] = False
+        if self.open_in_desktop_app:
+            document["open_in_desktop_app"] = True
         quiet = self.quiet
         if quiet.paused:
             document["notifications_paused"] = True

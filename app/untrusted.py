@@ -3,8 +3,9 @@
 Every id and every string in a push or a REST reply is chosen by the server, or by another Telex
 user (channel names, user names, organisation names, message previews). So:
 
-* an id is kept (as a dictionary key, a channel name, an argument of the main app) only when it
-  is a plain id; anything else is refused where it comes in;
+* an id is kept (as a dictionary key, a channel name, a part of a web link) only when it is a
+  plain id, an organisation's link name only when it is a plain slug; anything else is refused
+  where it comes in;
 * text is shown only after :func:`shown`: no control or format characters (bidi overrides,
   zero-width characters, BEL/ESC), one space for any run of whitespace, a bounded length;
 * a title that starts with the app's name is the app's own (:func:`own_title`); a title made of
@@ -23,8 +24,12 @@ from app.constants import APP_NAME
 from app.models import Organisation
 
 #: A conversation, organisation or user id as Telex writes them (UUIDs), with room to spare: at
-#: most 128 characters, no leading "-" (it becomes an argument of the main app), no space, no "/".
+#: most 128 characters, no leading "-" (it must never read as an option), no space, no "/".
 PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+#: An organisation's name in web links (``slug``), as slug makers write them: letters and
+#: digits in runs joined by "-" or "_", at most 128 characters; one path segment of a link.
+PLAIN_SLUG = re.compile(r"(?=.{1,128}\Z)[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*")
 
 #: Unicode categories never shown: control (Cc), format (Cf: bidi controls, zero-width
 #: characters, soft hyphen) and lone surrogates (Cs), which no notification service can encode.
@@ -43,6 +48,10 @@ OWN_SEPARATOR = " · "
 
 def is_plain_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and PLAIN_ID.fullmatch(value) is not None
+
+
+def is_plain_slug(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and PLAIN_SLUG.fullmatch(value) is not None
 
 
 def shown(text: str, limit: int) -> str:

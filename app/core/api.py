@@ -32,7 +32,7 @@ from app.errors import (
     SessionExpired,
 )
 from app.models import Organisation, Session, User
-from app.untrusted import ORGANISATION_SHOWN, is_plain_id, shown
+from app.untrusted import ORGANISATION_SHOWN, is_plain_id, is_plain_slug, shown
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,9 @@ def parse_session(data: Any, email: str) -> Session:
 
 
 def parse_organisations(data: Any) -> list[Organisation]:
-    """Keep organisations that have an id and a name; skip broken entries like the reference."""
+    """Keep organisations that have an id and a name; skip broken entries like the reference.
+    A ``slug`` (the organisation in web links; not every server sends one) is kept only when
+    it is a plain slug."""
     if not isinstance(data, list):
         raise MalformedResponse("The Telex server's organisation list is not a list.")
     orgs: dict[str, Organisation] = {}
@@ -142,7 +144,9 @@ def parse_organisations(data: Any) -> list[Organisation]:
         org_id, name = entry.get("id"), entry.get("name")
         if is_plain_id(org_id) and isinstance(name, str):
             name = shown(name, ORGANISATION_SHOWN) or org_id
-            orgs.setdefault(org_id, Organisation(id=org_id, name=name))
+            slug = entry.get("slug")
+            slug = slug if is_plain_slug(slug) else ""
+            orgs.setdefault(org_id, Organisation(id=org_id, name=name, slug=slug))
         else:
             skipped += 1
     if skipped:

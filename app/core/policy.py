@@ -79,6 +79,10 @@ def _shown(value: Any, limit: int) -> str:
     return shown(value, limit) if isinstance(value, str) else ""
 
 
+def _plain_or_none(value: Any) -> str | None:
+    return value if is_plain_id(value) else None
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -181,6 +185,8 @@ class NotificationPolicy:
             org_id=org_id,
             channel_id=conversation,
             mentioned=mentioned,
+            thread_id=_plain_or_none(latest.get("thread_id")) if latest else None,
+            dm=section == DM_SECTION,
         )
 
     def _message(self, payload: dict[str, Any], org_id: str) -> Decision:
@@ -228,6 +234,8 @@ class NotificationPolicy:
             channel_id=conversation,
             mentioned=kind == "channel_mention",
             upgrade=upgrade,
+            thread_id=_plain_or_none(data.get("thread_id")),
+            dm=data.get("channel_type") in ("dm", "group_dm"),
         )
 
     def _paired(self, key: str, *, rich: bool) -> bool:

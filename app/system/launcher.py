@@ -1,12 +1,14 @@
 """Find, launch, bring forward and close the Telex main app (the Flutter desktop client).
 
 Where it lives: ``settings.main_app`` when set, then the place the user chose in the "not
-found" dialog, then the usual install locations of each OS (:func:`candidates`). Launching is
+found" dialog, then the usual places of each OS (:func:`candidates`), under the Telex names and
+the desktop client's own (``zedu.exe``, ``Zedu``, ``Zedu.app``); on Windows first the program
+of the ``zedu://`` handler that the client registers for the user on every launch. Launching is
 detached — the main app outlives Telex Start — and happens with the environment a frozen build
-inherited from the user, not PyInstaller's. A clicked notification passes its conversation as
-arguments (``main_app_conversation_args``, e.g. ``--channel=<id>``) to a copy it starts. A copy
-already running (found by its executable, whoever started it) is brought forward instead; the
-conversation cannot reach it (the main app has no documented way to be told one). Closing
+inherited from the user, not PyInstaller's. It is started without arguments: the client ignores
+them and has no deep link to a conversation (a click opens the conversation in the browser
+instead, :mod:`app.permalink`). A copy already running (found by its executable, whoever
+started it) is brought forward instead. Closing
 asks every copy to quit the way its OS asks apps (SIGTERM; WM_CLOSE to its windows on Windows)
 and kills what is still running after a timeout. :class:`MainApp` blocks while it waits, so
 the UI calls it off the Tk thread.
@@ -15,6 +17,7 @@ the UI calls it off the Tk thread.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import plistlib
@@ -27,14 +30,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 
 import psutil
 
-from app.config import conversation_args
 from app.constants import FROZEN
 from app.errors import LaunchFailed, MainAppNotFound, MainAppNotRunning
 from app.system import winapi
-from app.untrusted import is_plain_id
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +52,6 @@ class MainAppTarget:
     command: tuple[str, ...]
     executable: Path  # the file its process runs
     process_name: str
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """What a clicked notification belongs to."""
-
-    channel: str
-    organisation: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,13 +72,59 @@ def find_program(program: str, environ: Mapping[str, str] = os.environ) -> str |
     return shutil.which(program, path=os.pathsep.join(folders))
 
 
+#: Where the desktop client registers its ``zedu://`` handler for the user, on every launch:
+#: the default value is ``"<exe>" "%1"``.
+ZEDU_HANDLER_KEY = r"Software\Classes\zedu\shell\open\command"
+
+
+def zedu_handler_command(registry: ModuleType | None = None) -> str | None:
+    """The command of the user's ``zedu://`` handler (Windows registry, HKCU); None elsewhere
+    or when there is none. ``registry`` stands in for :mod:`winreg` in tests."""
+    if registry is None:
+        if sys.platform != "win32":
+            return None
+        registry = importlib.import_module("winreg")
+    try:
+        with registry.OpenKey(registry.HKEY_CURRENT_USER, ZEDU_HANDLER_KEY) as key:
+            value, kind = registry.QueryValueEx(key, "")
+    except OSError:
+        return None
+    if kind not in (registry.REG_SZ, registry.REG_EXPAND_SZ) or not isinstance(value, str):
+        return None
+    return registry.ExpandEnvironmentStrings(value) if kind == registry.REG_EXPAND_SZ else value
+
+
+def handler_program(command: str | None) -> Path | None:
+    """The program of a Windows handler command (``"C:\\…\\zedu.exe" "%1"``): the quoted
+    first part, or the text before the first space; only an absolute ``.exe``."""
+    if not command:
+        return None
+    command = command.strip()
+    if command.startswith('"'):
+        end = command.find('"', 1)
+        program = command[1:end] if end > 0 else ""
+    else:
+        program = command.split(" ", 1)[0]
+    if not program.lower().endswith(".exe") or not _windows_absolute(program):
+        return None
+    return Path(program)
+
+
+def _windows_absolute(path: str) -> bool:
+    """``C:\\…`` (a drive and a backslash or slash) or a ``\\\\server\\share`` path."""
+    drive = len(path) > 2 and path[0].isalpha() and path[1] == ":" and path[2] in "\\/"
+    return drive or path.startswith("\\\\")
+
+
 def candidates(
     platform: str = sys.platform,
     environ: Mapping[str, str] = os.environ,
     home: Path | None = None,
     which: Callable[[str], str | None] = find_program,
+    handler: Callable[[], str | None] = zedu_handler_command,
 ) -> list[Path]:
-    """Where the main app is installed by default, most likely first."""
+    """Where the main app is installed by default, most likely first: the Telex names, then
+    the desktop client's own (on Windows the ``zedu://`` handler's program before both)."""
     home = Path.home() if home is None else home
     if platform == "win32":
         roots = [
@@ -96,14 +136,25 @@ def candidates(
             )
             if environ.get(var)
         ]
-        return [root / "Telex" / "telex.exe" for root in roots]
+        registered = handler_program(handler())
+        return [
+            *([registered] if registered else []),
+            *(root / "Telex" / "telex.exe" for root in roots),
+            *(root / "Zedu" / "zedu.exe" for root in roots),
+        ]
     if platform == "darwin":
-        return [Path("/Applications/Telex.app"), home / "Applications" / "Telex.app"]
-    on_path = which("telex")
+        return [
+            Path(f"/Applications/{name}.app") if folder is None else folder / f"{name}.app"
+            for name in ("Telex", "Zedu")
+            for folder in (None, home / "Applications")
+        ]
+    on_path = [Path(found) for name in ("telex", "Zedu") if (found := which(name))]
     return [
-        *([Path(on_path)] if on_path else []),
+        *on_path,
         home / ".local" / "bin" / "telex",
         Path("/opt/telex/telex"),
+        home / ".local" / "bin" / "Zedu",
+        Path("/opt/zedu/Zedu"),
     ]
 
 
@@ -114,23 +165,6 @@ def target_for(path: Path, platform: str = sys.platform) -> MainAppTarget:
         executable = path / "Contents" / "MacOS" / _bundle_executable(path)
         return MainAppTarget(("open", "-a", str(path)), executable, executable.name)
     return MainAppTarget((str(path),), path, path.name)
-
-
-def with_conversation(
-    command: tuple[str, ...], conversation: Conversation | None, template: str
-) -> tuple[str, ...]:
-    """``command`` plus the arguments that open ``conversation`` (after ``--args`` for macOS
-    ``open -a``); an id that is not a plain id opens the main app without it."""
-    if conversation is None or not template:
-        return command
-    ids = (conversation.channel, conversation.organisation)
-    if not all(is_plain_id(value) for value in ids if value):
-        logger.warning("Opening the main app without the conversation: its id is not a plain id")
-        return command
-    extra = conversation_args(template, conversation.channel, conversation.organisation)
-    if command[:2] == ("open", "-a"):
-        extra = ("--args", *extra)
-    return (*command, *extra)
 
 
 def _bundle_executable(bundle: Path) -> str:
@@ -320,12 +354,10 @@ class MainApp:
         chosen: Path | None = None,
         *,
         close_timeout: float = CLOSE_TIMEOUT,
-        conversation_args: str = "",
     ) -> None:
         self._configured = configured
         self._chosen = chosen
         self._close_timeout = close_timeout
-        self._conversation_args = conversation_args
         self._lock = threading.Lock()
         # Every copy we started and have not seen end: kept so they can be closed by pid and
         # reaped (a POSIX child that ended stays a zombie until its parent collects it).
@@ -336,21 +368,19 @@ class MainApp:
         with self._lock:
             self._chosen = path
 
-    def open(self, conversation: Conversation | None = None) -> Opened:
-        """Bring a running copy forward; start one when none runs (or it shows no window),
-        on ``conversation`` when there is one."""
+    def open(self) -> Opened:
+        """Bring a running copy forward; start one (without arguments) when none runs, or it
+        shows no window."""
         with self._lock:
             target = locate(self._configured, chosen=self._chosen)  # it may move meanwhile
             if sys.platform != "darwin":  # `open -a` activates a running copy by itself
                 running = self._running(target)
                 if running and bring_forward(running):
                     logger.info("Brought the main app forward (pid %s)", running[0])
-                    if conversation is not None:
-                        logger.info("A running main app cannot be told the conversation")
                     return Opened.BROUGHT_FORWARD
                 if running:
                     logger.info("The main app runs but shows no window; starting it again")
-            command = with_conversation(target.command, conversation, self._conversation_args)
+            command = target.command
             self._forget_ended()
             self._launched.append(launch_detached(command))
             logger.info("Started the main app: %s", " ".join(command))

@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from app.bridge import LoopThread, UiQueue, run_in_thread
 from app.config import Settings
 from app.constants import APP_NAME
-from app.errors import AutostartError, MainAppNotFound, MainAppNotRunning, TelexError
+from app.errors import (
+    AutostartError,
+    LaunchFailed,
+    MainAppNotFound,
+    MainAppNotRunning,
+    TelexError,
+)
 from app.events import (
     LoginDefaults,
     LoginRequired,
@@ -38,11 +44,11 @@ from app.events import (
     ShowError,
     UiEvent,
 )
+from app.permalink import click_link
 from app.preferences import PreferencesStore
 from app.system.autostart import LoginItem, launch_command
 from app.system.launcher import (
     Closed,
-    Conversation,
     MainApp,
     Opened,
     is_program,
@@ -83,7 +89,7 @@ from app.ui.menu_window import MenuWindow
 from app.ui.tray import TrayMessage, TrayStatus
 
 if TYPE_CHECKING:
-    from app.models import Quiet
+    from app.models import Notice, Quiet
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +210,7 @@ class DesktopApp:
             start_at_login=self._starts_at_login(),
             muted=self._preferences.quiet.muted,
             check_for_updates=self._preferences.check_for_updates,
+            open_in_desktop_app=self._preferences.open_in_desktop_app,
         )
         self._tray = make_tray(tray_view(self._state), inbox.post)
         self._tray_status: TrayStatus | None = None
@@ -311,10 +318,7 @@ class DesktopApp:
         elif isinstance(event, ShowError):
             self._error.show(event.title, event.message)
         elif isinstance(event, NotificationClicked):
-            notice = event.notice
-            self._open_main_app(
-                Conversation(notice.channel_id, notice.org_id or "") if notice.channel_id else None
-            )
+            self._clicked(event.notice)
 
     def _command(self, command: Command) -> None:
         logger.info("Command: %s", command.value)
@@ -327,6 +331,7 @@ class DesktopApp:
                 self._service.reconnect(), self._report_failure
             ),
             Command.OPEN_MAIN_APP: self._open_main_app,
+            Command.OPEN_IN_DESKTOP_APP: self._toggle_open_in_desktop_app,
             Command.CLOSE_MAIN_APP: lambda: self._when_done(
                 run_in_thread(self._main_app.close, "close-main-app"), self._closed
             ),
@@ -432,10 +437,52 @@ class DesktopApp:
 
     # -- the main app --------------------------------------------------------------------------
 
-    def _open_main_app(self, conversation: Conversation | None = None) -> None:
-        self._when_done(
-            run_in_thread(lambda: self._main_app.open(conversation), "open-main-app"), self._opened
-        )
+    def _open_main_app(self) -> None:
+        self._when_done(run_in_thread(self._main_app.open, "open-main-app"), self._opened)
+
+    def _clicked(self, notice: Notice) -> None:
+        """A click lands on the conversation: its permalink in the browser (the web app itself
+        for a summary; nothing for a notice with ids that are not plain ids). When the user
+        chose the desktop app and it is found, it is started or brought forward instead: it
+        takes no arguments and has no link to a conversation."""
+        link = click_link(self._settings.web_url, notice, self._state.organisations)
+        if self._state.open_in_desktop_app:
+            self._when_done(
+                run_in_thread(lambda: self._open_desktop_app_or(link), "open-main-app"),
+                self._click_opened,
+            )
+        elif link is not None:
+            self._when_done(
+                run_in_thread(lambda: self._open_link(link), "open-link"), self._report_failure
+            )
+
+    def _open_desktop_app_or(self, link: str | None) -> Opened | None:
+        """Worker thread: the desktop app, or ``link`` in the browser when it is not found."""
+        try:
+            return self._main_app.open()
+        except MainAppNotFound as error:
+            logger.info("The desktop app is not found (%s); opening the web app", error)
+        if link is not None:
+            self._open_link(link)
+        return None
+
+    def _open_link(self, link: str) -> None:
+        """Worker thread: ``link`` in the default browser."""
+        logger.info("Opening the conversation in the browser")
+        if not self._open_url(link):
+            raise LaunchFailed("No web browser could be started to open the conversation.")
+
+    def _click_opened(self, future: concurrent.futures.Future[Opened | None]) -> None:
+        if future.exception() is not None:
+            self._report_failure(future)
+        elif future.result() is not None:
+            self._set_state(main_app_opened(self._state))
+
+    def _toggle_open_in_desktop_app(self) -> None:
+        enabled = not self._state.open_in_desktop_app
+        logger.info("Clicks open the desktop app: %s", "on" if enabled else "off")
+        self._set_state(dataclasses.replace(self._state, open_in_desktop_app=enabled))
+        self._remember(open_in_desktop_app=enabled)
 
     def _opened(self, future: concurrent.futures.Future[Opened]) -> None:
         error = future.exception()

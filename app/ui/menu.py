@@ -50,6 +50,7 @@ class Command(Enum):
     LOGOUT = "logout"
     OPEN_MAIN_APP = "open main app"
     CLOSE_MAIN_APP = "close main app"
+    OPEN_IN_DESKTOP_APP = "open in desktop app"  # toggles where a click lands
     TEST_NOTIFICATION = "test notification"
     START_AT_LOGIN = "start at login"  # toggles
     OPEN_LOG_FOLDER = "open log folder"
@@ -192,6 +193,8 @@ class TrayState:
     @property
     def unread(self) -> int:
         return len(self.unread_keys)
+
+    open_in_desktop_app: bool = False  # the user's choice (preferences): clicks open the client
 
     @property
     def signed_in(self) -> bool:
@@ -472,6 +475,11 @@ def menu_entries(state: TrayState) -> tuple[MenuLine, ...]:
         MenuEntry("Open Main App", Command.OPEN_MAIN_APP, default=True),
         MenuEntry("Close Main App", Command.CLOSE_MAIN_APP),
         MenuEntry("Recent notifications", submenu=recent_menu(state), visible=bool(state.recent)),
+        MenuEntry(
+            "Clicks open the desktop app",
+            Command.OPEN_IN_DESKTOP_APP,
+            checked=state.open_in_desktop_app,
+        ),
         Separator(),
         MenuEntry("Pause notifications", submenu=pause_menu()),
         MenuEntry(

@@ -100,11 +100,7 @@ def _compose_and_run(
         service=runtime,
         shutdown=runtime.aclose,
         make_tray=tray_with_balloons(TrayIcon, runtime.use_balloon),
-        main_app=MainApp(
-            settings.main_app,
-            preferences.load().main_app,
-            conversation_args=settings.main_app_conversation_args,
-        ),
+        main_app=MainApp(settings.main_app, preferences.load().main_app),
         preferences=preferences,
         startup_item=login_item(),
         login_defaults=login_defaults,

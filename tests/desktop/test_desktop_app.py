@@ -300,7 +300,7 @@ def desktop(tmp_path: Path, fake_main_app: FakeMainApp) -> Iterator[Desktop]:
         trays.append(RecordingTray([view], post))
         return trays[-1]
 
-    main_app = MainApp(settings.main_app, conversation_args=settings.main_app_conversation_args)
+    main_app = MainApp(settings.main_app)
     app = DesktopApp(
         root,
         settings=settings,
@@ -525,8 +525,9 @@ def test_service_events(desktop: Desktop) -> None:
     post(Notified(ORG_NOTICE, delivered=True))
     desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.UNREAD, "the unread icon")
 
-    post(NotificationClicked(ORG_NOTICE))  # opens the main app, which clears unread
-    desktop.wait_started()
+    post(NotificationClicked(ORG_NOTICE))  # opens the web app, which clears unread
+    desktop.pump(lambda: desktop.opened_urls, "the browser")
+    assert desktop.opened_urls == ["https://telex.im/"]  # no conversation: the web app itself
     desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.CONNECTED, "unread cleared")
 
     post(ShowError("Push connection failed", "The push server refused the connection."))
@@ -639,33 +640,101 @@ def test_a_tray_with_a_menu_needs_no_menu_window(desktop: Desktop) -> None:
 ORGS = (Organisation("org-1", "Acme"), Organisation("org-2", "Beta"))
 
 
-def test_a_clicked_notification_opens_the_main_app_on_its_conversation(desktop: Desktop) -> None:
+CHANNEL, THREAD = "0b6e1c52-9a0f-4d3c-8f43-2b1d5e7a9c10", "9d8c7b6a-1234-4cde-8f00-aabbccddeeff"
+
+
+def clicked(**fields: object) -> Notice:
+    base: dict[str, object] = {"key": "org-1/c", "title": "#general", "body": "1"}
+    return Notice(**{**base, "org_id": "org-1", "channel_id": CHANNEL, **fields})  # type: ignore[arg-type]
+
+
+def signed_in_with_slugs(desktop: Desktop) -> None:
     LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
-    post = desktop.inbox.post
-    post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
-    clicked = Notice(
-        key="org-1/chan-7", title="#general", body="1", org_id="org-1", channel_id="chan-7"
-    )
-    post(Notified(clicked, delivered=True))
+    orgs = (Organisation("org-1", "Acme Corp", slug="acme"), Organisation("org-2", "Beta Ltd."))
+    desktop.inbox.post(SignedIn(EMAIL, "Ada", orgs))
+    desktop.inbox.post(StateChanged(ConnectionPhase.CONNECTED, "connected"))
+    desktop.pump(lambda: desktop.app.state.organisations == orgs, "the organisations")
+
+
+def settle(desktop: Desktop, seconds: float = 0.5) -> None:
+    """Pump Tk for a while: what a click would start has had its time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        desktop.root.update()
+        time.sleep(0.01)
+
+
+def test_a_click_opens_the_permalink_and_nothing_else(desktop: Desktop) -> None:
+    signed_in_with_slugs(desktop)
+    post, web = desktop.inbox.post, "https://telex.im"
+    notice = clicked(thread_id=THREAD)
+    post(Notified(notice, delivered=True))
     desktop.pump(lambda: desktop.tray.views[-1].icon is IconKind.UNREAD, "the unread icon")
-    post(NotificationClicked(clicked))
-    desktop.wait_started()
-    assert desktop.main_app.arguments() == [["--channel=chan-7"]]
+    post(NotificationClicked(notice))
+    desktop.pump(lambda: desktop.opened_urls, "the browser")
+    assert desktop.opened_urls == [f"{web}/acme/home/channels/{CHANNEL}?thread_id={THREAD}"]
     desktop.pump(lambda: desktop.app.state.unread == 0, "unread cleared")
 
-    # a summary belongs to no conversation: the main app (running now) is brought forward
+    post(NotificationClicked(clicked(org_id="org-2", channel_id="dm-1", dm=True)))
+    desktop.pump(lambda: len(desktop.opened_urls) == 2, "the browser again")
+    assert desktop.opened_urls[-1] == f"{web}/beta-ltd/dms/dm-1"  # no slug sent: the name's
+
     summary = Notice(key="summary", title="5 conversations", body="", kind=NoticeKind.SUMMARY)
     post(NotificationClicked(summary))
-    desktop.root.update()
-    assert len(desktop.main_app.pids()) == 1
+    desktop.pump(lambda: len(desktop.opened_urls) == 3, "the web app")
+    assert desktop.opened_urls[-1] == f"{web}/"
+
+    for hostile in ("../../evil.example", "c1?next=https://evil.example", "-c1"):
+        post(NotificationClicked(clicked(channel_id=hostile)))
+    post(NotificationClicked(clicked(thread_id="t#//evil.example")))
+    settle(desktop)
+    assert len(desktop.opened_urls) == 3  # hostile ids: nothing opened
+    assert desktop.main_app.pids() == []  # and never the main app
+    assert not any(title.startswith("Telex Start - ") for title in desktop.windows())
 
 
-def test_a_summary_click_starts_the_main_app_without_a_conversation(desktop: Desktop) -> None:
-    LoginForm.of(desktop.wait_window(LOGIN_TITLE)).cancel.invoke()
-    summary = Notice(key="summary", title="5 conversations", body="", kind=NoticeKind.SUMMARY)
-    desktop.inbox.post(NotificationClicked(summary))
+def test_with_the_desktop_app_chosen_a_click_starts_it_without_arguments(
+    desktop: Desktop,
+) -> None:
+    signed_in_with_slugs(desktop)
+    entry = next(
+        e
+        for e in desktop.tray.views[-1].menu
+        if isinstance(e, MenuEntry) and e.command is Command.OPEN_IN_DESKTOP_APP
+    )
+    assert entry.checked is False
+    desktop.tray.click(Command.OPEN_IN_DESKTOP_APP)
+    desktop.pump(lambda: desktop.app.state.open_in_desktop_app, "the choice")
+    assert saved_preferences(desktop)["open_in_desktop_app"] is True
+
+    desktop.inbox.post(NotificationClicked(clicked(thread_id=THREAD)))
     desktop.wait_started()
-    assert desktop.main_app.arguments() == [[]]
+    assert desktop.main_app.arguments() == [[]]  # the client takes no arguments
+    desktop.inbox.post(NotificationClicked(clicked(dm=True)))  # running: brought forward
+    settle(desktop)
+    assert len(desktop.main_app.pids()) == 1
+    assert desktop.opened_urls == []
+
+    desktop.tray.click(Command.OPEN_IN_DESKTOP_APP)  # off again: the browser
+    desktop.pump(lambda: not desktop.app.state.open_in_desktop_app, "the choice")
+    assert "open_in_desktop_app" not in saved_preferences(desktop)
+    desktop.inbox.post(NotificationClicked(clicked()))
+    desktop.pump(lambda: desktop.opened_urls, "the browser")
+    assert desktop.opened_urls == [f"https://telex.im/acme/home/channels/{CHANNEL}"]
+
+
+def test_with_the_desktop_app_chosen_but_not_found_a_click_opens_the_browser(
+    desktop: Desktop,
+) -> None:
+    signed_in_with_slugs(desktop)
+    desktop.tray.click(Command.OPEN_IN_DESKTOP_APP)
+    desktop.pump(lambda: desktop.app.state.open_in_desktop_app, "the choice")
+    desktop.main_app.executable.rename(desktop.main_app.executable.with_name("moved"))
+    desktop.inbox.post(NotificationClicked(clicked()))
+    desktop.pump(lambda: desktop.opened_urls, "the browser")
+    assert desktop.opened_urls == [f"https://telex.im/acme/home/channels/{CHANNEL}"]
+    settle(desktop)
+    assert not any(title.startswith("Telex Start - ") for title in desktop.windows())
 
 
 def saved_preferences(desktop: Desktop) -> dict[str, object]:
@@ -860,8 +929,8 @@ def test_a_recent_notification_opens_like_a_click_on_it(
     screenshot("desktop-app-recent-notifications")
     menu.unpost()
     menu.invoke(labels.index(f"#chan-7 · Acme: Ada: {SECRET} — just now"))
-    desktop.wait_started()
-    assert desktop.main_app.arguments() == [["--channel=chan-7"]]
+    desktop.pump(lambda: desktop.opened_urls, "the browser")
+    assert desktop.opened_urls == ["https://telex.im/acme/home/channels/chan-7"]  # as a click
     desktop.pump(lambda: desktop.app.state.unread == 0, "unread cleared, as by a click")
     assert len(desktop.app.state.recent) == 2, "opening one keeps the list"
 
@@ -885,7 +954,7 @@ def test_a_recent_notification_opens_like_a_click_on_it(
     assert ticker not in pending_timers(desktop.root)
     desktop.tray.report(OpenRecent("org-1/chan-8"))  # a menu shown before the clear: nothing
     desktop.root.update()
-    assert len(desktop.main_app.pids()) == 1
+    assert len(desktop.opened_urls) == 1
 
 
 def test_signing_out_forgets_the_recent_notifications(desktop: Desktop) -> None:

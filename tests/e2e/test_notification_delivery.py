@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from app.bridge import LoopThread
+from app.permalink import slugify
 from devstack.stack import LocalStack
 from tests.support.app_process import AppProcess
 from tests.support.desktop import (
@@ -169,16 +170,26 @@ def telex_stack() -> Iterator[tuple[LoopThread, LocalStack]]:
     loop.stop(stack.stop(), timeout=10)
 
 
-def test_clicking_a_notification_opens_the_main_app_on_its_channel(
+def test_clicking_a_notification_opens_its_channel_in_the_browser(
     launch_app: LaunchApp,
     fake_main_app: FakeMainApp,
     telex_stack: tuple[LoopThread, LocalStack],
     notifications: NotificationView,
+    tmp_path: Path,
 ) -> None:
     loop, stack = telex_stack
     email, password = stack.account.email, stack.account.password
     org = stack.simulator.orgs_of(email)[0]
-    env = {"TELEX_API_URL": stack.api_url, "TELEX_WS_URL": stack.ws_url}
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"  # webbrowser runs $BROWSER with the link
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{opened}"\n')
+    browser.chmod(0o755)
+    env = {
+        "TELEX_API_URL": stack.api_url,
+        "TELEX_WS_URL": stack.ws_url,
+        "TELEX_WEB_URL": "https://web.example",
+        "BROWSER": str(browser),
+    }
     app = launch_app("--notifier", "desktop", env=env)
     app.wait_line("Login dialog ready", timeout=30)
     dialog = wait_window(LOGIN_WINDOW)
@@ -201,5 +212,9 @@ def test_clicking_a_notification_opens_the_main_app_on_its_channel(
     assert fake_main_app.pids() == []
 
     dunst_action(0)  # the user clicks the notification
-    fake_main_app.wait_started()
-    assert fake_main_app.arguments() == [[f"--channel={channel}"]]
+    deadline = time.monotonic() + 10
+    while not opened.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    link = f"https://web.example/{slugify(org.name)}/home/channels/{channel}"
+    assert opened.read_text().splitlines() == [link]
+    assert fake_main_app.pids() == []  # the permalink and nothing else

@@ -153,6 +153,7 @@ def test_menu_order_labels_and_the_default_action() -> None:
         "Open Main App",
         "Close Main App",
         "Recent notifications",
+        "Clicks open the desktop app",
         "---",
         "Pause notifications",
         "Resume notifications",
@@ -281,9 +282,15 @@ def test_start_at_login_is_a_check_item_that_shows_the_os_state() -> None:
     assert entries_by_command(TrayState())[Command.START_AT_LOGIN].checked is False
     on = start_at_login_set(state(ConnectionPhase.CONNECTED), True)
     assert entries_by_command(on)[Command.START_AT_LOGIN].checked is True
-    check_items = {Command.START_AT_LOGIN, Command.CHECK_FOR_UPDATES}
+    check_items = {Command.START_AT_LOGIN, Command.CHECK_FOR_UPDATES, Command.OPEN_IN_DESKTOP_APP}
     others = [e for c, e in entries_by_command(on).items() if c not in check_items]
     assert all(entry.checked is None for entry in others)
+
+
+def test_clicks_open_the_desktop_app_is_a_check_item_off_by_default() -> None:
+    assert entries_by_command(TrayState())[Command.OPEN_IN_DESKTOP_APP].checked is False
+    on = dataclasses.replace(TrayState(), open_in_desktop_app=True)
+    assert entries_by_command(on)[Command.OPEN_IN_DESKTOP_APP].checked is True
 
 
 def test_signing_out_keeps_start_at_login() -> None:

@@ -65,6 +65,7 @@ def test_the_menu_mirrors_the_model(pystray_dummy: Any) -> None:
         "Open Main App",
         "Close Main App",
         "Recent notifications",
+        "Clicks open the desktop app",
         "Pause notifications",
         "Resume notifications",
         "Notify for organisations",

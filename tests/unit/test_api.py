@@ -451,3 +451,13 @@ def test_every_exception_class_aiohttp_exports_is_mapped_by_the_rest_client():
     assert set(exported) >= _NOT_REST
     unmapped = [n for n, c in exported.items() if n not in _NOT_REST and not issubclass(c, mapped)]
     assert unmapped == []
+
+
+def test_an_organisations_slug_is_kept_only_when_it_is_plain():
+    entries = [
+        {"id": "org-1", "name": "Acme Corp", "slug": "acme-corp"},
+        {"id": "org-2", "name": "Globex", "slug": "../../evil.example"},
+        {"id": "org-3", "name": "Initech", "slug": 7},
+        {"id": "org-4", "name": "Umbrella"},
+    ]
+    assert [org.slug for org in parse_organisations(entries)] == ["acme-corp", "", "", ""]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import conversation_args, load_settings
+from app.config import Settings, load_settings
 from app.errors import ConfigError
 
 
@@ -106,29 +106,58 @@ def test_broken_config_file_is_explained(tmp_path, file, message):
         load(tmp_path, file=file)
 
 
-def test_delivery_settings_and_the_conversation_arguments(tmp_path):
+def test_delivery_settings(tmp_path):
     settings = load_settings(
-        {
-            "config_dir": tmp_path,
-            "coalesce_window": "0.5",
-            "summary_threshold": "2",
-            "main_app_conversation_args": "--org {organisation} --channel={channel}",
-        },
-        environ={},
+        {"config_dir": tmp_path, "coalesce_window": "0.5", "summary_threshold": "2"}, environ={}
     )
     assert settings.coalesce_window == 0.5
     assert settings.summary_threshold == 2
-    assert conversation_args(settings.main_app_conversation_args, "c1", "o1") == (
-        "--org",
-        "o1",
-        "--channel=c1",
-    )
-    assert load_settings({"config_dir": tmp_path}, environ={}).main_app_conversation_args == (
-        "--channel={channel}"
-    )
 
 
-@pytest.mark.parametrize("template", ["--channel={conversation}", "--channel={", "'unclosed"])
-def test_unusable_conversation_arguments_are_refused_with_reason(tmp_path, template):
+def test_the_invented_conversation_arguments_are_gone(tmp_path):
+    """The desktop client ignores its arguments: there is no setting to pass any."""
+    assert not hasattr(Settings, "main_app_conversation_args")
     with pytest.raises(ConfigError, match="main_app_conversation_args"):
-        load_settings({"config_dir": tmp_path, "main_app_conversation_args": template}, environ={})
+        load(tmp_path, file={"settings": {"main_app_conversation_args": "--channel={channel}"}})
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [("production", "https://telex.im"), ("staging", "https://staging.telex.im")],
+)
+def test_the_web_origin_follows_the_environment(tmp_path, env, expected):
+    assert load_settings({"config_dir": tmp_path, "env": env}, environ={}).web_url == expected
+    assert Settings.web_url == "https://telex.im"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://chat.example.com/", "https://chat.example.com"),
+        ("https://chat.example.com:8443", "https://chat.example.com:8443"),
+        ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+        ("http://localhost:3000/", "http://localhost:3000"),
+    ],
+)
+def test_the_web_origin_is_overridable(tmp_path, value, expected):
+    from_env = load_settings({"config_dir": tmp_path}, environ={"TELEX_WEB_URL": value})
+    assert from_env.web_url == expected
+    from_file = load(tmp_path, file={"settings": {"web_url": value}})
+    assert from_file.web_url == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("http://telex.im", "unencrypted"),
+        ("ftp://telex.im", "must start with https"),
+        ("https://user:pw@telex.im", "user name or password"),
+        ("https://telex.im/?x=1", "query"),
+        ("https://telex.im/#x", "fragment"),
+        ("https://telex.im/app", "origin only"),
+        ("telex.im", "not a valid URL"),
+    ],
+)
+def test_an_unsafe_web_origin_is_refused(tmp_path, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings({"config_dir": tmp_path}, environ={"TELEX_WEB_URL": value})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import plistlib
 import shutil
@@ -17,48 +18,139 @@ import pytest
 from app.errors import MainAppNotFound, MainAppNotRunning
 from app.system import launcher
 from app.system.launcher import (
+    ZEDU_HANDLER_KEY,
     Closed,
-    Conversation,
     MainApp,
     MainAppTarget,
+    Opened,
     RunningProcess,
     candidates,
     child_environment,
+    handler_program,
     is_program,
     locate,
     matching_processes,
     target_for,
-    with_conversation,
+    zedu_handler_command,
 )
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="uses POSIX executables")
 
 
+WINDOWS_ENV = {"LOCALAPPDATA": r"C:\Users\ada\AppData\Local", "ProgramFiles": r"C:\Program Files"}
+ZEDU_EXE = r"C:\Users\ada\Downloads\Release\zedu.exe"
+
+
 def test_windows_candidates() -> None:
-    env = {"LOCALAPPDATA": r"C:\Users\ada\AppData\Local", "ProgramFiles": r"C:\Program Files"}
-    assert candidates("win32", env) == [
-        Path(r"C:\Users\ada\AppData\Local") / "Programs" / "Telex" / "telex.exe",
-        Path(r"C:\Program Files") / "Telex" / "telex.exe",
+    local, programs = Path(r"C:\Users\ada\AppData\Local") / "Programs", Path(r"C:\Program Files")
+    assert candidates("win32", WINDOWS_ENV, handler=lambda: None) == [
+        local / "Telex" / "telex.exe",
+        programs / "Telex" / "telex.exe",
+        local / "Zedu" / "zedu.exe",
+        programs / "Zedu" / "zedu.exe",
     ]
+
+
+def test_windows_finds_the_client_through_its_zedu_handler_first() -> None:
+    found = candidates("win32", WINDOWS_ENV, handler=lambda: f'"{ZEDU_EXE}" "%1"')
+    assert found[0] == Path(ZEDU_EXE)
+    assert len(found) == 5
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (f'"{ZEDU_EXE}" "%1"', ZEDU_EXE),
+        (f"{ZEDU_EXE} %1", ZEDU_EXE),
+        (r'"\\server\apps\zedu.exe" "%1"', r"\\server\apps\zedu.exe"),
+        ('"zedu.exe" "%1"', None),  # relative: found through the working folder
+        (r'"C:\Windows\system32\cmd.bat" "%1"', None),
+        ('"C:\\unclosed.exe', None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_handler_command_gives_its_program(command: str | None, expected: str | None) -> None:
+    assert handler_program(command) == (Path(expected) if expected else None)
+
+
+class FakeRegistry:
+    """Stands in for :mod:`winreg`: one HKCU key with a default value."""
+
+    HKEY_CURRENT_USER = "HKCU"
+    REG_SZ, REG_EXPAND_SZ, REG_DWORD = 1, 2, 4
+
+    def __init__(self, keys: dict[str, tuple[object, int]]) -> None:
+        self.keys = keys
+        self.opened: list[tuple[str, str]] = []
+
+    @contextlib.contextmanager
+    def OpenKey(self, root: str, path: str) -> Iterator[str]:  # noqa: N802  (winreg's name)
+        self.opened.append((root, path))
+        if path not in self.keys:
+            raise FileNotFoundError(2, "The system cannot find the file specified")
+        yield path
+
+    def QueryValueEx(self, key: str, name: str) -> tuple[object, int]:  # noqa: N802
+        assert name == ""
+        return self.keys[key]
+
+    def ExpandEnvironmentStrings(self, text: str) -> str:  # noqa: N802
+        return text.replace("%ZEDU_HOME%", r"C:\Apps")
+
+
+def test_the_zedu_handler_is_read_from_the_users_registry() -> None:
+    registry = FakeRegistry({ZEDU_HANDLER_KEY: (f'"{ZEDU_EXE}" "%1"', FakeRegistry.REG_SZ)})
+    assert zedu_handler_command(registry) == f'"{ZEDU_EXE}" "%1"'  # type: ignore[arg-type]
+    assert registry.opened == [("HKCU", r"Software\Classes\zedu\shell\open\command")]
+    expanding = FakeRegistry({ZEDU_HANDLER_KEY: ('"%ZEDU_HOME%\\zedu.exe" "%1"', 2)})
+    assert zedu_handler_command(expanding) == '"C:\\Apps\\zedu.exe" "%1"'  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "keys", [{}, {ZEDU_HANDLER_KEY: (7, FakeRegistry.REG_DWORD)}, {ZEDU_HANDLER_KEY: (b"x", 1)}]
+)
+def test_no_usable_zedu_handler_is_none(keys: dict[str, tuple[object, int]]) -> None:
+    assert zedu_handler_command(FakeRegistry(keys)) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="reads the real registry on Windows")
+def test_there_is_no_registry_elsewhere() -> None:
+    assert zedu_handler_command() is None
 
 
 def test_macos_candidates(tmp_path: Path) -> None:
     assert candidates("darwin", {}, home=tmp_path) == [
         Path("/Applications/Telex.app"),
         tmp_path / "Applications" / "Telex.app",
+        Path("/Applications/Zedu.app"),
+        tmp_path / "Applications" / "Zedu.app",
     ]
 
 
 def test_linux_candidates_start_with_path(tmp_path: Path) -> None:
-    found = candidates("linux", {}, home=tmp_path, which=lambda _name: "/usr/bin/telex")
+    on_path = {"telex": "/usr/bin/telex", "Zedu": "/usr/local/bin/Zedu"}
+    found = candidates("linux", {}, home=tmp_path, which=on_path.get)
     assert found == [
         Path("/usr/bin/telex"),
+        Path("/usr/local/bin/Zedu"),
         tmp_path / ".local" / "bin" / "telex",
         Path("/opt/telex/telex"),
+        tmp_path / ".local" / "bin" / "Zedu",
+        Path("/opt/zedu/Zedu"),
     ]
     assert candidates("linux", {}, home=tmp_path, which=lambda _name: None)[0] == (
         tmp_path / ".local" / "bin" / "telex"
     )
+
+
+def test_the_zedu_client_is_found_where_telex_is_not(tmp_path: Path) -> None:
+    bundle = tmp_path / "Applications" / "Zedu.app"
+    (bundle / "Contents" / "MacOS").mkdir(parents=True)
+    search = candidates("darwin", {}, home=tmp_path)[1:]  # not the real /Applications
+    target = locate(None, platform="darwin", search=search)
+    assert target.command == ("open", "-a", str(bundle))
+    assert target.process_name == "Zedu"
 
 
 def test_a_macos_bundle_is_opened_with_open_a(tmp_path: Path) -> None:
@@ -288,61 +380,23 @@ def test_close_when_not_installed_says_not_running(tmp_path: Path) -> None:
         MainApp(tmp_path / "missing" / "telex").close()
 
 
-@pytest.mark.parametrize(
-    ("command", "conversation", "template", "expected"),
-    [
-        (
-            ("/opt/telex",),
-            Conversation("c1", "o1"),
-            "--channel={channel}",
-            ("/opt/telex", "--channel=c1"),
-        ),
-        (
-            ("open", "-a", "/Applications/Telex.app"),
-            Conversation("c1", "o1"),
-            "--org {organisation} --channel={channel}",
-            ("open", "-a", "/Applications/Telex.app", "--args", "--org", "o1", "--channel=c1"),
-        ),
-        (
-            ("/opt/telex",),
-            None,
-            "--channel={channel}",
-            ("/opt/telex",),
-        ),  # a summary: no conversation
-        (("/opt/telex",), Conversation("c1"), "", ("/opt/telex",)),  # passing it is switched off
-    ],
-)
-def test_the_conversation_is_passed_as_configured(
-    command: tuple[str, ...],
-    conversation: Conversation | None,
-    template: str,
-    expected: tuple[str, ...],
-) -> None:
-    assert with_conversation(command, conversation, template) == expected
+def test_a_started_main_app_gets_no_arguments(tmp_path: Path, monkeypatch) -> None:
+    """The desktop client ignores its arguments and has no deep link: it is started bare."""
+    program = tmp_path / "Zedu"
+    program.write_text("")
+    started: list[tuple[str, ...]] = []
 
+    class Child:
+        pid = 1 << 22
 
-@pytest.mark.parametrize(
-    "conversation",
-    [
-        Conversation("--inject=1"),
-        Conversation("c1", "-o"),
-        Conversation("c1 --flag"),
-        Conversation("c1\n--flag"),
-        Conversation("../../etc"),
-        Conversation("x" * 200),
-    ],
-)
-def test_an_id_that_could_pass_an_option_opens_the_main_app_without_it(
-    conversation: Conversation,
-) -> None:
-    """Ids come from the server; with a bare ``{channel}`` template one starting with "-"
-    would reach the main app as an option of its own."""
-    template = "{channel} {organisation}"
-    assert with_conversation(("/opt/telex",), conversation, template) == ("/opt/telex",)
+        def poll(self) -> None:
+            return None
 
+    def launch(command: tuple[str, ...]) -> Child:
+        started.append(command)
+        return Child()
 
-def test_uuid_ids_pass() -> None:
-    channel, org = "0b6e1c52-9a0f-4d3c-8f43-2b1d5e7a9c10", "5f0c2d1e-7b3a-4e8f-9c6d-1a2b3c4d5e6f"
-    template = "{channel} {organisation}"
-    command = with_conversation(("/opt/telex",), Conversation(channel, org), template)
-    assert command == ("/opt/telex", channel, org)
+    monkeypatch.setattr(launcher, "launch_detached", launch)
+    monkeypatch.setattr(launcher, "running_processes", list)
+    assert MainApp(program).open() is Opened.STARTED
+    assert started == [(str(program),)]

@@ -480,3 +480,35 @@ def test_a_media_only_message_shows_its_label():
     notice = rich_policy().decide(event, org_id="org-a")
     assert isinstance(notice, Notice)
     assert notice.body == "Ada Obi: 📎 File"
+
+
+def test_a_notice_carries_where_its_click_lands():
+    """The thread and whether it is a DM (app.permalink builds the link from them)."""
+    policy = rich_policy()
+    mention = policy.decide(message_event("channel_mention", "<p>x</p>"), org_id="org-a")
+    assert isinstance(mention, Notice)
+    assert (mention.channel_id, mention.thread_id, mention.dm) == ("ch-1", "th-1", False)
+    reply = policy.decide(
+        message_event("thread_reply", "<p>y</p>", channel_id="dm-9", channel_type="group_dm"),
+        org_id="org-a",
+    )
+    assert isinstance(reply, Notice)
+    assert (reply.channel_id, reply.thread_id, reply.dm) == ("dm-9", "th-1", True)
+    change = policy.decide(
+        dm_change(1, [{"user_id": "u-ada", "username": "ada", "thread_id": "th-7"}]),
+        org_id="org-a",
+    )
+    assert isinstance(change, Notice)
+    assert (change.channel_id, change.thread_id, change.dm) == ("dm-1", "th-7", True)
+    channel = NotificationPolicy({ACME.id: ACME}).decide(channel_event(1), org_id="org-a")
+    assert isinstance(channel, Notice)
+    assert (channel.channel_id, channel.thread_id, channel.dm) == ("ch-1", None, False)
+
+
+@pytest.mark.parametrize("thread", ["../x", "t?next=//evil", 7, None, ""])
+def test_a_thread_id_that_is_not_plain_is_left_out(thread: Any):
+    event = message_event("channel_mention", "<p>x</p>", thread_id=thread)
+    notice = rich_policy().decide(event, org_id="org-a")
+    assert isinstance(notice, Notice)
+    assert notice.thread_id is None
+    assert notice.channel_id == "ch-1"

@@ -179,3 +179,15 @@ def test_update_checks_are_on_unless_switched_off(tmp_path: Path) -> None:
     assert "check_for_updates" not in json.loads(store.path.read_text())["preferences"]
     for junk in ("no", 0, None, [False]):  # only an explicit false switches it off
         assert Preferences.from_json({"check_for_updates": junk}).check_for_updates is True
+
+
+def test_clicks_open_the_desktop_app_only_when_switched_on(tmp_path: Path) -> None:
+    store = PreferencesStore(tmp_path)
+    assert store.load().open_in_desktop_app is False
+    assert store.save(Preferences(last_email="ada@example.com", open_in_desktop_app=True))
+    assert json.loads(store.path.read_text())["preferences"]["open_in_desktop_app"] is True
+    assert store.load().open_in_desktop_app is True
+    assert store.save(Preferences(last_email="ada@example.com"))  # off again: the key goes
+    assert "open_in_desktop_app" not in json.loads(store.path.read_text())["preferences"]
+    for junk in ("yes", 1, None, [True]):  # only an explicit true switches it on
+        assert Preferences.from_json({"open_in_desktop_app": junk}).open_in_desktop_app is False

@@ -1734,15 +1734,22 @@ class TelexApiSimulator:
         """The requests of the log that mark something read (events §2.2)."""
         return [r for r in self._requests if _READ_PATH.fullmatch(r[1])]
 
-    async def _read_channel_threads(self, request: web.Request) -> web.Response:
-        """``GET /threads/channels/{id}``: the threads, **and** the channel is read (§2.2)."""
+    def _reader(self, request: web.Request) -> tuple[SimUser, str] | web.Response:
+        """Who asks to read which conversation (a read-marking request), or the error."""
         session = self._authorize(request)
         if isinstance(session, web.Response):
             return session
-        user = self._users_by_id[session.user_id]
         channel_id = request.match_info["channel_id"]
         if not _is_uuid(channel_id):
             return _error(400, "invalid channel id")
+        return self._users_by_id[session.user_id], channel_id
+
+    async def _read_channel_threads(self, request: web.Request) -> web.Response:
+        """``GET /threads/channels/{id}``: the threads, **and** the channel is read (§2.2)."""
+        reader = self._reader(request)
+        if isinstance(reader, web.Response):
+            return reader
+        user, channel_id = reader
         channel = self._channel_by_id(channel_id)
         if channel is None or channel.org_id not in user.org_ids:
             return _error(404, "channel not found")
@@ -1759,13 +1766,10 @@ class TelexApiSimulator:
 
     async def _read_dm_threads(self, request: web.Request) -> web.Response:
         """``GET /dms/channels/{id}/threads`` (and ``/group-dms/…``): threads, and it is read."""
-        session = self._authorize(request)
-        if isinstance(session, web.Response):
-            return session
-        user = self._users_by_id[session.user_id]
-        channel_id = request.match_info["channel_id"]
-        if not _is_uuid(channel_id):
-            return _error(400, "invalid channel id")
+        reader = self._reader(request)
+        if isinstance(reader, web.Response):
+            return reader
+        user, channel_id = reader
         conversation = self._conversations.get(channel_id)
         legacy = next(
             (d for (_, uid, _), d in self._dms.items() if d.id == channel_id and uid == user.id),

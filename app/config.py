@@ -64,6 +64,11 @@ class Settings:
     # many conversations; the least recent ones are forgotten first (app.core.policy and
     # app.core.delivery).
     conversations_kept: int = 10_000
+    # A channel post that says only counts waits at most this long for the channel's preview
+    # (who wrote what) before the count-only text stays; a preview older than the second
+    # value is not the post that was just announced.
+    preview_timeout: float = 3.0
+    preview_max_age: float = 120.0
     # The newest release is looked up here about once a day (app.core.updates); "" never checks.
     update_url: str = RELEASES_URL
     config_dir: Path = Path(platformdirs.user_config_dir(APP_SLUG, APP_AUTHOR))

@@ -70,6 +70,22 @@ class Notice:
     # push says, and whether the conversation is a (group) DM.
     thread_id: str | None = None
     dm: bool = False
+    # Says only counts (a channel post without the message): the channel's preview may tell
+    # who wrote what (app.core.service fetches it).
+    counts_only: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelPreview:
+    """A channel's newest message as Telex's channel list shows it (``user-channels``'s
+    ``preview_thread[0]``): who wrote what, for a count change that says neither."""
+
+    channel_id: str
+    thread_id: str
+    sender_id: str
+    sender: str
+    html: str = field(repr=False)  # the user's data: not in a repr, a log or a file
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

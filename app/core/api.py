@@ -31,7 +31,7 @@ from app.errors import (
     ServerError,
     SessionExpired,
 )
-from app.models import Organisation, Session, User
+from app.models import ChannelPreview, Organisation, Session, User
 from app.untrusted import ORGANISATION_SHOWN, is_plain_id, is_plain_slug, shown
 
 logger = logging.getLogger(__name__)
@@ -154,6 +154,48 @@ def parse_organisations(data: Any) -> list[Organisation]:
     return list(orgs.values())
 
 
+def parse_channel_previews(data: Any) -> dict[str, ChannelPreview]:
+    """``user-channels``: each channel's newest message (``preview_thread[0]``), by channel
+    id; entries without a plain channel, thread or sender id, or without text, are left out."""
+    if not isinstance(data, list):
+        raise MalformedResponse("The Telex server's channel list is not a list.")
+    previews: dict[str, ChannelPreview] = {}
+    for entry in data:
+        if not isinstance(entry, dict):
+            continue
+        channel_id, threads = entry.get("channels_id"), entry.get("preview_thread")
+        if not (is_plain_id(channel_id) and isinstance(threads, list) and threads):
+            continue
+        newest = threads[0]
+        if not isinstance(newest, dict):
+            continue
+        thread_id, sender_id = newest.get("thread_id"), newest.get("user_id")
+        html = newest.get("message")
+        if not (is_plain_id(thread_id) and is_plain_id(sender_id) and isinstance(html, str)):
+            continue
+        sender = newest.get("full_name") or newest.get("username")
+        previews[channel_id] = ChannelPreview(
+            channel_id=channel_id,
+            thread_id=thread_id,
+            sender_id=sender_id,
+            sender=shown(sender, ORGANISATION_SHOWN) if isinstance(sender, str) else "",
+            html=html,
+            created_at=_parse_time(newest.get("created_at")),
+        )
+    return previews
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 time with its zone, or None."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
 class TelexApi:
     """The Telex REST endpoints Telex Start needs; one instance per ``aiohttp.ClientSession``."""
 
@@ -197,6 +239,15 @@ class TelexApi:
             return []
         self._raise_for_status(status, body)
         return parse_organisations(_require(body, "data", "organisation list"))
+
+    async def channel_previews(self, session: Session, org_id: str) -> dict[str, ChannelPreview]:
+        """``GET /organisations/{org}/user-channels``: the channels' newest messages. No side
+        effect (unlike the threads endpoints, which mark a channel read)."""
+        status, body = await self._call(
+            "GET", f"/organisations/{org_id}/user-channels", headers=self._bearer(session)
+        )
+        self._raise_for_status(status, body)
+        return parse_channel_previews(_require(body, "data", "channel list"))
 
     async def connection_token(self, session: Session) -> str:
         status, body = await self._call(

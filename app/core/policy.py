@@ -22,18 +22,20 @@ ids are refused, and every shown string goes through :func:`app.untrusted.shown`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from app.config import Settings
 from app.core.text import TEXT_SHOWN, message_body, message_text
 from app.events import ConversationRead
-from app.models import Notice, Organisation, User
+from app.models import ChannelPreview, Notice, Organisation, User
 from app.untrusted import is_plain_id, organisation_labels, server_title, shown
 
 logger = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ class NotificationPolicy:
         self._counts: OrderedDict[str, _Counts] = OrderedDict()
         self._names: OrderedDict[str, str] = OrderedDict()  # channel names, for rich events
         self._last: OrderedDict[str, tuple[float, bool]] = OrderedDict()  # when, rich or not
+        self._told: OrderedDict[str, str] = OrderedDict()  # the thread last told, by key
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._warned: set[str] = set()
 
@@ -187,6 +190,34 @@ class NotificationPolicy:
             mentioned=mentioned,
             thread_id=_plain_or_none(latest.get("thread_id")) if latest else None,
             dm=section == DM_SECTION,
+            counts_only=latest is None and section == "channels_section",
+        )
+
+    def with_preview(
+        self, notice: Notice, preview: ChannelPreview, *, now: datetime, max_age: float
+    ) -> Notice | None:
+        """``notice`` (it said only counts) told by its channel's newest message, as an
+        upgrade; None when the preview cannot be the post just announced: a message event told
+        it meanwhile, this thread was told already, the user wrote it, it is older than
+        ``max_age`` seconds (or has no time), or it has no text."""
+        key = notice.key
+        last = self._last.get(key)
+        if last is not None and last[1]:
+            return None
+        if self._told.get(key) == preview.thread_id or (self._me and preview.sender_id == self._me):
+            return None
+        age = (now - preview.created_at).total_seconds() if preview.created_at else None
+        if age is None or not -max_age <= age <= max_age:
+            return None
+        if not message_text(preview.html, TEXT_SHOWN):
+            return None
+        _remember(self._told, key, preview.thread_id, self._kept)
+        return dataclasses.replace(
+            notice,
+            body=message_body(preview.sender or "Someone", preview.html),
+            upgrade=True,
+            counts_only=False,
+            thread_id=preview.thread_id,
         )
 
     def _message(self, payload: dict[str, Any], org_id: str) -> Decision:
@@ -226,6 +257,8 @@ class NotificationPolicy:
                 else (f"{sender} {verb}")
             )
         upgrade = self._paired(key, rich=True)
+        if (thread := _plain_or_none(data.get("thread_id"))) is not None:
+            _remember(self._told, key, thread, self._kept)
         return Notice(
             key=key,
             title=self._with_organisation(server_title(title), org_id),

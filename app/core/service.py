@@ -18,6 +18,7 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 
 import aiohttp
@@ -40,7 +41,15 @@ from app.events import (
     UiEvent,
 )
 from app.logging_setup import EVENTS_LOGGER
-from app.models import Notice, NoticeKind, Organisation, Quiet, Session, org_of_channel
+from app.models import (
+    ChannelPreview,
+    Notice,
+    NoticeKind,
+    Organisation,
+    Quiet,
+    Session,
+    org_of_channel,
+)
 from app.notify.base import Notifier
 from app.untrusted import own_title, shown
 
@@ -95,6 +104,10 @@ class TelexService:
         self._session: Session | None = None
         self._organisations: list[Organisation] = []
         self._policy: NotificationPolicy | None = None  # the signed-in session's
+        # Count-only notices waiting for their channel's preview, and the fetch, by organisation
+        self._awaiting_preview: dict[str, dict[str, Notice]] = {}
+        self._preview_fetches: dict[str, asyncio.Task[None]] = {}
+        self._preview_failures: set[str] = set()  # kinds of failure already logged
         self._realtime: RealtimeClient | None = None
         self._realtime_task: asyncio.Task[None] | None = None
         self._delivery = Delivery(notifier, emit, DeliveryOptions.from_settings(settings))
@@ -117,6 +130,10 @@ class TelexService:
     ) -> None:
         await self._stop_realtime()
         self._session = None
+        fetches = list(self._preview_fetches.values())
+        for task in fetches:
+            task.cancel()
+        await asyncio.gather(*fetches, return_exceptions=True)
         await self._delivery.close()
         await self._notifier.close()
         if self._http is not None:
@@ -160,6 +177,7 @@ class TelexService:
         self._resume = None
         self._organisations = []
         self._delivery.forget()
+        self._awaiting_preview.clear()
         self._state(ConnectionPhase.SIGNED_OUT, "signed out on request")
 
     async def reconnect(self) -> None:
@@ -292,6 +310,50 @@ class TelexService:
         else:
             for notice in notices:
                 self._delivery.live(notice)
+                if notice.counts_only:
+                    self._want_preview(notice)
+
+    def _want_preview(self, notice: Notice) -> None:
+        """Ask for the channel's newest message, once per organisation at a time: every count
+        notice of a burst waits for the same answer (at most ``preview_timeout``)."""
+        org_id = notice.org_id
+        if org_id is None:
+            return
+        self._awaiting_preview.setdefault(org_id, {})[notice.key] = notice
+        if org_id not in self._preview_fetches:
+            self._preview_fetches[org_id] = asyncio.create_task(
+                self._tell_with_previews(org_id), name="channel-previews"
+            )
+
+    async def _tell_with_previews(self, org_id: str) -> None:
+        """The count notices of ``org_id`` told with who wrote what, where the preview is
+        the post just announced; without an answer in time they stay as they are."""
+        previews: dict[str, ChannelPreview] = {}
+        session, policy = self._session, self._policy
+        try:
+            if session is not None and self._api is not None:
+                async with asyncio.timeout(self._settings.preview_timeout):
+                    previews = await self._api.channel_previews(session, org_id)
+        except (TelexError, TimeoutError) as exc:
+            kind = type(exc).__name__
+            level = logging.DEBUG if kind in self._preview_failures else logging.WARNING
+            self._preview_failures.add(kind)
+            logger.log(level, "No channel previews (the count stays): %s", exc or kind)
+        finally:
+            del self._preview_fetches[org_id]
+        waiting = self._awaiting_preview.pop(org_id, {})
+        if policy is None or policy is not self._policy:
+            return  # signed out or in again meanwhile
+        now = datetime.now(UTC)
+        for notice in waiting.values():
+            preview = previews.get(notice.channel_id or "")
+            if preview is None:
+                continue
+            told = policy.with_preview(
+                notice, preview, now=now, max_age=self._settings.preview_max_age
+            )
+            if told is not None:
+                self._delivery.live(told)
 
     async def _stop_realtime(self) -> None:
         client, task = self._realtime, self._realtime_task

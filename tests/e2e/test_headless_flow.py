@@ -339,6 +339,11 @@ async def test_who_wrote_what_once_per_message_and_never_the_users_own(
     await sim.send_message(sam.email, stack.org_id, "I can", reply_to=thread.thread_id)
     assert await settle_and_read(mark, "m2") == [(f"#design{org}", "Sam Ito: I can")]
 
+    # a post without a mention: a count change only; its text comes from the channel preview
+    mark = len(notifications.all())
+    await sim.send_message(sam.email, stack.org_id, "standup in 5", channel="random")
+    assert await settle_and_read(mark, "m5") == [(f"#random{org}", "Sam Ito: standup in 5")]
+
     mark = len(notifications.all())
     await sim.send_message(ada.email, stack.org_id, "lunch at 1?", dm_to=email)
     assert await settle_and_read(mark, "m3") == [(f"Ada Obi{org}", "lunch at 1?")]

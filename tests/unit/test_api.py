@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.config import Settings
-from app.core.api import TelexApi, parse_organisations, parse_session
+from app.core.api import TelexApi, parse_channel_previews, parse_organisations, parse_session
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -461,3 +461,41 @@ def test_an_organisations_slug_is_kept_only_when_it_is_plain():
         {"id": "org-4", "name": "Umbrella"},
     ]
     assert [org.slug for org in parse_organisations(entries)] == ["acme-corp", "", "", ""]
+
+
+def test_channel_previews_keep_each_channels_newest_message_and_skip_broken_entries():
+    good = {
+        "channels_id": "ch-1",
+        "name": "general",
+        "preview_thread": [
+            {
+                "thread_id": "th-2",
+                "user_id": "u-ada",
+                "full_name": "Ada Obi",
+                "username": "ada",
+                "message": "<p>newest</p>",
+                "created_at": "2026-12-02T11:59:00Z",
+            },
+            {"thread_id": "th-1", "user_id": "u-ada", "message": "<p>older</p>"},
+        ],
+    }
+    broken = [
+        "text",
+        {"channels_id": "../x", "preview_thread": good["preview_thread"]},
+        {"channels_id": "ch-3", "preview_thread": None},
+        {"channels_id": "ch-4", "preview_thread": [{"thread_id": "th", "message": "no sender"}]},
+        {
+            "channels_id": "ch-5",
+            "preview_thread": [{"thread_id": "t", "user_id": "u", "message": 5}],
+        },
+    ]
+    previews = parse_channel_previews([good, *broken])
+    assert list(previews) == ["ch-1"]
+    newest = previews["ch-1"]
+    assert (newest.thread_id, newest.sender_id, newest.sender) == ("th-2", "u-ada", "Ada Obi")
+    assert newest.html == "<p>newest</p>"
+    assert newest.created_at is not None
+    assert newest.created_at.utcoffset() is not None
+    assert "newest" not in repr(newest)  # the user's data: not in a repr (nor a log)
+    with pytest.raises(MalformedResponse):
+        parse_channel_previews({"not": "a list"})

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from app.core.policy import PAIR_WINDOW, NotificationPolicy
 from app.events import ConversationRead
-from app.models import Notice, Organisation, User
+from app.models import ChannelPreview, Notice, Organisation, User
 
 ACME = Organisation("org-a", "Acme")
 GLOBEX = Organisation("org-g", "Globex")
@@ -512,3 +514,65 @@ def test_a_thread_id_that_is_not_plain_is_left_out(thread: Any):
     assert isinstance(notice, Notice)
     assert notice.thread_id is None
     assert notice.channel_id == "ch-1"
+
+
+# -- a count-only post told by its channel's preview ---------------------------------------------
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def preview(thread: str = "th-9", *, sender_id: str = "u-ada", age: float = 1.0) -> ChannelPreview:
+    return ChannelPreview(
+        channel_id="ch-1",
+        thread_id=thread,
+        sender_id=sender_id,
+        sender="Ada Obi",
+        html="<p>standup in <b>5</b></p>",
+        created_at=NOW - timedelta(seconds=age),
+    )
+
+
+def count_notice(policy: NotificationPolicy) -> Notice:
+    notice = policy.decide(channel_event(1), org_id="org-a")
+    assert isinstance(notice, Notice)
+    assert notice.counts_only
+    return notice
+
+
+def test_a_count_only_post_is_told_by_its_channels_preview():
+    policy = rich_policy()
+    told = policy.with_preview(count_notice(policy), preview(), now=NOW, max_age=120)
+    assert told is not None
+    assert (told.title, told.body) == ("#general", "Ada Obi: standup in 5")
+    assert told.upgrade
+    assert not told.counts_only
+    assert told.thread_id == "th-9"
+
+
+def test_a_preview_that_cannot_be_the_post_just_announced_tells_nothing():
+    policy = rich_policy()
+    notice = count_notice(policy)
+    assert policy.with_preview(notice, preview(age=600), now=NOW, max_age=120) is None  # old
+    assert policy.with_preview(notice, preview(sender_id=ME.id), now=NOW, max_age=120) is None
+    untimed = dataclasses.replace(preview(), created_at=None)
+    assert policy.with_preview(notice, untimed, now=NOW, max_age=120) is None
+    assert policy.with_preview(notice, preview(), now=NOW, max_age=120) is not None
+    assert policy.with_preview(notice, preview(), now=NOW, max_age=120) is None  # told already
+
+
+def test_a_preview_after_the_message_event_told_it_tells_nothing():
+    policy = rich_policy()
+    notice = count_notice(policy)
+    rich = message_event("channel_mention", "<p>hi</p>", channel_name="general")
+    assert policy.decide(rich, org_id="org-a") is not None
+    assert policy.with_preview(notice, preview(), now=NOW, max_age=120) is None
+
+
+def test_dm_changes_and_message_events_need_no_preview():
+    policy = rich_policy()
+    dm = policy.decide(dm_change(1, [{"user_id": "u-ada", "message": "x"}]), org_id="org-a")
+    rich = policy.decide(message_event("thread_reply", "<p>x</p>"), org_id="org-a")
+    assert isinstance(dm, Notice)
+    assert isinstance(rich, Notice)
+    assert not dm.counts_only
+    assert not rich.counts_only

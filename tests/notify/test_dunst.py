@@ -17,7 +17,7 @@ import pytest
 from app.config import Settings
 from app.constants import resource_path
 from app.core.runtime import Runtime
-from app.models import Notice
+from app.models import Activation, Notice, NoticeAction
 from app.notify import chain, create_notifier
 from app.notify.base import describe
 from devstack.stack import LocalStack
@@ -50,15 +50,16 @@ class Clicks:
     """Clicked notices, with the thread each click was handled on."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[Notice, int]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Activation, int]] = asyncio.Queue()
 
-    def __call__(self, notice: Notice) -> None:
-        self.queue.put_nowait((notice, threading.get_ident()))
+    def __call__(self, activation: Activation) -> None:
+        self.queue.put_nowait((activation, threading.get_ident()))
 
-    async def next(self) -> Notice:
+    async def next(self, action: NoticeAction = NoticeAction.OPEN) -> Notice:
         clicked, thread = await asyncio.wait_for(self.queue.get(), 10)
         assert thread == threading.get_ident(), "clicks must arrive on the loop thread"
-        return clicked
+        assert clicked.action is action
+        return clicked.notice
 
 
 async def test_a_notification_carries_title_body_icon_and_app_name_and_clicks_through(

@@ -91,3 +91,48 @@ async def test_mark_as_read_makes_one_read_call_for_its_conversation_and_nothing
                 lambda: sim.send_message(other.email, org.id, "psst", dm_to=email),
                 "/dms/channels/{}/threads",
             )
+
+
+async def test_a_failed_mark_as_read_is_logged_and_shown_and_other_notices_send_nothing(
+    tmp_path, caplog
+) -> None:
+    """The user pressed it and would believe it done: a failure is one short message. A
+    summary, the app's own notice, one without a plain conversation id or of an organisation
+    this session does not have send no request at all."""
+    from app.config import Settings
+    from app.core.service import TelexService
+    from app.errors import NetworkError
+    from app.events import ShowError
+    from app.models import Notice, NoticeKind, Organisation, Session, User
+    from tests.support.fakes import RecordingNotifier
+
+    class Api:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, bool]] = []
+
+        async def mark_read(self, _session: Session, channel_id: str, *, dm: bool) -> None:
+            self.calls.append((channel_id, dm))
+            raise NetworkError("The Telex server did not answer in time.")
+
+    events: list[object] = []
+    service = TelexService(
+        Settings(config_dir=tmp_path, log_dir=tmp_path), RecordingNotifier(), events.append
+    )
+    api = Api()
+    service._api = api  # type: ignore[assignment]
+    service._session = Session(User("u1", "a@b.c", "A"), "acc", "nt")
+    service._organisations = [Organisation("acme", "Acme")]
+    news = Notice(key="acme/c1", title="#general", body="new", org_id="acme", channel_id="c1")
+    for other in (
+        Notice(key="s", title="Telex", body="3 conversations", kind=NoticeKind.SUMMARY),
+        Notice(key="test", title="Telex Start", body="working", kind=NoticeKind.INFO),
+        Notice(key="acme", title="acme", body="new", org_id="acme"),
+        Notice(key="x", title="x", body="new", org_id="acme", channel_id="../auth/logout"),
+        Notice(key="other/c1", title="x", body="new", org_id="other", channel_id="c1"),
+    ):
+        assert await service.mark_read(other) is False
+    assert api.calls == []
+    assert await service.mark_read(news) is False
+    assert api.calls == [("c1", False)]
+    assert events == [ShowError("Mark as read failed", "The Telex server did not answer in time.")]
+    assert "Mark as read failed for acme/c1" in caplog.text

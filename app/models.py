@@ -88,6 +88,21 @@ class ChannelPreview:
     created_at: datetime | None = None
 
 
+class NoticeAction(StrEnum):
+    """What the user did to a shown notification."""
+
+    OPEN = "open"  # a click, or its "Open" button: the conversation opens
+    MARK_READ = "mark_read"  # its "Mark as read" button (news only, backends with actions)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A notification the user acted on, as a backend hands it to the loop thread."""
+
+    notice: Notice
+    action: NoticeAction = NoticeAction.OPEN
+
+
 @dataclass(frozen=True)
 class Quiet:
     """The user's wishes for silence: a pause (``until`` None: until resumed) and the

@@ -23,11 +23,12 @@ from app.events import (
     UiEvent,
     UpdateAvailable,
 )
+from app.models import NoticeAction
 
 if TYPE_CHECKING:
     from app.core.service import TelexService
     from app.errors import TelexError
-    from app.models import Notice, Quiet
+    from app.models import Activation, Quiet
     from app.notify.base import Notifier
 
 ShowBalloon = Callable[[str, str], concurrent.futures.Future[bool]]
@@ -60,6 +61,7 @@ class Runtime:
         self._balloon: Latest[ShowBalloon | None] = Latest(None)
         self._update_checks: asyncio.Task[None] | None = None
         self._update_checks_wanted = False
+        self._marking: set[asyncio.Task[bool]] = set()  # "Mark as read" requests in flight
 
     async def start(self) -> LoginDefaults:
         """Start the stack (``--demo``), the notifier and the service; what the login dialog
@@ -135,11 +137,22 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close the service (drops the session: nobody is signed out), then the stack."""
+        for task in list(self._marking):
+            await _cancelled(task)
         await self._resources.aclose()
 
-    def _clicked(self, notice: Notice) -> None:
-        """The notifier calls this on the loop thread; the front-end opens the conversation."""
-        self._emit(NotificationClicked(notice))
+    def _clicked(self, activation: Activation) -> None:
+        """The notifier calls this on the loop thread: a click or "Open" goes to the front-end,
+        which opens the conversation; "Mark as read" is the service's, on this loop."""
+        if activation.action is NoticeAction.MARK_READ:
+            if self._service is not None:
+                task = asyncio.create_task(
+                    self._service.mark_read(activation.notice), name="mark-read"
+                )
+                self._marking.add(task)
+                task.add_done_callback(self._marking.discard)
+            return
+        self._emit(NotificationClicked(activation.notice))
 
     def _show_balloon(self, title: str, body: str) -> concurrent.futures.Future[bool]:
         """Loop thread: a balloon from the tray, once there is one."""

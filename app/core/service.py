@@ -51,7 +51,7 @@ from app.models import (
     org_of_channel,
 )
 from app.notify.base import Notifier
-from app.untrusted import own_title, shown
+from app.untrusted import is_plain_id, own_title, shown
 
 logger = logging.getLogger(__name__)
 events_log = logging.getLogger(EVENTS_LOGGER)
@@ -202,6 +202,31 @@ class TelexService:
         delivered = await self._notifier.send(notice) and self._notifier.on_screen
         self._emit(Notified(notice, delivered))
         return delivered
+
+    async def mark_read(self, notice: Notice) -> bool:
+        """The user's "Mark as read" on a notification: the conversation is read on every
+        device (the server's 0-count push then withdraws what is shown of it). Only a news
+        notice of an organisation of this session; a failure is logged and shown, briefly,
+        since the user asked for it and would otherwise believe it done. True when the server
+        took it."""
+        channel_id, session = notice.channel_id, self._session
+        if (
+            notice.kind is not NoticeKind.NEWS
+            or not is_plain_id(channel_id)
+            or session is None
+            or self._api is None
+            or notice.org_id not in {o.id for o in self._organisations}
+        ):
+            logger.info("Mark as read: not for this notification (or signed out); nothing sent")
+            return False
+        try:
+            await self._api.mark_read(session, channel_id, dm=notice.dm)
+        except TelexError as exc:
+            logger.warning("Mark as read failed for %s: %s", notice.key, exc)
+            self._emit(ShowError("Mark as read failed", str(exc)))
+            return False
+        logger.info("Marked read: %s", notice.key)
+        return True
 
     @property
     def quiet(self) -> Quiet:

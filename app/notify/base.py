@@ -8,11 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.models import Notice
+from app.models import Activation, Notice
 
 logger = logging.getLogger(__name__)
 
-ClickHandler = Callable[[Notice], None]
+#: Hears a click on a notice or one of its actions ("Open", "Mark as read"), on the loop thread.
+ClickHandler = Callable[[Activation], None]
 #: Shows a balloon from the tray icon (title, body) on the tray's thread; the future says whether
 #: the tray took it. Handed in by the desktop mode, which owns the tray.
 BalloonSink = Callable[[str, str], "concurrent.futures.Future[bool]"]
@@ -22,7 +23,8 @@ class Notifier(Protocol):
     """Shows notices natively. ``send`` never raises: it reports whether the OS took the notice.
 
     Sending a notice with the ``key`` of an earlier one replaces that one where the backend can.
-    Click handlers are called on the loop thread, whatever thread the OS calls back on.
+    Click handlers are called on the loop thread, whatever thread the OS calls back on; a
+    backend with actions offers "Open" and "Mark as read" on a news notice of one conversation.
     """
 
     @property

@@ -2,7 +2,9 @@
 
 It runs on the asyncio loop. A newer notice for the same conversation replaces the earlier one
 instead of stacking up. Clicks reach the handler on the loop thread on every OS (on macOS the
-Notification Center delegate calls back on the main thread).
+Notification Center delegate calls back on the main thread), and so do the actions "Open" (the
+same as a click) and "Mark as read" that a news notice carries where the service shows buttons
+(D-Bus servers with the ``actions`` capability, WinRT toasts, macOS).
 
 desktop-notifier never raises from ``send``: it logs and moves on, and it fires
 ``on_dispatched`` whenever its backend did not raise, which on macOS includes the OS refusing
@@ -27,18 +29,21 @@ import html
 import logging
 import sys
 
-from desktop_notifier import Capability, DesktopNotifier, Icon
+from desktop_notifier import Button, Capability, DesktopNotifier, Icon
 
 from app.bridge import call_on_loop
 from app.constants import APP_NAME, resource_path
-from app.models import Notice
+from app.models import Activation, Notice, NoticeAction, NoticeKind
 from app.notify.base import ClickHandler, Unavailable
 from app.notify.report import collect_warnings
+from app.untrusted import is_plain_id
 
 logger = logging.getLogger(__name__)
 
 MAX_TITLE = 100
 MAX_BODY = 300
+OPEN_TITLE = "Open"
+MARK_READ_TITLE = "Mark as read"
 #: What desktop-notifier's macOS backend logs when the OS refused a notification.
 SCHEDULING_ERROR = "Error when scheduling notification"
 # Linux notification servers render a subset of HTML in what we send (dunst even in the title):
@@ -81,6 +86,8 @@ class DesktopNotifierBackend:
         self._on_clicked = on_clicked
         self._shown: dict[str, str] = {}  # notice key -> desktop-notifier id
         self.capabilities = capability_text(capabilities)
+        # Buttons where the service has them (D-Bus: the server's "actions" capability).
+        self._actions = Capability.BUTTONS in capabilities
         self._asking: asyncio.Task[None] | None = None
 
     def ask_permission(self) -> None:
@@ -155,6 +162,7 @@ class DesktopNotifierBackend:
                     message=_displayable(notice.body, MAX_BODY),
                     on_dispatched=dispatched,
                     on_clicked=(lambda: self._clicked(notice)) if self._on_clicked else None,
+                    buttons=self._buttons(notice),
                     on_dismissed=lambda: self._forget(notice.key),
                 )
         except Exception:
@@ -185,10 +193,31 @@ class DesktopNotifierBackend:
         except Exception as exc:  # gone already (dismissed, server restarted)
             logger.debug("Could not withdraw a notification: %s", _text(exc))
 
-    def _clicked(self, notice: Notice) -> None:
-        self._forget(notice.key)
+    def _buttons(self, notice: Notice) -> tuple[Button, ...]:
+        """ "Open" and "Mark as read" on a news notice of one conversation, where the service
+        shows actions and someone hears them; none on summaries and the app's own notices."""
+        if not (
+            self._actions
+            and self._on_clicked is not None
+            and notice.kind is NoticeKind.NEWS
+            and is_plain_id(notice.channel_id)
+        ):
+            return ()
+        return (
+            Button(OPEN_TITLE, on_pressed=lambda: self._clicked(notice)),
+            Button(
+                MARK_READ_TITLE,
+                on_pressed=lambda: self._clicked(notice, NoticeAction.MARK_READ),
+            ),
+        )
+
+    def _clicked(self, notice: Notice, action: NoticeAction = NoticeAction.OPEN) -> None:
+        if action is NoticeAction.OPEN:
+            self._forget(notice.key)
+        # After "Mark as read" it stays known, so the server's 0-count push can withdraw it
+        # where the notification server kept it on screen.
         if self._on_clicked is not None:
-            self._on_clicked(notice)
+            self._on_clicked(Activation(notice, action))
 
     def _forget(self, key: str) -> None:
         self._shown.pop(key, None)

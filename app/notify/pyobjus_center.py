@@ -16,7 +16,7 @@ from typing import Any
 
 from app.bridge import call_on_loop
 from app.constants import resource_path
-from app.models import Notice
+from app.models import Activation, Notice
 from app.notify.base import ClickHandler, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class PyobjusNotifier:
         """Main thread: the user clicked the notification with this identifier."""
         notice = self._notices.pop(identifier, None)
         if notice is not None and self._on_clicked is not None:
-            self._on_clicked(notice)
+            self._on_clicked(Activation(notice))
 
     async def withdraw(self, key: str) -> None:
         """Not taken back: NSUserNotificationCenter's delivered notices stay until dismissed."""

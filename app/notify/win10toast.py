@@ -17,7 +17,7 @@ from typing import Any
 
 from app.bridge import call_on_loop
 from app.constants import resource_path
-from app.models import Notice
+from app.models import Activation, Notice
 from app.notify.base import ClickHandler, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Win10ToastNotifier:
             handler = self._on_clicked
 
             def clicked() -> None:  # the balloon's own thread
-                handler(notice)
+                handler(Activation(notice))
 
         try:
             shown = self._toaster.show_toast(

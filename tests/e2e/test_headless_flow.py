@@ -121,6 +121,8 @@ async def test_unread_change_becomes_one_native_notification(
     summaries = [n["summary"] for n in await asyncio.to_thread(dunst_history)]
     assert sum("general" in s for s in summaries) >= 1
     assert any("random" in s for s in summaries)
+    # only the user's "Mark as read" marks read (events §2.2): nothing here asked to
+    assert sim.read_requests == []
     assert await app.stop() == 0
 
 
@@ -354,3 +356,4 @@ async def test_who_wrote_what_once_per_message_and_never_the_users_own(
     own_reply = await sim.send_message(email, stack.org_id, "done", reply_to=thread.thread_id)
     assert "thread_reply" in own_reply.kinds_to(email)  # the backend tells the author anyway
     assert await settle_and_read(mark, "m4") == []
+    assert sim.read_requests == []  # no preview, no withdrawal reads a conversation

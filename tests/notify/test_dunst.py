@@ -17,12 +17,17 @@ import pytest
 from app.config import Settings
 from app.constants import resource_path
 from app.core.runtime import Runtime
-from app.models import Notice
+from app.models import Activation, Notice, NoticeAction, NoticeKind
 from app.notify import chain, create_notifier
 from app.notify.base import describe
 from devstack.stack import LocalStack
 from tests.support.app_process import headless_args, launch
-from tests.support.desktop import NotificationRecorder, RecordedNotification
+from tests.support.desktop import (
+    NotificationRecorder,
+    RecordedNotification,
+    dunst_pick_action,
+    dunst_reset,
+)
 from tests.support.private_bus import PrivateBus
 
 pytestmark = pytest.mark.desktop
@@ -50,15 +55,16 @@ class Clicks:
     """Clicked notices, with the thread each click was handled on."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[Notice, int]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Activation, int]] = asyncio.Queue()
 
-    def __call__(self, notice: Notice) -> None:
-        self.queue.put_nowait((notice, threading.get_ident()))
+    def __call__(self, activation: Activation) -> None:
+        self.queue.put_nowait((activation, threading.get_ident()))
 
-    async def next(self) -> Notice:
+    async def next(self, action: NoticeAction = NoticeAction.OPEN) -> Notice:
         clicked, thread = await asyncio.wait_for(self.queue.get(), 10)
         assert thread == threading.get_ident(), "clicks must arrive on the loop thread"
-        return clicked
+        assert clicked.action is action
+        return clicked.notice
 
 
 async def test_a_notification_carries_title_body_icon_and_app_name_and_clicks_through(
@@ -237,3 +243,37 @@ async def test_the_trays_test_notifications_names_the_backend_and_what_it_can_do
         )
     finally:
         await core.aclose()
+
+
+async def test_open_and_mark_as_read_are_dunst_actions_that_reach_the_loop() -> None:
+    """On the suite's own dunst (its context menu is ``tests/dmenu-stub.sh``): a news notice
+    carries "Open" and "Mark as read"; pressing either reaches the handler on the loop thread
+    with that action. A summary carries neither."""
+    dunst_reset()
+    clicks = Clicks()
+    notifier = await create_notifier("auto", clicks)
+    try:
+        assert "actions" in describe(notifier)
+        with NotificationRecorder() as recorder:
+            for action, label in (
+                (NoticeAction.MARK_READ, "Mark as read"),
+                (NoticeAction.OPEN, "Open"),
+            ):
+                mark = recorder.mark()
+                assert await notifier.send(notice("general")) is True
+                rec = await shown(recorder, "general", mark)
+                labels = rec.actions[1::2]
+                assert [text for text in labels if text] == ["Open", "Mark as read"]
+                await asyncio.to_thread(dunst_pick_action, f"#{label} (")
+                clicked = await clicks.next(action)
+                assert (clicked.key, clicked.channel_id) == ("acme/general", "ch-general")
+                dunst_reset()
+            mark = recorder.mark()
+            summary = Notice(key="summary", title="several", body="3", kind=NoticeKind.SUMMARY)
+            assert await notifier.send(summary) is True
+            rec = await shown(recorder, "several", mark)
+            assert [text for text in rec.actions[1::2] if text] == []
+        assert clicks.queue.empty()
+    finally:
+        await notifier.close()
+        dunst_reset()

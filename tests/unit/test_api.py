@@ -499,3 +499,49 @@ def test_channel_previews_keep_each_channels_newest_message_and_skip_broken_entr
     assert "newest" not in repr(newest)  # the user's data: not in a repr (nor a log)
     with pytest.raises(MalformedResponse):
         parse_channel_previews({"not": "a list"})
+
+
+async def test_mark_read_is_the_web_apps_read_call_for_a_channel_or_a_dm(serve):
+    seen: list[tuple[str, str, str]] = []
+
+    def reader(request: web.Request) -> web.Response:
+        seen.append((request.path, request.query_string, request.headers["Authorization"]))
+        return _ok([])
+
+    api = await serve(
+        {
+            ("GET", "/threads/channels/c-1"): reader,
+            ("GET", "/dms/channels/d-1/threads"): reader,
+            ("GET", "/threads/channels/gone"): lambda _r: _err(404, "channel not found"),
+        }
+    )
+    await api.mark_read(SESSION, "c-1", dm=False)
+    await api.mark_read(SESSION, "d-1", dm=True)
+    assert seen == [
+        ("/api/v1/threads/channels/c-1", "page=1&limit=1", "Bearer acc"),
+        ("/api/v1/dms/channels/d-1/threads", "page=1&limit=1", "Bearer acc"),
+    ]
+    with pytest.raises(ApiError, match="channel not found"):
+        await api.mark_read(SESSION, "gone", dm=False)
+    with pytest.raises(ValueError, match="not a plain conversation id"):
+        await api.mark_read(SESSION, "../auth/logout", dm=False)  # never a path of the server's
+
+
+def test_only_mark_read_calls_a_read_marking_endpoint():
+    """The endpoints that mark a conversation read (events §2.2) appear in one place of the
+    app's source: ``TelexApi.mark_read``, called only on the user's "Mark as read"."""
+    from pathlib import Path
+
+    import app
+    from app.core import api as api_module
+
+    root = Path(app.__file__).parent
+    found = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if "/threads" in path.read_text(encoding="utf-8")
+    )
+    assert found == ["core/api.py"]
+    source = inspect.getsource(api_module)
+    assert source.count("/threads") == 2
+    assert inspect.getsource(TelexApi.mark_read).count("/threads") == 2

@@ -17,7 +17,7 @@ import pytest
 from desktop_notifier import Capability
 
 from app.constants import resource_path
-from app.models import Notice
+from app.models import Activation, Notice, NoticeAction, NoticeKind
 from app.notify import desktop
 from app.notify.base import Unavailable
 from app.notify.desktop import DesktopNotifierBackend, capability_text
@@ -40,6 +40,7 @@ class FakeDesktopNotifier:
     instances: ClassVar[list[FakeDesktopNotifier]] = []
     fail_init: ClassVar[Exception | None] = None
     fail_capabilities: ClassVar[Exception | None] = None
+    capabilities: ClassVar[frozenset[Capability]] = WINRT
 
     def __init__(self, app_name: str, app_icon: Any = None) -> None:
         if self.fail_init is not None:
@@ -73,7 +74,7 @@ class FakeDesktopNotifier:
     async def get_capabilities(self) -> frozenset[Capability]:
         if self.fail_capabilities is not None:
             raise self.fail_capabilities
-        return WINRT
+        return self.capabilities
 
     async def send(self, **fields: Any) -> str:
         identifier = f"id-{len(self.sent)}"
@@ -108,6 +109,16 @@ class FakeDesktopNotifier:
 
     def click(self, identifier: str, on_thread: Callable[[Callable[[], None]], None]) -> None:
         on_thread(self.on_screen.pop(identifier)["on_clicked"])
+
+    def buttons(self, index: int) -> list[str]:
+        return [button.title for button in self.sent[index]["buttons"]]
+
+    def press(
+        self, identifier: str, title: str, on_thread: Callable[[Callable[[], None]], None]
+    ) -> None:
+        """The user presses a notification's button; like a click, it takes it off screen."""
+        (button,) = (b for b in self.on_screen.pop(identifier)["buttons"] if b.title == title)
+        on_thread(button.on_pressed)
 
 
 @pytest.fixture
@@ -160,9 +171,9 @@ async def test_a_click_from_the_macos_main_thread_lands_on_the_loop(
     fake: type[FakeDesktopNotifier],
 ):
     loop = asyncio.get_running_loop()
-    clicked: asyncio.Future[tuple[Notice, int]] = loop.create_future()
+    clicked: asyncio.Future[tuple[Activation, int]] = loop.create_future()
     backend = await DesktopNotifierBackend.create(
-        lambda notice: clicked.set_result((notice, threading.get_ident()))
+        lambda activation: clicked.set_result((activation, threading.get_ident()))
     )
     assert isinstance(backend, DesktopNotifierBackend)
     (notifier,) = fake.instances
@@ -174,8 +185,8 @@ async def test_a_click_from_the_macos_main_thread_lands_on_the_loop(
         thread.join()
 
     notifier.click("id-0", main_thread)
-    notice, thread = await asyncio.wait_for(clicked, 5)
-    assert (notice, notice.channel_id) == (NOTICE, "c1")
+    activation, thread = await asyncio.wait_for(clicked, 5)
+    assert activation == Activation(NOTICE, NoticeAction.OPEN)
     assert thread == threading.get_ident()
     await backend.send(NOTICE)
     assert notifier.cleared == []  # the clicked one is gone: nothing to withdraw
@@ -283,3 +294,74 @@ async def test_a_scheduling_error_is_not_delivered_though_dispatched(
     assert await backend.send(NOTICE) is True
     assert fake.instances[0].cleared == []  # the refused one was never counted as shown
     await backend.close()
+
+
+def foreign_thread(callback: Callable[[], None]) -> None:
+    """How the OS calls back: D-Bus's, WinRT's or the macOS main thread, never the loop."""
+    thread = threading.Thread(target=callback, name="os")
+    thread.start()
+    thread.join()
+
+
+class Activations:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[Activation, int]] = asyncio.Queue()
+
+    def __call__(self, activation: Activation) -> None:
+        self.queue.put_nowait((activation, threading.get_ident()))
+
+    async def next(self) -> Activation:
+        activation, thread = await asyncio.wait_for(self.queue.get(), 5)
+        assert thread == threading.get_ident()  # on the loop thread
+        return activation
+
+
+async def test_only_a_news_notice_of_one_conversation_gets_open_and_mark_as_read(
+    fake: type[FakeDesktopNotifier],
+):
+    backend = await DesktopNotifierBackend.create(Activations())
+    assert isinstance(backend, DesktopNotifierBackend)
+    (notifier,) = fake.instances
+    summary = Notice(key="summary", title="Telex", body="5 conversations", kind=NoticeKind.SUMMARY)
+    info = Notice(key="test", title="Telex Start", body="Working.", kind=NoticeKind.INFO)
+    no_channel = Notice(key="acme", title="acme", body="new", org_id="acme")
+    odd_channel = Notice(key="acme/x", title="x", body="new", channel_id="../threads")
+    for notice in (NOTICE, summary, info, no_channel, odd_channel):
+        assert await backend.send(notice) is True
+    assert notifier.buttons(0) == ["Open", "Mark as read"]
+    assert [notifier.buttons(i) for i in range(1, 5)] == [[], [], [], []]
+
+
+async def test_no_buttons_without_the_actions_capability_or_without_a_listener(
+    fake: type[FakeDesktopNotifier], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(fake, "capabilities", WINRT - {Capability.BUTTONS})  # dunst without
+    backend = await DesktopNotifierBackend.create(Activations())
+    assert isinstance(backend, DesktopNotifierBackend)
+    assert await backend.send(NOTICE) is True
+    assert fake.instances[0].buttons(0) == []
+    monkeypatch.setattr(fake, "capabilities", WINRT)
+    silent = await DesktopNotifierBackend.create(on_clicked=None)
+    assert isinstance(silent, DesktopNotifierBackend)
+    assert await silent.send(NOTICE) is True
+    assert fake.instances[1].buttons(0) == []
+
+
+async def test_open_acts_as_a_click_and_mark_as_read_is_handed_to_the_loop_once(
+    fake: type[FakeDesktopNotifier],
+):
+    activations = Activations()
+    backend = await DesktopNotifierBackend.create(activations)
+    assert isinstance(backend, DesktopNotifierBackend)
+    (notifier,) = fake.instances
+    await backend.send(NOTICE)
+    notifier.press("id-0", "Open", foreign_thread)
+    assert await activations.next() == Activation(NOTICE, NoticeAction.OPEN)
+    await backend.send(NOTICE)
+    assert notifier.cleared == []  # opened: gone, like after a click
+    notifier.press("id-1", "Mark as read", foreign_thread)
+    assert await activations.next() == Activation(NOTICE, NoticeAction.MARK_READ)
+    await asyncio.sleep(0.05)
+    assert activations.queue.empty()  # one press, one request
+    await backend.withdraw(NOTICE.key)  # the server's 0-count push that follows
+    assert notifier.cleared == ["id-1"]  # still tried, where the server kept it up

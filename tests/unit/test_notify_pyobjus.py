@@ -137,7 +137,7 @@ async def test_a_click_on_the_main_thread_reaches_the_loop_with_the_notice(objc:
     loop = asyncio.get_running_loop()
     clicked: asyncio.Future[tuple[Notice, int]] = loop.create_future()
     notifier = await PyobjusNotifier.create(
-        lambda notice: clicked.set_result((notice, threading.get_ident()))
+        lambda activation: clicked.set_result((activation.notice, threading.get_ident()))
     )
     assert isinstance(notifier, PyobjusNotifier)
     await notifier.send(NOTICE)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from app.constants import resource_path
-from app.models import Notice
+from app.models import Activation, Notice, NoticeAction
 from app.notify import create_notifier
 from app.notify.base import Unavailable
 from app.notify.win10toast import DURATION, Win10ToastNotifier
@@ -76,8 +76,9 @@ async def test_a_click_on_the_balloons_thread_reaches_the_loop_with_the_notice(l
     loop = asyncio.get_running_loop()
     clicked: asyncio.Future[tuple[Notice, int]] = loop.create_future()
 
-    def on_clicked(notice: Notice) -> None:
-        clicked.set_result((notice, threading.get_ident()))
+    def on_clicked(activation: Activation) -> None:
+        assert activation.action is NoticeAction.OPEN  # a balloon has no actions
+        clicked.set_result((activation.notice, threading.get_ident()))
 
     notifier = await Win10ToastNotifier.create(on_clicked)
     assert isinstance(notifier, Win10ToastNotifier)

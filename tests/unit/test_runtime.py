@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ import pytest
 from app.config import Settings
 from app.core.runtime import Runtime
 from app.core.updates import STATE_FILE_NAME
-from app.events import NotificationReport, UpdateAvailable
+from app.events import NotificationClicked, NotificationReport, UpdateAvailable
+from app.models import Activation, Notice, NoticeAction
 from tests.support.fakes import RecordingNotifier
 
 
@@ -149,3 +151,39 @@ async def test_an_empty_update_url_never_checks(
     finally:
         await core.aclose()
     assert not [e for e in events if isinstance(e, UpdateAvailable)]
+
+
+async def test_open_is_a_click_for_the_front_end_and_mark_as_read_goes_to_the_service_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handlers: list[Callable[[Activation], None]] = []
+
+    async def create_notifier(
+        _requested: str, clicked: Callable[[Activation], None], **_options: object
+    ) -> RecordingNotifier:
+        handlers.append(clicked)
+        return RecordingNotifier("desktop")
+
+    marked: list[Notice] = []
+
+    async def mark_read(_service: object, notice: Notice) -> bool:
+        marked.append(notice)
+        return True
+
+    monkeypatch.setattr("app.notify.create_notifier", create_notifier)
+    monkeypatch.setattr("app.core.service.TelexService.mark_read", mark_read)
+    events: list[object] = []
+    core = Runtime(Settings(config_dir=tmp_path, log_dir=tmp_path), demo=False, emit=events.append)
+    await core.start()
+    try:
+        (on_clicked,) = handlers
+        notice = Notice(key="acme/c1", title="general", body="new", org_id="acme", channel_id="c1")
+        on_clicked(Activation(notice, NoticeAction.OPEN))
+        assert events == [NotificationClicked(notice)]
+        on_clicked(Activation(notice, NoticeAction.MARK_READ))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert marked == [notice]
+        assert events == [NotificationClicked(notice)]  # nothing opens on "Mark as read"
+    finally:
+        await core.aclose()

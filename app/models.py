@@ -52,6 +52,16 @@ class NoticeKind(StrEnum):
     INFO = "info"  # about the app itself: a test, a connection gap
 
 
+class NoticeSource(StrEnum):
+    """What a news notice is about, as Telex's "notify about" setting tells them apart."""
+
+    UNKNOWN = ""
+    POST = "post"  # a plain channel post (or count change)
+    MENTION = "mention"
+    REPLY = "reply"  # a reply in a thread
+    DM = "dm"  # a (group) DM
+
+
 @dataclass(frozen=True)
 class Notice:
     """One desktop notification, as the policy (or the delivery pipeline) decided it."""
@@ -70,6 +80,7 @@ class Notice:
     # push says, and whether the conversation is a (group) DM.
     thread_id: str | None = None
     dm: bool = False
+    source: NoticeSource = NoticeSource.UNKNOWN  # what it is about (app.core.telex_settings)
 
 
 @dataclass(frozen=True)

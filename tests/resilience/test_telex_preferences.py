@@ -4,6 +4,7 @@ organisation's "notify about", muted channels, notification hours and the profil
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -177,3 +178,29 @@ async def test_a_failing_preferences_endpoint_notifies_as_by_default(
     ]
     assert len(lines) == 1, lines
     assert "preference answered HTTP 500" in lines[0]
+
+
+async def test_the_settings_are_read_again_on_a_timer_and_can_be_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    async with rig(BUILTIN, tmp_path) as r:
+        events: list[UiEvent] = []
+        settings = dataclasses.replace(_settings(r), telex_preferences_interval=0.2)
+        async with TelexService(settings, LogNotifier(), events.append) as service:
+            await service.sign_in(r.email, r.local.account.password)
+            await _until(lambda: service.telex_preferences_read >= 3)
+
+        events.clear()
+        r.local.simulator.set_preferences(r.email, r.orgs[0].id, notify_about="nothing")
+        ignoring = dataclasses.replace(_settings(r), honour_telex_preferences=False)
+        async with TelexService(ignoring, LogNotifier(), events.append) as service:
+            s = _Session(r, service, events, caplog)
+            await service.sign_in(r.email, r.local.account.password)
+            await _until(
+                lambda: any(
+                    isinstance(e, StateChanged) and e.phase is ConnectionPhase.CONNECTED
+                    for e in events
+                )
+            )
+            await s.notifies(channel="general")
+            assert service.telex_preferences_read == 0

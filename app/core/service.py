@@ -281,8 +281,8 @@ class TelexService:
 
     def _on_publications(self, batch: Sequence[ChannelPublication]) -> None:
         """The junction of the flow: one channel's publications become notices (the policy
-        decides what is news) and go to delivery, live or as a recovered backlog; a
-        conversation read elsewhere is taken off the screen."""
+        decides what is news; Telex's own settings may refuse it) and go to delivery, live or
+        as a recovered backlog; a conversation read elsewhere is taken off the screen."""
         policy = self._policy
         assert policy is not None, "publications come only while a session is connected"
         from_backlog = any(pub.from_backlog for pub in batch)

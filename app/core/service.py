@@ -350,7 +350,11 @@ class TelexService:
                     await self._telex_wanted.wait()
 
     async def _stop_realtime(self) -> None:
+        reads = self._telex_task
         self._stop_telex_reads()
+        if reads is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reads
         client, task = self._realtime, self._realtime_task
         self._realtime = self._realtime_task = None
         if client is not None:

@@ -15,7 +15,7 @@ import pytest
 from app.config import Settings
 from app.core.service import TelexService
 from app.events import ConnectionPhase, Notified, StateChanged, UiEvent
-from app.models import Notice
+from app.models import Notice, NoticeSource
 from app.notify.log_only import LogNotifier
 from tests.support.rig import Rig, rig
 
@@ -120,6 +120,13 @@ async def test_telex_settings_silence_what_the_user_silenced_in_telex(
             mention = await s.notifies(channel="general", mentions=[r.email])
             assert mention.mentioned
             await s.notifies(dm_to=r.email)
+            question = await s.sim.send_message(r.email, s.org, "who?", channel="replies-here")
+            await asyncio.sleep(QUIET)
+            before = len(s.shown())
+            await s.sim.send_message(s.ada, s.org, "me", reply_to=question.thread_id)
+            await _until(lambda: len(s.shown()) > before)
+            assert s.shown()[-1].source is NoticeSource.REPLY
+            assert NoticeSource.POST not in {n.source for n in s.shown()}
 
             # nothing: not even a mention or a DM
             s.sim.set_preferences(r.email, s.org, notify_about="nothing")

@@ -60,6 +60,11 @@ class Settings:
     summary_threshold: int = 4
     backlog_settle: float = 2.0  # a backlog round that nobody ends is shown after this quiet
     pause_check_interval: float = 30.0  # how often a pause looks at the wall clock
+    # Telex's own notification settings (pause, muted channels, hours, "notify about"; see
+    # app.core.telex_settings) are read at sign-in, after each reconnection, when the sidebar
+    # changes and this often; False ignores them (the local pause and mutes still apply).
+    honour_telex_preferences: bool = True
+    telex_preferences_interval: float = 300.0
     # Per-conversation state (unread counts, what a pause held back) is kept for at most this
     # many conversations; the least recent ones are forgotten first (app.core.policy and
     # app.core.delivery).
@@ -217,6 +222,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if number < 0 or (number == 0 and name not in _MAY_BE_ZERO):
             raise ConfigError(f"{source}: {name} must be greater than zero, got {value!r}.")
         return number
+    if kind == "bool":
+        return _coerce_bool(name, value, source)
     if name in _PATH_FIELDS:
         if value in (None, ""):
             return None
@@ -229,6 +236,18 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{source}: {name} must be text, got {value!r}.")
     return value
+
+
+def _coerce_bool(name: str, value: Any, source: str) -> bool:
+    """A bool, or its words in the environment and on the command line."""
+    if isinstance(value, bool):
+        return value
+    word = value.strip().lower() if isinstance(value, str) else None
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{source}: {name} must be true or false, got {value!r}.")
 
 
 def check_web_origin(url: str) -> str:

@@ -52,6 +52,16 @@ class NoticeKind(StrEnum):
     INFO = "info"  # about the app itself: a test, a connection gap
 
 
+class NoticeSource(StrEnum):
+    """What a news notice is about, as Telex's "notify about" setting tells them apart."""
+
+    UNKNOWN = ""
+    POST = "post"  # a plain channel post (or count change)
+    MENTION = "mention"
+    REPLY = "reply"  # a reply in a thread
+    DM = "dm"  # a (group) DM
+
+
 @dataclass(frozen=True)
 class Notice:
     """One desktop notification, as the policy (or the delivery pipeline) decided it."""
@@ -73,6 +83,7 @@ class Notice:
     # Says only counts (a channel post without the message): the channel's preview may tell
     # who wrote what (app.core.service fetches it).
     counts_only: bool = False
+    source: NoticeSource = NoticeSource.UNKNOWN  # what it is about (app.core.telex_settings)
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,20 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from app.config import Settings
 from app.core.backoff import full_jitter
 from app.core.net import network_error
+from app.core.telex_settings import (
+    NOTIFY_ABOUT,
+    OrgPreference,
+    ProfileSettings,
+    TelexSettings,
+    parse_time_range,
+)
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -30,11 +37,13 @@ from app.errors import (
     NotificationTokenInvalid,
     ServerError,
     SessionExpired,
+    TelexError,
 )
 from app.models import ChannelPreview, Organisation, Session, User
 from app.untrusted import ORGANISATION_SHOWN, is_plain_id, is_plain_slug, shown
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 NOTIFICATION_TOKEN_HEADER = "X-Notification-Token"  # noqa: S105 (a header name)
 
@@ -196,6 +205,44 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
+def parse_org_preference(data: Any) -> OrgPreference | None:
+    """``{notify_about, send_mail, time_range}``; None when it is not that shape."""
+    if not isinstance(data, dict):
+        return None
+    notify_about = data.get("notify_about")
+    window = parse_time_range(data.get("time_range"))
+    if notify_about not in NOTIFY_ABOUT or window is None:
+        return None
+    return OrgPreference(notify_about=notify_about, window=window)
+
+
+def parse_muted_channels(data: Any) -> frozenset[str] | None:
+    """``[{channels_id, channel_name, muted}]``: the ids of the muted ones; None when the reply
+    is not a list. Entries without a plain id are skipped."""
+    if not isinstance(data, list):
+        return None
+    muted = set()
+    for entry in data:
+        if not isinstance(entry, dict) or entry.get("muted") is not True:
+            continue
+        channel = entry.get("channels_id", entry.get("channel_id"))
+        if is_plain_id(channel):
+            muted.add(channel)
+    return frozenset(muted)
+
+
+def parse_profile_settings(data: Any) -> ProfileSettings | None:
+    """``pause_notification`` and ``timezone`` of ``GET /profile``'s data."""
+    if not isinstance(data, dict):
+        return None
+    pause = data.get("pause_notification", False)
+    zone = data.get("timezone", "")
+    if not isinstance(pause, bool):
+        return None
+    zone = zone if isinstance(zone, str) and 0 < len(zone) <= 64 and zone.isprintable() else ""
+    return ProfileSettings(pause_notification=pause, timezone=zone)
+
+
 class TelexApi:
     """The Telex REST endpoints Telex Start needs; one instance per ``aiohttp.ClientSession``."""
 
@@ -214,6 +261,7 @@ class TelexApi:
         self._base = settings.api_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
         self._in_flight = asyncio.Semaphore(settings.max_requests_in_flight)
+        self._warned: set[tuple[str, str]] = set()  # settings failures logged once
 
     async def login(self, email: str, password: str) -> Session:
         status, body = await self._call(
@@ -297,6 +345,72 @@ class TelexApi:
         status, body = await self._call("POST", "/auth/logout", headers=self._bearer(session))
         if status != 401:  # already logged out is fine
             self._raise_for_status(status, body)
+
+    # -- Telex's notification settings (app.core.telex_settings) -----------------------------
+
+    async def telex_settings(self, session: Session, org_ids: Iterable[str]) -> TelexSettings:
+        """The profile and each organisation's preference and muted channels; whatever fails
+        is the default (one log line per kind of failure), never an exception."""
+        org_ids = list(org_ids)
+        profile, preferences, muted = await asyncio.gather(
+            self._profile_settings(session),
+            asyncio.gather(*(self._org_preference(session, o) for o in org_ids)),
+            asyncio.gather(*(self._muted_channels(session, o) for o in org_ids)),
+        )
+        return TelexSettings(
+            profile=profile,
+            orgs=dict(zip(org_ids, preferences, strict=True)),
+            muted=dict(zip(org_ids, muted, strict=True)),
+        )
+
+    async def _profile_settings(self, session: Session) -> ProfileSettings:
+        data = await self._optional(session, "profile", "/profile")
+        found = parse_profile_settings(data) if data is not None else None
+        return found if found is not None else self._shape("profile", data, ProfileSettings())
+
+    async def _org_preference(self, session: Session, org_id: str) -> OrgPreference:
+        """The ``desktop`` entry, else the ``web`` one, else the defaults."""
+        for device in ("desktop", "web"):
+            path = f"/organisations/{org_id}/notification-preference?device_type={device}"
+            data = await self._optional(session, "preference", path)
+            found = parse_org_preference(data) if data is not None else None
+            if found is not None:
+                return found
+            self._shape("preference", data, None)
+        return OrgPreference()
+
+    async def _muted_channels(self, session: Session, org_id: str) -> frozenset[str]:
+        path = f"/organisations/{org_id}/channels/notification-preference?device_type=desktop"
+        data = await self._optional(session, "muted channels", path)
+        found = parse_muted_channels(data) if data is not None else None
+        return found if found is not None else self._shape("muted channels", data, frozenset())
+
+    async def _optional(self, session: Session, what: str, path: str) -> Any:
+        """The ``data`` of a GET whose failure is no error: None (and one log line per kind of
+        failure) when it fails, answers another status or has no ``data``."""
+        try:
+            status, body = await self._call("GET", path, headers=self._bearer(session))
+        except TelexError as exc:
+            self._once(what, type(exc).__name__, f"failed ({type(exc).__name__})")
+            return None
+        if not 200 <= status < 300:
+            self._once(what, str(status), f"answered HTTP {status}")
+            return None
+        if not isinstance(body, dict) or body.get("data") is None:
+            self._once(what, "shape", "answered something else")
+            return None
+        return body["data"]
+
+    def _shape(self, what: str, data: Any, default: _T) -> _T:
+        """``default`` for a reply that did not parse (logged once, unless already logged)."""
+        if data is not None:
+            self._once(what, "shape", "answered something else")
+        return default
+
+    def _once(self, what: str, kind: str, how: str) -> None:
+        level = logging.DEBUG if (what, kind) in self._warned else logging.WARNING
+        self._warned.add((what, kind))
+        logger.log(level, "Telex notification settings: the %s %s; using the default", what, how)
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from typing import Any
 from app.config import Settings
 from app.core.text import TEXT_SHOWN, message_body, message_text
 from app.events import ConversationRead
-from app.models import ChannelPreview, Notice, Organisation, User
+from app.models import ChannelPreview, Notice, NoticeSource, Organisation, User
 from app.untrusted import is_plain_id, organisation_labels, server_title, shown
 
 logger = logging.getLogger(__name__)
@@ -190,6 +190,7 @@ class NotificationPolicy:
             mentioned=mentioned,
             thread_id=_plain_or_none(latest.get("thread_id")) if latest else None,
             dm=section == DM_SECTION,
+            source=_source(section == DM_SECTION, mentioned),
             counts_only=latest is None and section == "channels_section",
         )
 
@@ -269,6 +270,7 @@ class NotificationPolicy:
             upgrade=upgrade,
             thread_id=_plain_or_none(data.get("thread_id")),
             dm=data.get("channel_type") in ("dm", "group_dm"),
+            source=NoticeSource.MENTION if kind == "channel_mention" else NoticeSource.REPLY,
         )
 
     def _paired(self, key: str, *, rich: bool) -> bool:
@@ -358,6 +360,12 @@ class NotificationPolicy:
             return preview
         noun = "unread message" if section == DM_SECTION else "unread thread"
         return _plural(now.threads, noun)
+
+
+def _source(dm: bool, mentioned: bool) -> NoticeSource:
+    if dm:
+        return NoticeSource.DM
+    return NoticeSource.MENTION if mentioned else NoticeSource.POST
 
 
 def _names_of(user: User) -> frozenset[str]:

@@ -29,6 +29,7 @@ from app.core.delivery import Delivery, DeliveryOptions
 from app.core.net import http_session, ssl_context
 from app.core.policy import NotificationPolicy
 from app.core.realtime.client import ChannelPublication, RealtimeClient, RealtimeOptions
+from app.core.telex_settings import TelexRules, is_sidebar_refresh
 from app.errors import AuthError, NoOrganisations, RealtimeError, TelexError
 from app.events import (
     ConnectionPhase,
@@ -113,6 +114,12 @@ class TelexService:
         self._delivery = Delivery(notifier, emit, DeliveryOptions.from_settings(settings))
         self._ended: asyncio.Future[TelexError | None] | None = None
         self._resume: _Resume | None = None
+        # Telex's own notification settings (app.core.telex_settings), read in the background.
+        self._telex = TelexRules()
+        self._telex_task: asyncio.Task[None] | None = None
+        self._telex_wanted = asyncio.Event()
+        self._telex_reads = 0
+        self._wall: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def __aenter__(self) -> TelexService:
         self._http = http_session(self._settings, self._ssl)
@@ -236,6 +243,11 @@ class TelexService:
         """Pause, resume, or change the muted organisations (the caller stores the wish)."""
         self._delivery.set_quiet(quiet)
 
+    @property
+    def telex_preferences_read(self) -> int:
+        """How often Telex's notification settings were read in this service's life."""
+        return self._telex_reads
+
     # -- realtime ------------------------------------------------------------------------------
 
     def _start_realtime(self, session: Session, organisations: list[Organisation]) -> None:
@@ -269,6 +281,7 @@ class TelexService:
         )
         self._realtime = client
         self._ended = asyncio.get_running_loop().create_future()
+        self._start_telex_reads(session, organisations)
         self._realtime_task = asyncio.create_task(
             self._run_realtime(client, _Resume(session.user.id, org_ids, {}, policy)),
             name="realtime",
@@ -304,25 +317,28 @@ class TelexService:
         """Remember where each channel stopped reading, for Reconnect or the next sign-in of
         the same user; the client that gave up (and its token source) goes."""
         self._resume = dataclasses.replace(resume, positions=client.channels)
+        self._stop_telex_reads()
         if self._realtime is client:
             self._realtime = self._realtime_task = None
 
     def _on_publications(self, batch: Sequence[ChannelPublication]) -> None:
         """The junction of the flow: one channel's publications become notices (the policy
-        decides what is news) and go to delivery, live or as a recovered backlog; a
-        conversation read elsewhere is taken off the screen."""
+        decides what is news; Telex's own settings may refuse it) and go to delivery, live or
+        as a recovered backlog; a conversation read elsewhere is taken off the screen."""
         policy = self._policy
         assert policy is not None, "publications come only while a session is connected"
         from_backlog = any(pub.from_backlog for pub in batch)
         notices: list[Notice] = []
         for pub in batch:
+            if is_sidebar_refresh(pub.data):
+                self._telex_wanted.set()
             decision = policy.decide(pub.data, org_id=org_of_channel(pub.channel))
             if isinstance(decision, ConversationRead):
                 if from_backlog:  # what the round collected before the read goes with it
                     self._delivery.backlog(notices)
                     notices = []
                 self._delivery.read_elsewhere(decision.key)
-            elif decision is not None:
+            elif decision is not None and self._telex_allows(decision):
                 notices.append(decision)
         if from_backlog:
             logger.info(
@@ -380,7 +396,51 @@ class TelexService:
             if told is not None:
                 self._delivery.live(told)
 
+    def _telex_allows(self, notice: Notice) -> bool:
+        """Telex's own settings, applied here, before delivery: a notice they refuse is no
+        notice at all (nothing counts, folds or holds it); the local pause and mutes apply
+        after, in delivery."""
+        if not self._settings.honour_telex_preferences:
+            return True
+        why = self._telex.refusal(notice, self._wall())
+        if why is not None:
+            logger.debug("Not notifying %s: %s", notice.key, why)
+        return why is None
+
+    def _start_telex_reads(self, session: Session, organisations: list[Organisation]) -> None:
+        self._stop_telex_reads()
+        if self._settings.honour_telex_preferences:
+            self._telex_task = asyncio.create_task(
+                self._read_telex_settings(session, [o.id for o in organisations]),
+                name="telex-preferences",
+            )
+
+    def _stop_telex_reads(self) -> None:
+        task, self._telex_task = self._telex_task, None
+        if task is not None:
+            task.cancel()
+
+    async def _read_telex_settings(self, session: Session, org_ids: list[str]) -> None:
+        """Now, then whenever asked (a reconnection, a sidebar change) or every
+        ``telex_preferences_interval``; failures are the defaults (``TelexApi`` logs them)."""
+        assert self._api is not None
+        while True:
+            self._telex_wanted.clear()
+            try:
+                self._telex.update(await self._api.telex_settings(session, org_ids))
+            except Exception as exc:  # a bug: the last settings stay, the log says why
+                logger.error("Reading Telex's notification settings failed", exc_info=exc)
+            self._telex_reads += 1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.telex_preferences_interval):
+                    await self._telex_wanted.wait()
+
     async def _stop_realtime(self) -> None:
+        reads = self._telex_task
+        self._stop_telex_reads()
+        if reads is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reads
         client, task = self._realtime, self._realtime_task
         self._realtime = self._realtime_task = None
         if client is not None:
@@ -392,6 +452,8 @@ class TelexService:
     def _realtime_state(self, change: StateChanged) -> None:
         # Recovery happens inside the handshake; whatever state follows it ends the round.
         self._delivery.end_round()
+        if change.phase is ConnectionPhase.CONNECTED:
+            self._telex_wanted.set()  # the settings may have changed while disconnected
         if change.phase is not ConnectionPhase.STOPPED:  # the service says why it stopped
             self._state(change.phase, change.detail, change.retry_in)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
@@ -14,7 +15,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.config import Settings
-from app.core.api import TelexApi, parse_channel_previews, parse_organisations, parse_session
+from app.core.api import (
+    TelexApi,
+    parse_channel_previews,
+    parse_muted_channels,
+    parse_org_preference,
+    parse_organisations,
+    parse_profile_settings,
+    parse_session,
+)
+from app.core.telex_settings import OrgPreference, ProfileSettings
 from app.errors import (
     ApiError,
     InvalidCredentials,
@@ -545,3 +555,119 @@ def test_only_mark_read_calls_a_read_marking_endpoint():
     source = inspect.getsource(api_module)
     assert source.count("/threads") == 2
     assert inspect.getsource(TelexApi.mark_read).count("/threads") == 2
+
+
+# -- Telex's notification settings (app.core.telex_settings) ---------------------------------
+
+PREFERENCE = "/organisations/o1/notification-preference"
+MUTED = "/organisations/o1/channels/notification-preference"
+
+
+async def test_telex_settings_are_read_typed(serve):
+    seen: list[str] = []
+
+    def preference(request: web.Request) -> web.Response:
+        seen.append(request.query["device_type"])
+        assert request.headers["Authorization"] == "Bearer acc"
+        return _ok(
+            {"notify_about": "mentions", "send_mail": False, "time_range": "9:00 AM - 5:00 PM"}
+        )
+
+    api = await serve(
+        {
+            ("GET", PREFERENCE): preference,
+            ("GET", MUTED): lambda r: _ok(
+                [
+                    {"channels_id": "c1", "channel_name": "general", "muted": True},
+                    {"channels_id": "c2", "channel_name": "random", "muted": False},
+                    {"channels_id": "bad id!", "muted": True},
+                    "junk",
+                ]
+            ),
+            ("GET", "/profile"): lambda r: _ok(
+                {"id": "u1", "pause_notification": True, "timezone": "Africa/Lagos"}
+            ),
+        }
+    )
+    found = await api.telex_settings(SESSION, ["o1"])
+    assert found.profile == ProfileSettings(pause_notification=True, timezone="Africa/Lagos")
+    assert found.orgs["o1"] == OrgPreference(notify_about="mentions", window=(540, 1020))
+    assert found.muted["o1"] == frozenset({"c1"})
+    assert seen == ["desktop"]
+
+
+async def test_the_web_preference_stands_in_for_a_desktop_one_that_fails(serve):
+    def preference(request: web.Request) -> web.Response:
+        if request.query["device_type"] == "desktop":
+            return _err(400, "invalid device type")
+        return _ok({"notify_about": "nothing", "time_range": "12:00 AM - 11:59 PM"})
+
+    api = await serve({("GET", PREFERENCE): preference})
+    found = await api.telex_settings(SESSION, ["o1"])
+    assert found.orgs["o1"].notify_about == "nothing"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        lambda r: _err(404, "not found"),
+        lambda r: web.Response(status=404, text="404 page not found"),
+        lambda r: _err(400, "invalid device type"),
+        lambda r: _err(401, "Session is invalid"),
+        lambda r: _ok("not an object"),
+        lambda r: _ok({"notify_about": "sometimes", "time_range": "12:00 AM - 11:59 PM"}),
+        lambda r: _ok({"notify_about": "mentions", "time_range": "noon to midnight"}),
+        lambda r: _json(200, {"no": "data"}),
+        lambda r: web.Response(status=200, text="<html>"),
+        lambda r: _ok({"pause_notification": "yes"}),
+    ],
+)
+async def test_failing_settings_endpoints_are_the_defaults_with_one_log_line_per_kind(
+    serve, caplog, reply
+):
+    api = await serve(
+        {("GET", PREFERENCE): reply, ("GET", MUTED): reply, ("GET", "/profile"): reply}
+    )
+    caplog.set_level(logging.DEBUG, logger="app.core.api")
+    for _ in range(3):
+        found = await api.telex_settings(SESSION, ["o1"])
+        assert found.profile == ProfileSettings()
+        assert found.orgs["o1"] == OrgPreference()
+        assert found.muted["o1"] == frozenset()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    # one per endpoint and kind of failure (desktop and web share theirs), not one per call
+    assert 1 <= len(warnings) <= 3
+    assert len({r.getMessage() for r in warnings}) == len(warnings)
+    assert not any("acc" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_unreachable_settings_endpoint_is_the_default(sleeps: FakeSleep, caplog):
+    async with aiohttp.ClientSession() as http:
+        api = TelexApi(http, Settings(api_url="http://127.0.0.1:9/api/v1", request_retries=0))
+        caplog.set_level(logging.WARNING, logger="app.core.api")
+        found = await api.telex_settings(SESSION, ["o1", "o2"])
+    assert found.orgs == {"o1": OrgPreference(), "o2": OrgPreference()}
+    assert len(caplog.records) == 3  # profile, preference, muted channels: once each
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"pause_notification": False, "timezone": "UTC"}, ProfileSettings(False, "UTC")),
+        ({}, ProfileSettings()),
+        ({"pause_notification": True, "timezone": 5}, ProfileSettings(True, "")),
+        ({"timezone": "x" * 200}, ProfileSettings()),
+        ({"timezone": "Europe/Berlin\n"}, ProfileSettings()),
+        ([], None),
+        ({"pause_notification": 1}, None),
+    ],
+)
+def test_profile_settings_parse(data, expected):
+    assert parse_profile_settings(data) == expected
+
+
+def test_muted_channels_parse_variants():
+    assert parse_muted_channels([{"channel_id": "c3", "muted": True}]) == frozenset({"c3"})
+    assert parse_muted_channels([{"channels_id": "c3", "muted": "true"}]) == frozenset()
+    assert parse_muted_channels({"c3": True}) is None
+    assert parse_org_preference({"notify_about": "all_new_messages"}) is None

@@ -161,3 +161,18 @@ def test_the_web_origin_is_overridable(tmp_path, value, expected):
 def test_an_unsafe_web_origin_is_refused(tmp_path, value, message):
     with pytest.raises(ConfigError, match=message):
         load_settings({"config_dir": tmp_path}, environ={"TELEX_WEB_URL": value})
+
+
+@pytest.mark.parametrize(("word", "value"), [("false", False), ("0", False), ("Yes", True)])
+def test_honouring_telex_preferences_is_a_switch(tmp_path, word, value):
+    assert Settings().honour_telex_preferences is True
+    settings = load(tmp_path, env={"TELEX_HONOUR_TELEX_PREFERENCES": word})
+    assert settings.honour_telex_preferences is value
+    with pytest.raises(ConfigError, match="true or false"):
+        load(tmp_path, env={"TELEX_HONOUR_TELEX_PREFERENCES": "maybe"})
+    assert (
+        load(
+            tmp_path, file={"settings": {"honour_telex_preferences": False}}
+        ).honour_telex_preferences
+        is False
+    )

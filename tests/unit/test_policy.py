@@ -11,7 +11,7 @@ import pytest
 
 from app.core.policy import PAIR_WINDOW, NotificationPolicy
 from app.events import ConversationRead
-from app.models import ChannelPreview, Notice, Organisation, User
+from app.models import ChannelPreview, Notice, NoticeSource, Organisation, User
 
 ACME = Organisation("org-a", "Acme")
 GLOBEX = Organisation("org-g", "Globex")
@@ -576,3 +576,36 @@ def test_dm_changes_and_message_events_need_no_preview():
     assert isinstance(rich, Notice)
     assert not dm.counts_only
     assert not rich.counts_only
+
+
+def test_each_notice_says_what_it_is_about():
+    """Telex's "notify about" (app.core.telex_settings) tells posts from mentions, replies
+    and DMs."""
+    policy = NotificationPolicy({ACME.id: ACME})
+    post = policy.decide(channel_event(1), org_id="org-a")
+    mention = policy.decide(channel_event(1, 1, channel_id="ch-2"), org_id="org-a")
+    dm = policy.decide(
+        {
+            "notification_type": "unread_thread_change",
+            "section": "dm_channels_section",
+            "data": {"channel_id": "dm-1", "username": "bob", "thread_count": 1},
+        },
+        org_id="org-a",
+    )
+    rich = {"channel_name": "general", "user_id": "u-2", "username": "ada", "message": "hi"}
+    reply = policy.decide(
+        {"notification_type": "thread_reply", "data": {**rich, "channel_id": "ch-3"}},
+        org_id="org-a",
+    )
+    tagged = policy.decide(
+        {"notification_type": "channel_mention", "data": {**rich, "channel_id": "ch-4"}},
+        org_id="org-a",
+    )
+    sources = [n.source if isinstance(n, Notice) else n for n in (post, mention, dm, reply, tagged)]
+    assert sources == [
+        NoticeSource.POST,
+        NoticeSource.MENTION,
+        NoticeSource.DM,
+        NoticeSource.REPLY,
+        NoticeSource.MENTION,
+    ]

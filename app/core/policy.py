@@ -124,7 +124,8 @@ class NotificationPolicy:
         """A notice for news on ``org_id``'s channel, or None for everything else (resets,
         other types, garbage, a payload that claims another organisation, the user's own
         message, the second event of a message that already notified)."""
-        if isinstance(payload, dict) and payload.get("notification_type") in MESSAGE_EVENTS:
+        kind = payload.get("notification_type") if isinstance(payload, dict) else None
+        if isinstance(kind, str) and kind in MESSAGE_EVENTS:
             return self._message(payload, org_id)
         return self._count_change(payload, org_id)
 

@@ -344,6 +344,7 @@ async def test_who_wrote_what_once_per_message_and_never_the_users_own(
     # a post without a mention: a count change only; its text comes from the channel preview
     mark = len(notifications.all())
     await sim.send_message(sam.email, stack.org_id, "standup in 5", channel="random")
+    await asyncio.to_thread(notifications.wait_for, lambda n: n.body == "Sam Ito: standup in 5", 10)
     assert await settle_and_read(mark, "m5") == [(f"#random{org}", "Sam Ito: standup in 5")]
 
     mark = len(notifications.all())

@@ -118,6 +118,7 @@ class TelexService:
         self._telex = TelexRules()
         self._telex_task: asyncio.Task[None] | None = None
         self._telex_wanted = asyncio.Event()
+        self._connected_before = False  # this session's push connection was up once
         self._telex_reads = 0
         self._wall: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -409,6 +410,7 @@ class TelexService:
 
     def _start_telex_reads(self, session: Session, organisations: list[Organisation]) -> None:
         self._stop_telex_reads()
+        self._connected_before = False
         if self._settings.honour_telex_preferences:
             self._telex_task = asyncio.create_task(
                 self._read_telex_settings(session, [o.id for o in organisations]),
@@ -453,7 +455,9 @@ class TelexService:
         # Recovery happens inside the handshake; whatever state follows it ends the round.
         self._delivery.end_round()
         if change.phase is ConnectionPhase.CONNECTED:
-            self._telex_wanted.set()  # the settings may have changed while disconnected
+            if self._connected_before:  # the settings may have changed while disconnected
+                self._telex_wanted.set()
+            self._connected_before = True  # the first connect: the sign-in read covers it
         if change.phase is not ConnectionPhase.STOPPED:  # the service says why it stopped
             self._state(change.phase, change.detail, change.retry_in)
 

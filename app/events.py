@@ -74,7 +74,7 @@ class NotificationClicked:
 @dataclass(frozen=True)
 class PauseChanged:
     """Notifications were paused (``until`` None: until resumed) or resumed; ``at`` is the
-    wall-clock time of the change, so the tray can say "until tomorrow 08:00"."""
+    wall-clock time of the change, so the tray can say "until Sun 08:00"."""
 
     paused: bool
     until: datetime | None

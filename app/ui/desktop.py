@@ -67,6 +67,7 @@ from app.ui.menu import (
     ClearRecent,
     Command,
     OpenRecent,
+    PauseChoice,
     PauseNotifications,
     ResumeNotifications,
     ToggleOrganisation,
@@ -577,6 +578,10 @@ class DesktopApp:
         quiet = self._preferences.quiet
         if isinstance(action, PauseNotifications):
             until = pause_end(action.choice, datetime.now().astimezone())
+            if until is not None and action.choice is PauseChoice.TOMORROW:
+                # A wall-clock time: the system's rules give its offset (a DST change in the
+                # night), which the offset of now does not know.
+                until = until.replace(tzinfo=None).astimezone()
             quiet = dataclasses.replace(quiet, paused=True, until=until)
         elif isinstance(action, ResumeNotifications):
             quiet = dataclasses.replace(quiet, paused=False, until=None)

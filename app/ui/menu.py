@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from enum import Enum, StrEnum
 from typing import Any
 
@@ -62,14 +62,15 @@ class Command(Enum):
     EXIT = "exit"
 
 
-#: "Until tomorrow" ends at this local hour: the start of a working day.
+#: "Until morning" ends at the next time the local clock shows this hour: the start of a
+#: working day (chosen at 01:00, that is the same day's).
 TOMORROW_HOUR = 8
 
 
 class PauseChoice(Enum):
     MINUTES_30 = "For 30 minutes"
     HOUR_1 = "For 1 hour"
-    TOMORROW = f"Until tomorrow {TOMORROW_HOUR:02d}:00"
+    TOMORROW = f"Until {TOMORROW_HOUR:02d}:00"
     UNTIL_RESUMED = "Until I resume"
 
 
@@ -115,24 +116,29 @@ Action = (
 
 
 def pause_end(choice: PauseChoice, now: datetime) -> datetime | None:
-    """When a pause chosen at ``now`` (timezone-aware, local) ends; None: when resumed."""
+    """When a pause chosen at ``now`` (timezone-aware, local) ends; None: when resumed.
+
+    "Until 08:00" is a wall-clock time: with a zone (``ZoneInfo``) in ``now``, a night with a
+    DST change still ends at 08:00 on the clock, not 24 hours after the previous 08:00."""
     match choice:
         case PauseChoice.MINUTES_30:
             return now + timedelta(minutes=30)
         case PauseChoice.HOUR_1:
             return now + timedelta(hours=1)
         case PauseChoice.TOMORROW:
-            tomorrow = (now + timedelta(days=1)).date()
-            return datetime(
-                tomorrow.year, tomorrow.month, tomorrow.day, TOMORROW_HOUR, tzinfo=now.tzinfo
-            )
+            morning = time(TOMORROW_HOUR)
+            today = datetime.combine(now.date(), morning, tzinfo=now.tzinfo)
+            if now < today:  # same tzinfo: compared on the wall clock, as the user reads it
+                return today
+            return datetime.combine(now.date() + timedelta(days=1), morning, tzinfo=now.tzinfo)
         case PauseChoice.UNTIL_RESUMED:
             return None
 
 
 def pause_text(until: datetime | None, at: datetime) -> str:
-    """``until 14:30``, ``until tomorrow 08:00``, ``until Mon 7 Dec 08:00`` — in the local
-    time of ``at`` (when the pause was set or restored); ``until resumed`` without an end."""
+    """``until 14:30``, ``until Sun 08:00`` (the next day: its weekday), ``until Mon 7 Dec
+    08:00`` — in the local time of ``at`` (when the pause was set or restored); ``until
+    resumed`` without an end."""
     if until is None:
         return "until resumed"
     local = until.astimezone(at.tzinfo)
@@ -140,7 +146,7 @@ def pause_text(until: datetime | None, at: datetime) -> str:
     if days == 0:
         return f"until {local:%H:%M}"
     if days == 1:
-        return f"until tomorrow {local:%H:%M}"
+        return f"until {local:%a %H:%M}"
     return f"until {local:%a} {local.day} {local:%b %H:%M}"
 
 

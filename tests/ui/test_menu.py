@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -368,7 +369,7 @@ def test_the_pause_submenu_offers_every_length_and_is_always_there() -> None:
         assert [(e.label, e.command) for e in entries] == [
             ("For 30 minutes", PauseNotifications(PauseChoice.MINUTES_30)),
             ("For 1 hour", PauseNotifications(PauseChoice.HOUR_1)),
-            ("Until tomorrow 08:00", PauseNotifications(PauseChoice.TOMORROW)),
+            ("Until 08:00", PauseNotifications(PauseChoice.TOMORROW)),
             ("Until I resume", PauseNotifications(PauseChoice.UNTIL_RESUMED)),
         ]
         assert all(e.enabled and e.checked is None for e in entries)
@@ -494,11 +495,48 @@ def test_until_tomorrow_from_just_before_midnight_is_the_next_morning() -> None:
 
 
 @pytest.mark.parametrize(
+    ("chosen", "ends"),
+    [
+        # after midnight the next 08:00 is today's, not tomorrow's (7 h, not 31 h)
+        (datetime(2027, 1, 1, 0, 0), datetime(2027, 1, 1, 8, 0)),
+        (datetime(2027, 1, 1, 1, 0), datetime(2027, 1, 1, 8, 0)),
+        (datetime(2027, 1, 1, 7, 59), datetime(2027, 1, 1, 8, 0)),
+        # at 08:00 itself the next one is a day away
+        (datetime(2027, 1, 1, 8, 0), datetime(2027, 1, 2, 8, 0)),
+    ],
+)
+def test_until_morning_is_the_next_eight_on_the_clock(chosen: datetime, ends: datetime) -> None:
+    zone = timezone(timedelta(hours=1))
+    end = pause_end(PauseChoice.TOMORROW, chosen.replace(tzinfo=zone))
+    assert end == ends.replace(tzinfo=zone)
+
+
+@pytest.mark.parametrize(
+    ("chosen", "hours"),
+    [
+        (datetime(2026, 3, 28, 22, 0), 9),  # clocks go forward in the night: an hour less
+        (datetime(2026, 10, 24, 22, 0), 11),  # clocks go back: an hour more
+        (datetime(2026, 10, 25, 1, 0), 8),  # after midnight, before the change at 03:00
+    ],
+)
+def test_until_morning_across_a_dst_change_ends_at_eight_local(
+    chosen: datetime, hours: int
+) -> None:
+    zone = ZoneInfo("Europe/Berlin")
+    now = chosen.replace(tzinfo=zone)
+    end = pause_end(PauseChoice.TOMORROW, now)
+    assert end is not None
+    assert (end.hour, end.minute) == (8, 0)
+    assert end.astimezone(UTC) - now.astimezone(UTC) == timedelta(hours=hours)
+    assert pause_text(end, now) in ("until 08:00", f"until {end:%a} 08:00")
+
+
+@pytest.mark.parametrize(
     ("until", "expected"),
     [
         (None, "until resumed"),
         (AT + timedelta(minutes=30), "until 14:35"),
-        (datetime(2026, 11, 29, 8, 0, tzinfo=AT.tzinfo), "until tomorrow 08:00"),
+        (datetime(2026, 11, 29, 8, 0, tzinfo=AT.tzinfo), "until Sun 08:00"),
         (datetime(2026, 12, 7, 8, 0, tzinfo=AT.tzinfo), "until Mon 7 Dec 08:00"),
         # a stored end in UTC is shown in the local time of the moment it was restored
         (datetime(2026, 11, 28, 14, 0, tzinfo=UTC), "until 15:00"),

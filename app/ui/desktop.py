@@ -30,6 +30,7 @@ from app.config import Settings
 from app.constants import APP_NAME
 from app.errors import (
     AutostartError,
+    InvalidCredentials,
     LaunchFailed,
     MainAppNotFound,
     MainAppNotRunning,
@@ -245,7 +246,7 @@ class DesktopApp:
         self._in_background(
             self._service.check_for_updates(self._state.check_for_updates), self._report_failure
         )
-        self._root.after_idle(self._open_login)
+        self._root.after_idle(lambda: self._open_login(focus=False))  # nobody asked yet
         wake_fd = self._inbox.wake_fd
         if sys.platform == "win32" or wake_fd is None:  # Tk cannot watch a pipe on Windows
             self._root.after(DRAIN_EVERY_MS, self._drain)
@@ -315,7 +316,7 @@ class DesktopApp:
         self._set_state(state)
         if isinstance(event, LoginRequired):
             self._info.close()  # "Signed in" is no longer true
-            self._open_login(email=event.email, message=event.reason)
+            self._open_login(email=event.email, message=event.reason, focus=False)
         elif isinstance(event, ShowError):
             self._error.show(event.title, event.message)
         elif isinstance(event, NotificationClicked):
@@ -391,12 +392,17 @@ class DesktopApp:
 
     # -- sign-in ---------------------------------------------------------------------------
 
-    def _open_login(self, *, email: str | None = None, message: str | None = None) -> None:
+    def _open_login(
+        self, *, email: str | None = None, message: str | None = None, focus: bool = True
+    ) -> None:
+        """``focus`` only when the user asked (menu, second launch): at start-up and when a
+        session ends, keystrokes meant for another window must not land in our fields."""
         defaults = self._login_defaults
         self._login.open(
             email=email or defaults.email or self._preferences.last_email or "",
             password=defaults.password,
             message=message,
+            focus=focus,
         )
 
     def _sign_in(self, email: str, password: str) -> None:
@@ -414,7 +420,9 @@ class DesktopApp:
         if error is not None:
             if isinstance(error, TelexError):
                 logger.info("Sign-in failed: %s", error)
-                self._login.failed(error.message)
+                self._login.failed(
+                    error.message, keep_password=not isinstance(error, InvalidCredentials)
+                )
             else:
                 logger.error("Sign-in failed unexpectedly", exc_info=error)
                 self._login.failed(f"Signing in failed unexpectedly ({type(error).__name__}).")

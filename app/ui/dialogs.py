@@ -147,17 +147,21 @@ def _work_area_corner(window: tk.Misc) -> tuple[int, int]:
 def bring_forward(
     window: tk.Toplevel, entry: tk.Misc, ready_log: str, *, focus: bool = True
 ) -> None:
-    """On top (and focused, unless the user did not ask for it): a tray app's window must not
-    open behind the others, nor take the keyboard from what the user is typing into."""
+    """On top while it opens (and focused, only when the user asked for it): a tray app's
+    window must not open behind the others, nor take the keyboard from what the user is typing
+    into, nor cover the browser or password manager they switch to afterwards: so ``-topmost``
+    goes once the window is mapped."""
     window.deiconify()
     window.attributes("-topmost", True)
     window.lift()
 
     def ready() -> None:
         if window.winfo_exists():
+            window.attributes("-topmost", False)
             if focus:
                 window.focus_force()
-                entry.focus_set()
+            # Unfocused, Tk only remembers it: the keyboard lands there once the user comes.
+            entry.focus_set()
             logger.info(ready_log)
 
     window.after(FOCUS_DELAY_MS, ready)
@@ -191,8 +195,16 @@ class LoginDialog:
         self._cancel_button: ttk.Button
         self._busy = False
 
-    def open(self, *, email: str = "", password: str = "", message: str | None = None) -> None:
-        """Show the dialog (or bring the open one forward) with these fields and message."""
+    def open(
+        self,
+        *,
+        email: str = "",
+        password: str = "",
+        message: str | None = None,
+        focus: bool = True,
+    ) -> None:
+        """Show the dialog (or bring the open one forward) with these fields and message;
+        ``focus`` only when the user asked for it (the menu, a second launch)."""
         if self._window is None:
             self._build()
         if self._busy:
@@ -204,14 +216,16 @@ class LoginDialog:
             _replace_text(self._password, password)
         self._show_message(message or "", error=False)
         target = self._password if self._email.get() else self._email
-        bring_forward(self._window, target, "Login dialog ready")
+        bring_forward(self._window, target, "Login dialog ready", focus=focus)
 
-    def failed(self, message: str) -> None:
-        """Sign-in was refused: show why, keep the email, empty the password field."""
+    def failed(self, message: str, *, keep_password: bool = False) -> None:
+        """Sign-in did not work: show why, keep the email; empty the password field unless
+        ``keep_password`` (the network or the server failed, not the password)."""
         if self._window is None:
             return
         self._set_busy(False)
-        self._password.delete(0, tk.END)
+        if not keep_password:
+            self._password.delete(0, tk.END)
         self._show_message(message, error=True)
         logger.info("Login dialog shows the error: %s", message)
         bring_forward(self._window, self._password, "Login dialog ready")

@@ -29,7 +29,7 @@ import pytest
 
 from app.bridge import LoopThread, UiQueue
 from app.config import Settings
-from app.errors import InvalidCredentials, MainAppNotRunning
+from app.errors import InvalidCredentials, MainAppNotRunning, NetworkError
 from app.events import (
     ConnectionPhase,
     LoginDefaults,
@@ -83,6 +83,7 @@ class ScriptedService:
         self.calls: list[tuple[str, ...]] = []
         self.refuse_sign_in = False
         self.hold_sign_in: asyncio.Event | None = None
+        self.sign_in_error: Exception | None = None  # raised by sign_in, after the refusal
         self.sign_in_cancelled = threading.Event()
         self.test_result = NotificationReport("desktop", "", shown=True)
         self.quiet: list[Quiet] = []
@@ -98,6 +99,8 @@ class ScriptedService:
                 raise
         if self.refuse_sign_in:
             raise InvalidCredentials("invalid email and password supplied")
+        if self.sign_in_error is not None:
+            raise self.sign_in_error
         self.emit(StateChanged(ConnectionPhase.CONNECTED, "connected"))
 
     async def sign_out(self) -> None:
@@ -373,6 +376,31 @@ def test_a_refused_sign_in_keeps_the_email_and_clears_the_password(desktop: Desk
     assert form.password.get() == ""
     assert not form.login.instate(["disabled"])
     screenshot("desktop-app-login-refused")
+
+
+def test_a_network_failure_keeps_the_password(desktop: Desktop) -> None:
+    desktop.service.sign_in_error = NetworkError("Cannot reach the Telex server")
+    window = desktop.wait_window(LOGIN_TITLE)
+    form = LoginForm.of(window)
+    form.fill(EMAIL, PASSWORD)
+    form.login.invoke()
+    desktop.pump(lambda: not form.login.instate(["disabled"]), "the failure")
+    assert (form.email.get(), form.password.get()) == (EMAIL, PASSWORD)
+
+
+def test_the_login_dialog_at_start_takes_no_focus_and_does_not_stay_on_top(
+    desktop: Desktop,
+) -> None:
+    window = desktop.wait_window(LOGIN_TITLE)
+    desktop.pump(lambda: not window.attributes("-topmost"), "-topmost to go once it is mapped")
+    focused = window.focus_get()
+    assert focused is None or not str(focused).startswith(str(window)), "took the keyboard"
+    LoginForm.of(window).cancel.invoke()
+    desktop.inbox.post(Command.LOGIN)  # the user asked: now it takes the keyboard
+    window = desktop.wait_window(LOGIN_TITLE)
+    desktop.pump(
+        lambda: str(window.focus_get() or "").startswith(str(window)), "the focus in the dialog"
+    )
 
 
 def test_cancel_while_signing_in_stops_the_sign_in(desktop: Desktop) -> None:

@@ -419,9 +419,9 @@ class DesktopApp:
         error = future.exception()
         if error is not None:
             if isinstance(error, TelexError):
-                logger.info("Sign-in failed: %s", error)
+                logger.info("Sign-in failed: %s", error)  # the details: in the log only
                 self._login.failed(
-                    error.message, keep_password=not isinstance(error, InvalidCredentials)
+                    error.words, keep_password=not isinstance(error, InvalidCredentials)
                 )
             else:
                 logger.error("Sign-in failed unexpectedly", exc_info=error)

@@ -271,7 +271,7 @@ def test_fresh_config_typed_sign_in_wrong_password_and_revocation(
     # An empty dialog: email and a wrong password, typed.
     mark = app.mark()
     type_into(dialog, email, "<Tab>", "not-the-password", "<Return>")
-    app.wait_line("Login dialog shows the error: invalid email and password supplied", since=mark)
+    app.wait_line("Login dialog shows the error: The email or password is incorrect.", since=mark)
     app.wait_line("Login dialog ready", since=mark)
     assert visible(LOGIN_WINDOW)
     screenshot("desktop-login-wrong-password")

@@ -431,10 +431,14 @@ class DesktopApp:
         self._login.close()
         self._remember(last_email=email)
         logger.info("Signed in as %s", email)
+        paused = self._state.paused
+        then = (
+            f"Notifications are paused {paused}: resume them from the tray menu."
+            if paused
+            else "New messages will show up as notifications."
+        )
         self._info.show(
-            "Signed in",
-            f"You are signed in as {email}. New messages will show up as notifications.",
-            close_after_ms=SUCCESS_MESSAGE_MS,
+            "Signed in", f"You are signed in as {email}. {then}", close_after_ms=SUCCESS_MESSAGE_MS
         )
 
     def _login_cancelled(self) -> None:

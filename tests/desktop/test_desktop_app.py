@@ -994,3 +994,15 @@ def test_signing_out_forgets_the_recent_notifications(desktop: Desktop) -> None:
     desktop.pump(lambda: desktop.app.state.recent, "the recent list")
     post(StateChanged(ConnectionPhase.SIGNED_OUT, "signed out"))
     desktop.pump(lambda: not desktop.app.state.recent, "the list gone at sign-out")
+
+
+def test_signing_in_while_paused_says_so(desktop: Desktop) -> None:
+    at = datetime.now().astimezone()
+    desktop.inbox.post(PauseChanged(True, None, at))
+    form = LoginForm.of(desktop.wait_window(LOGIN_TITLE))
+    form.fill(EMAIL, PASSWORD)
+    form.login.invoke()
+    window = desktop.wait_window("Telex Start - Signed in")
+    texts = label_texts(window)
+    assert any("Notifications are paused until resumed" in text for text in texts), texts
+    assert not any("will show up" in text for text in texts)

@@ -73,9 +73,19 @@ def apply_theme(root: tk.Tk) -> None:
     style.configure("Heading.TLabel", font=heading)
     style.configure("Hint.TLabel", foreground=HINT_GREY)
     style.configure("Error.TLabel", foreground=ERROR_RED)
+    # Ctrl+A selects all, as everywhere else (Tk's X11 default moves to the line start).
+    root.bind_class("TEntry", "<Control-a>", _select_all)
     icon_file = app_icon_path()
     if icon_file.is_file():
         root.iconphoto(True, tk.PhotoImage(master=root, file=str(icon_file)))
+
+
+def _select_all(event: tk.Event[tk.Misc]) -> str:
+    entry = event.widget
+    if isinstance(entry, ttk.Entry):
+        entry.selection_range(0, tk.END)
+        entry.icursor(tk.END)
+    return "break"
 
 
 CHOOSE_PROGRAM_TITLE = "Where is Telex?"

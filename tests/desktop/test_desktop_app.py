@@ -1006,3 +1006,15 @@ def test_signing_in_while_paused_says_so(desktop: Desktop) -> None:
     texts = label_texts(window)
     assert any("Notifications are paused until resumed" in text for text in texts), texts
     assert not any("will show up" in text for text in texts)
+
+
+def test_ctrl_a_selects_all_in_the_login_fields(desktop: Desktop) -> None:
+    form = LoginForm.of(desktop.wait_window(LOGIN_TITLE))
+    form.fill(EMAIL, PASSWORD)
+    form.email.icursor(0)
+    form.email.focus_force()  # a key goes to the focused field
+    desktop.pump(lambda: form.email.focus_get() is form.email, "the focus in Email")
+    form.email.event_generate("<Control-a>")
+    desktop.root.update()
+    assert form.email.selection_present()
+    assert (form.email.index("sel.first"), form.email.index("sel.last")) == (0, len(EMAIL))

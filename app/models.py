@@ -80,6 +80,7 @@ class Notice:
     # push says, and whether the conversation is a (group) DM.
     thread_id: str | None = None
     dm: bool = False
+    group_dm: bool = False  # a DM of several people: "Mark as read" has its own endpoint there
     # Says only counts (a channel post without the message): the channel's preview may tell
     # who wrote what (app.core.service fetches it).
     counts_only: bool = False

@@ -326,18 +326,20 @@ class TelexApi:
         tokens = await asyncio.gather(*(self.subscription_token(session, c) for c in channels))
         return dict(zip(channels, tokens, strict=True))
 
-    async def mark_read(self, session: Session, channel_id: str, *, dm: bool) -> None:
+    async def mark_read(
+        self, session: Session, channel_id: str, *, dm: bool, group: bool = False
+    ) -> None:
         """Mark one conversation read for the user on every device, as the web app does (events
         §2.2): listing its newest thread has that side effect. Called on the user's explicit
-        "Mark as read" only, and from nowhere else in the app; a DM (or group DM) goes through
-        ``/dms/``."""
+        "Mark as read" only, and from nowhere else in the app; a DM goes through ``/dms/``, a
+        group DM through ``/group-dms/``."""
         if not is_plain_id(channel_id):
             raise ValueError("not a plain conversation id")
-        path = (
-            f"/dms/channels/{channel_id}/threads?page=1&limit=1"
-            if dm
-            else f"/threads/channels/{channel_id}?page=1&limit=1"
-        )
+        if dm:
+            place = "group-dms" if group else "dms"
+            path = f"/{place}/channels/{channel_id}/threads?page=1&limit=1"
+        else:
+            path = f"/threads/channels/{channel_id}?page=1&limit=1"
         status, body = await self._call("GET", path, headers=self._bearer(session))
         self._raise_for_status(status, body)
 

@@ -191,6 +191,7 @@ class NotificationPolicy:
             mentioned=mentioned,
             thread_id=_plain_or_none(latest.get("thread_id")) if latest else None,
             dm=section == DM_SECTION,
+            group_dm=section == DM_SECTION and data.get("channel_type") == "group_dm",
             source=_source(section == DM_SECTION, mentioned),
             counts_only=latest is None and section == "channels_section",
         )
@@ -271,6 +272,7 @@ class NotificationPolicy:
             upgrade=upgrade,
             thread_id=_plain_or_none(data.get("thread_id")),
             dm=data.get("channel_type") in ("dm", "group_dm"),
+            group_dm=data.get("channel_type") == "group_dm",
             source=NoticeSource.MENTION if kind == "channel_mention" else NoticeSource.REPLY,
         )
 

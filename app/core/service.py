@@ -228,7 +228,7 @@ class TelexService:
             logger.info("Mark as read: not for this notification (or signed out); nothing sent")
             return False
         try:
-            await self._api.mark_read(session, channel_id, dm=notice.dm)
+            await self._api.mark_read(session, channel_id, dm=notice.dm, group=notice.group_dm)
         except TelexError as exc:
             logger.warning("Mark as read failed for %s: %s", notice.key, exc)
             self._emit(ShowError("Mark as read failed", str(exc)))

@@ -511,7 +511,7 @@ def test_channel_previews_keep_each_channels_newest_message_and_skip_broken_entr
         parse_channel_previews({"not": "a list"})
 
 
-async def test_mark_read_is_the_web_apps_read_call_for_a_channel_or_a_dm(serve):
+async def test_mark_read_is_the_web_apps_read_call_for_a_channel_a_dm_or_a_group_dm(serve):
     seen: list[tuple[str, str, str]] = []
 
     def reader(request: web.Request) -> web.Response:
@@ -522,14 +522,17 @@ async def test_mark_read_is_the_web_apps_read_call_for_a_channel_or_a_dm(serve):
         {
             ("GET", "/threads/channels/c-1"): reader,
             ("GET", "/dms/channels/d-1/threads"): reader,
+            ("GET", "/group-dms/channels/g-1/threads"): reader,
             ("GET", "/threads/channels/gone"): lambda _r: _err(404, "channel not found"),
         }
     )
     await api.mark_read(SESSION, "c-1", dm=False)
     await api.mark_read(SESSION, "d-1", dm=True)
+    await api.mark_read(SESSION, "g-1", dm=True, group=True)
     assert seen == [
         ("/api/v1/threads/channels/c-1", "page=1&limit=1", "Bearer acc"),
         ("/api/v1/dms/channels/d-1/threads", "page=1&limit=1", "Bearer acc"),
+        ("/api/v1/group-dms/channels/g-1/threads", "page=1&limit=1", "Bearer acc"),
     ]
     with pytest.raises(ApiError, match="channel not found"):
         await api.mark_read(SESSION, "gone", dm=False)

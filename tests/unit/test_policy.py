@@ -495,13 +495,30 @@ def test_a_notice_carries_where_its_click_lands():
         org_id="org-a",
     )
     assert isinstance(reply, Notice)
-    assert (reply.channel_id, reply.thread_id, reply.dm) == ("dm-9", "th-1", True)
+    assert (reply.channel_id, reply.thread_id, reply.dm, reply.group_dm) == (
+        "dm-9",
+        "th-1",
+        True,
+        True,
+    )
     change = policy.decide(
         dm_change(1, [{"user_id": "u-ada", "username": "ada", "thread_id": "th-7"}]),
         org_id="org-a",
     )
     assert isinstance(change, Notice)
     assert (change.channel_id, change.thread_id, change.dm) == ("dm-1", "th-7", True)
+    assert not change.group_dm
+    group = policy.decide(
+        dm_change(
+            1,
+            [{"user_id": "u-sam", "username": "sam", "thread_id": "th-8"}],
+            channel_id="dm-2",
+            channel_type="group_dm",
+        ),
+        org_id="org-a",
+    )
+    assert isinstance(group, Notice)
+    assert (group.channel_id, group.dm, group.group_dm) == ("dm-2", True, True)
     channel = NotificationPolicy({ACME.id: ACME}).decide(channel_event(1), org_id="org-a")
     assert isinstance(channel, Notice)
     assert (channel.channel_id, channel.thread_id, channel.dm) == ("ch-1", None, False)

@@ -28,7 +28,7 @@ async def test_mark_as_read_makes_one_read_call_for_its_conversation_and_nothing
     tmp_path,
 ) -> None:
     """Against the local stack: the user's "Mark as read" is the web app's own read call
-    (events §2.2), exactly once, for the notice's conversation (a channel, then a DM); the
+    (events §2.2), exactly once, for the notice's conversation (a channel, a DM, a group DM); the
     server's 0-count push that follows withdraws it, and nothing new is shown."""
     import asyncio
     import dataclasses
@@ -91,6 +91,13 @@ async def test_mark_as_read_makes_one_read_call_for_its_conversation_and_nothing
                 lambda: sim.send_message(other.email, org.id, "psst", dm_to=email),
                 "/dms/channels/{}/threads",
             )
+            third = sim.add_member(org.id, "Lena Park")
+            await marked(
+                lambda: sim.send_message(
+                    other.email, org.id, "all three", dm_to=[email, third.email]
+                ),
+                "/group-dms/channels/{}/threads",
+            )
 
 
 async def test_a_failed_mark_as_read_is_logged_and_shown_and_other_notices_send_nothing(
@@ -110,7 +117,9 @@ async def test_a_failed_mark_as_read_is_logged_and_shown_and_other_notices_send_
         def __init__(self) -> None:
             self.calls: list[tuple[str, bool]] = []
 
-        async def mark_read(self, _session: Session, channel_id: str, *, dm: bool) -> None:
+        async def mark_read(
+            self, _session: Session, channel_id: str, *, dm: bool, group: bool = False
+        ) -> None:
             self.calls.append((channel_id, dm))
             raise NetworkError("The Telex server did not answer in time.")
 

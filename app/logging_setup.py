@@ -307,9 +307,10 @@ def setup_logging(level: str, log_dir: Path | None, *, to_stderr: bool) -> Path 
     return log_path
 
 
-#: The logger of the two lines that scripts and the test suites read, stable whatever module
-#: writes them: ``State: <phase> (<detail>)`` (and ``; next attempt in <s> s``) on every change
-#: of the connection, and ``Notification: <title> — <body>`` from the log-only backend.
+#: The logger of the line that scripts and the test suites read, stable whatever module writes
+#: it: ``State: <phase> (<detail>)`` (and ``; next attempt in <s> s``) on every change of the
+#: connection. (The log-only backend's ``Notification:`` lines go to standard output instead:
+#: they carry message text.)
 EVENTS_LOGGER = "telex-start.events"
 
 _crash_logger = logging.getLogger("telex-start.crash")

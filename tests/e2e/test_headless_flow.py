@@ -29,7 +29,7 @@ async def launch(tmp_path: Path) -> AsyncIterator[Launch]:
     async def start(
         *args: str, stdin: str | None = None, env: dict[str, str] | None = None
     ) -> AppProcess:
-        app = await launch_app(args, home=tmp_path / "home", stdin=stdin, env=env, keep_stdout=True)
+        app = await launch_app(args, home=tmp_path / "home", stdin=stdin, env=env)
         apps.append(app)
         return app
 

@@ -1,5 +1,7 @@
 """Secrets live in memory only: the whole headless flow, run as a user runs it, leaves no token and
-no password in any file, in the app's command line or environment, or in its log output.
+no password in any file, in the app's command line or environment, or in its log output; and the
+text of a message, the user's data, is in no file and no log line either (only on standard
+output, where the log-only backend shows notifications).
 
 The flow: sign-in, token refreshes (4-second token lifetimes), a reconnect forced by the push
 server, a session revoked on the server (headless signs in again with the held password), a
@@ -60,6 +62,7 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
     tree = PrivateTree(tmp_path / "private")
     # A password that redaction must catch whole: spaces, quotes, a comma and a backslash.
     password = f'pass word, "{secrets.token_urlsafe(12)}" \\ {secrets.token_hex(6)}'
+    message_text = f"the numbers for {secrets.token_hex(8)} are in"
     ledger = TokenLedger()
     stack = LocalStack(
         connection_token_ttl=TOKEN_TTL,
@@ -69,6 +72,7 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
     ledger.attach(stack.simulator)
     user = stack.simulator.add_user(EMAIL, password, orgs=("Acme", "Globex"))
     seen: list[tuple[str, bytes]] = []
+    logged: list[tuple[str, bytes]] = []  # stderr: the log output alone
     async with stack:
         sim = stack.simulator
         args = headless_args(EMAIL, stack.api_url, stack.ws_url, "--log-level", "DEBUG")
@@ -82,6 +86,11 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
         assert core_file_limit(app.pid) == "0"  # a crash writes no core file
         await sim.post_message(EMAIL, org_ids[0], "general")
         await app.wait_line("Notification shown")
+        ada = sim.add_member(org_ids[0], "Ada Obi")
+        await sim.send_message(
+            ada.email, org_ids[0], message_text, channel="general", mentions=[EMAIL]
+        )
+        await app.wait_line(message_text)  # shown: on standard output
         await app.wait_line("Connection token refreshed", timeout=3 * TOKEN_TTL)
         await app.wait_line("Subscription token of", timeout=3 * TOKEN_TTL)
 
@@ -100,7 +109,8 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
         await app.wait_line("Notification shown", since=mark)
         seen += proc_blobs(app.pid)
         assert await app.stop(signal.SIGTERM) == 0
-        seen.append(("stderr of run 1", app.output.encode()))
+        logged.append(("stderr of run 1", "\n".join(app.log_lines).encode()))
+        seen.append(("stdout and stderr of run 1", app.output.encode()))
 
         # -- run 2: killed mid-session (the crash path) ----------------------------------------
         crashed = await launch_app(tree, *args, stdin=password + "\n")
@@ -108,7 +118,8 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
         await crashed.wait_line("Connection token refreshed", timeout=3 * TOKEN_TTL)
         seen += proc_blobs(crashed.pid)
         assert await crashed.stop(signal.SIGKILL) == -signal.SIGKILL
-        seen.append(("stderr of run 2", crashed.output.encode()))
+        logged.append(("stderr of run 2", "\n".join(crashed.log_lines).encode()))
+        seen.append(("stdout and stderr of run 2", crashed.output.encode()))
 
         # -- run 3: the session is revoked and signing in again is refused (exit 4) -------------
         refused = await launch_app(tree, *args, stdin=password + "\n")
@@ -116,7 +127,8 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
         sim.fail_next("/auth/login", 400, {"status": "error", "message": "invalid credentials"})
         sim.revoke_sessions(EMAIL)
         assert await refused.wait_exit(timeout=6 * TOKEN_TTL) == 4
-        seen.append(("stderr of run 3", refused.output.encode()))
+        logged.append(("stderr of run 3", "\n".join(refused.log_lines).encode()))
+        seen.append(("stdout and stderr of run 3", refused.output.encode()))
 
     # The scan only means something if the flow really happened and was logged at DEBUG.
     # (tokens with equal claims issued in the same second are equal, hence "at least")
@@ -134,6 +146,8 @@ async def test_no_secret_reaches_a_file_argv_environment_or_log(tmp_path: Path):
     for n, (token, kind) in enumerate(ledger.issued.items()):
         secrets_by_name[f"{kind} #{n}"] = token
     assert find_secrets(written + seen, secrets_by_name) == []
+    assert message_text in app.output  # the scan below means something
+    assert find_secrets(written + logged, {"message text": message_text}) == []
 
     # What is on disk is private to the user.
     for path in logs:

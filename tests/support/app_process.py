@@ -1,5 +1,6 @@
 """The app as a subprocess, as a user runs it: ``python -m app ...`` (or the frozen binary) with a
-private home, its log lines (stderr) collected as they come.
+private home, its log lines (stderr) and its output lines (stdout: the log-only backend's
+notifications) collected as they come.
 
 Shared by the end-to-end, resilience, security and benchmark suites, so that each does not grow
 its own launcher. :class:`LogLines` (the lines so far, the search, the failure text) is also the
@@ -49,7 +50,7 @@ def headless_args(email: str, api_url: str, ws_url: str, *extra: str) -> list[st
 
 
 class LogLines:
-    """The log lines (stderr) of an app subprocess that have come so far."""
+    """The lines (stderr, and stdout where it is read) of an app subprocess so far."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -75,22 +76,30 @@ class LogLines:
 
 
 class AppProcess(LogLines):
-    """The app as an asyncio subprocess; its log lines (stderr) are collected as they come."""
+    """The app as an asyncio subprocess; its stderr and stdout lines are collected, in the
+    order they arrive, as they come."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         super().__init__()
         self.proc = proc
         self._new_line = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
+        self.log_lines: list[str] = []  # stderr alone: what the app logged
+        assert proc.stderr is not None
+        assert proc.stdout is not None
+        self._reader = asyncio.gather(
+            self._read(proc.stderr, self.log_lines), self._read(proc.stdout, None)
+        )
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    async def _read(self) -> None:
-        assert self.proc.stderr is not None
-        async for raw in self.proc.stderr:
-            self.lines.append(raw.decode(errors="replace").rstrip())
+    async def _read(self, stream: asyncio.StreamReader, also: list[str] | None) -> None:
+        async for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            self.lines.append(line)
+            if also is not None:
+                also.append(line)
             self._new_line.set()
 
     async def wait_line(self, text: str, timeout: float = 15.0, *, since: int = 0) -> str:
@@ -136,7 +145,6 @@ async def launch(
     stdin: str | None = None,
     env: Mapping[str, str] | None = None,
     executable: Sequence[str] = (sys.executable, "-m", "app"),
-    keep_stdout: bool = False,
 ) -> AppProcess:
     """Start the app (``executable``: the source by default, or the frozen binary) with a
     private home under ``home``; ``stdin`` is written and the pipe closed."""
@@ -144,7 +152,7 @@ async def launch(
         *executable,
         *args,
         stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE if keep_stdout else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=ROOT,
         env={**app_env(home), **(env or {})},

@@ -65,8 +65,9 @@ APP_SETTINGS = {
 #: coalescing, no summaries, so each post is one notification.
 EVERY_EVENT = {"TELEX_COALESCE_WINDOW": "0", "TELEX_SUMMARY_THRESHOLD": "1000000"}
 
-# The two stable lines of app.logging_setup.EVENTS_LOGGER (its docstring has the formats).
-_NOTIFICATION = re.compile(r"telex-start\.events: Notification: (?P<title>.*) — (?P<body>.*)$")
+# The log-only backend's line on standard output (app.notify.log_only.notice_line) and the
+# stable line of app.logging_setup.EVENTS_LOGGER (its docstring has the format).
+_NOTIFICATION = re.compile(r"^[\d-]+ [\d:,]+ Notification: (?P<title>.*) — (?P<body>.*)$")
 _STATE = re.compile(r"telex-start\.events: State: (?P<state>[a-z ]+) \((?P<detail>.*)\)$")
 _NEXT_ATTEMPT = re.compile(r"next attempt in (?P<delay>[0-9.]+) s\)$")
 

@@ -26,7 +26,7 @@ async def send_test(notifier: Notifier, send: Callable[[], Awaitable[bool]]) -> 
     capabilities = str(getattr(notifier, "capabilities", ""))
     if not notifier.on_screen:
         problems: list[str] = getattr(notifier, "problems", [])
-        reason = "it only writes notifications to the log file"
+        reason = "it only writes notifications as lines on standard output"
         if problems:
             reason += f", because no notification service answered ({'; '.join(problems)})"
     elif warnings:

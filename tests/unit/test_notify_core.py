@@ -72,4 +72,4 @@ async def test_only_the_log_says_why_nothing_else_works(tmp_path: Path):
     finally:
         await core.aclose()
     assert (result.backend, result.shown) == ("log", False)
-    assert result.reason == "it only writes notifications to the log file"
+    assert result.reason == "it only writes notifications as lines on standard output"

@@ -83,7 +83,7 @@ async def test_the_log_backend_is_not_on_screen(
     assert result.backend == "log"
     assert not result.shown
     assert result.reason is not None
-    assert "only writes notifications to the log file" in result.reason
+    assert "only writes notifications as lines on standard output" in result.reason
 
 
 async def start_core(

@@ -590,7 +590,7 @@ class DesktopApp:
         quiet = self._preferences.quiet
         if isinstance(action, PauseNotifications):
             until = pause_end(action.choice, datetime.now().astimezone())
-            if until is not None and action.choice is PauseChoice.TOMORROW:
+            if until is not None and action.choice is PauseChoice.MORNING:
                 # A wall-clock time: the system's rules give its offset (a DST change in the
                 # night), which the offset of now does not know.
                 until = until.replace(tzinfo=None).astimezone()

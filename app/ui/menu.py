@@ -64,13 +64,13 @@ class Command(Enum):
 
 #: "Until morning" ends at the next time the local clock shows this hour: the start of a
 #: working day (chosen at 01:00, that is the same day's).
-TOMORROW_HOUR = 8
+MORNING_HOUR = 8
 
 
 class PauseChoice(Enum):
     MINUTES_30 = "For 30 minutes"
     HOUR_1 = "For 1 hour"
-    TOMORROW = f"Until {TOMORROW_HOUR:02d}:00"
+    MORNING = f"Until {MORNING_HOUR:02d}:00"
     UNTIL_RESUMED = "Until I resume"
 
 
@@ -125,8 +125,8 @@ def pause_end(choice: PauseChoice, now: datetime) -> datetime | None:
             return now + timedelta(minutes=30)
         case PauseChoice.HOUR_1:
             return now + timedelta(hours=1)
-        case PauseChoice.TOMORROW:
-            morning = time(TOMORROW_HOUR)
+        case PauseChoice.MORNING:
+            morning = time(MORNING_HOUR)
             today = datetime.combine(now.date(), morning, tzinfo=now.tzinfo)
             if now < today:  # same tzinfo: compared on the wall clock, as the user reads it
                 return today

@@ -369,7 +369,7 @@ def test_the_pause_submenu_offers_every_length_and_is_always_there() -> None:
         assert [(e.label, e.command) for e in entries] == [
             ("For 30 minutes", PauseNotifications(PauseChoice.MINUTES_30)),
             ("For 1 hour", PauseNotifications(PauseChoice.HOUR_1)),
-            ("Until 08:00", PauseNotifications(PauseChoice.TOMORROW)),
+            ("Until 08:00", PauseNotifications(PauseChoice.MORNING)),
             ("Until I resume", PauseNotifications(PauseChoice.UNTIL_RESUMED)),
         ]
         assert all(e.enabled and e.checked is None for e in entries)
@@ -481,7 +481,7 @@ def test_signing_out_keeps_the_pause_and_the_muted_organisations() -> None:
     [
         (PauseChoice.MINUTES_30, AT + timedelta(minutes=30)),
         (PauseChoice.HOUR_1, AT + timedelta(hours=1)),
-        (PauseChoice.TOMORROW, datetime(2026, 11, 29, 8, 0, tzinfo=AT.tzinfo)),
+        (PauseChoice.MORNING, datetime(2026, 11, 29, 8, 0, tzinfo=AT.tzinfo)),
         (PauseChoice.UNTIL_RESUMED, None),
     ],
 )
@@ -491,7 +491,7 @@ def test_pause_end(choice: PauseChoice, expected: datetime | None) -> None:
 
 def test_until_tomorrow_from_just_before_midnight_is_the_next_morning() -> None:
     late = datetime(2026, 12, 31, 23, 59, tzinfo=AT.tzinfo)
-    assert pause_end(PauseChoice.TOMORROW, late) == datetime(2027, 1, 1, 8, tzinfo=AT.tzinfo)
+    assert pause_end(PauseChoice.MORNING, late) == datetime(2027, 1, 1, 8, tzinfo=AT.tzinfo)
 
 
 @pytest.mark.parametrize(
@@ -507,7 +507,7 @@ def test_until_tomorrow_from_just_before_midnight_is_the_next_morning() -> None:
 )
 def test_until_morning_is_the_next_eight_on_the_clock(chosen: datetime, ends: datetime) -> None:
     zone = timezone(timedelta(hours=1))
-    end = pause_end(PauseChoice.TOMORROW, chosen.replace(tzinfo=zone))
+    end = pause_end(PauseChoice.MORNING, chosen.replace(tzinfo=zone))
     assert end == ends.replace(tzinfo=zone)
 
 
@@ -524,7 +524,7 @@ def test_until_morning_across_a_dst_change_ends_at_eight_local(
 ) -> None:
     zone = ZoneInfo("Europe/Berlin")
     now = chosen.replace(tzinfo=zone)
-    end = pause_end(PauseChoice.TOMORROW, now)
+    end = pause_end(PauseChoice.MORNING, now)
     assert end is not None
     assert (end.hour, end.minute) == (8, 0)
     assert end.astimezone(UTC) - now.astimezone(UTC) == timedelta(hours=hours)

@@ -136,7 +136,7 @@ def test_submenus_are_nested_menus_that_post_typed_actions(pystray_dummy: Any) -
     icon = object()
     pause.items[2](icon)
     organisations.items[1](icon)
-    assert posted == [PauseNotifications(PauseChoice.TOMORROW), ToggleOrganisation("o2")]
+    assert posted == [PauseNotifications(PauseChoice.MORNING), ToggleOrganisation("o2")]
 
 
 def test_recent_notifications_are_a_submenu_that_posts_their_key(pystray_dummy: Any) -> None:
